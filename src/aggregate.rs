@@ -1,0 +1,234 @@
+//! Pure aggregation: socket records in, counts out. Memory grows with the
+//! number of groups, never with the number of sockets.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::diag::Sink;
+use crate::socket::{Family, SocketRecord};
+use crate::state::{MAX_STATE, StateSet, TcpState};
+
+/// Which fields form a group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupBy {
+    pub state: bool,
+    pub peer: bool,
+    pub peer_port: bool,
+    pub local: bool,
+    pub local_port: bool,
+}
+
+impl GroupBy {
+    pub const PEER_PORT_PAIR: GroupBy =
+        GroupBy { state: false, peer: true, peer_port: true, local: false, local_port: false };
+
+    /// Name as `--by` spells it (`peer+port`, `local-port`, ...).
+    pub fn name(self) -> String {
+        let mut parts = Vec::new();
+        if self.state {
+            parts.push("state");
+        }
+        match (self.peer, self.peer_port) {
+            (true, true) => parts.push("peer+port"),
+            (true, false) => parts.push("peer"),
+            (false, true) => parts.push("peer-port"),
+            _ => {}
+        }
+        match (self.local, self.local_port) {
+            (true, true) => parts.push("local+port"),
+            (true, false) => parts.push("local"),
+            (false, true) => parts.push("local-port"),
+            _ => {}
+        }
+        parts.join(",")
+    }
+
+    fn key(self, r: &SocketRecord) -> GroupKey {
+        GroupKey {
+            peer: self.peer.then_some(r.peer),
+            peer_port: self.peer_port.then_some(r.peer_port),
+            local: self.local.then_some(r.local),
+            local_port: self.local_port.then_some(r.local_port),
+            state: self.state.then_some(r.state),
+        }
+    }
+}
+
+/// The values of the grouping fields for one group (`None` = not grouped on).
+/// Field order gives the tie-break: peer address, then port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub peer: Option<IpAddr>,
+    pub peer_port: Option<u16>,
+    pub local: Option<IpAddr>,
+    pub local_port: Option<u16>,
+    pub state: Option<TcpState>,
+}
+
+/// Count and remaining-timer spread of one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupStats {
+    pub count: u64,
+    /// Soonest and latest timer expiry among the group's sockets with a timer running (ms).
+    pub expires_min_ms: Option<u32>,
+    pub expires_max_ms: Option<u32>,
+}
+
+impl GroupStats {
+    fn add(&mut self, r: &SocketRecord) {
+        self.count += 1;
+        if r.timer != crate::socket::Timer::Off {
+            let e = r.expires_ms;
+            self.expires_min_ms = Some(self.expires_min_ms.map_or(e, |m| m.min(e)));
+            self.expires_max_ms = Some(self.expires_max_ms.map_or(e, |m| m.max(e)));
+        }
+    }
+
+    fn merge(&mut self, o: &GroupStats) {
+        self.count += o.count;
+        self.expires_min_ms = match (self.expires_min_ms, o.expires_min_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.expires_max_ms = match (self.expires_max_ms, o.expires_max_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Counts per state and family, and per group for the sockets in `group_states`.
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub by: GroupBy,
+    pub group_states: StateSet,
+    pub total: u64,
+    pub states: [u64; MAX_STATE],
+    pub by_family: [u64; 2],
+    /// FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK sockets the application has already closed.
+    pub orphaned: [u64; MAX_STATE],
+    pub groups: HashMap<GroupKey, GroupStats>,
+}
+
+impl Aggregate {
+    pub fn new(by: GroupBy, group_states: StateSet) -> Aggregate {
+        Aggregate {
+            by,
+            group_states,
+            total: 0,
+            states: [0; MAX_STATE],
+            by_family: [0; 2],
+            orphaned: [0; MAX_STATE],
+            groups: HashMap::new(),
+        }
+    }
+
+    pub fn count(&self, s: TcpState) -> u64 {
+        self.states[s.index()]
+    }
+
+    /// Groups sorted by count (descending), ties by address then port.
+    pub fn sorted_groups(&self) -> Vec<(GroupKey, GroupStats)> {
+        let mut v: Vec<_> = self.groups.iter().map(|(k, s)| (*k, *s)).collect();
+        v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// The sockets that are grouped (those in `group_states`).
+    pub fn grouped_total(&self) -> u64 {
+        self.group_states.iter().map(|s| self.count(s)).sum()
+    }
+}
+
+impl Sink for Aggregate {
+    fn push(&mut self, r: &SocketRecord) {
+        self.total += 1;
+        self.states[r.state.index()] += 1;
+        self.by_family[match r.family {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }] += 1;
+        if r.orphaned {
+            self.orphaned[r.state.index()] += 1;
+        }
+        if self.group_states.contains(r.state) {
+            let key = self.by.key(r);
+            self.groups
+                .entry(key)
+                .or_insert(GroupStats { count: 0, expires_min_ms: None, expires_max_ms: None })
+                .add(r);
+        }
+    }
+
+    fn absorb(&mut self, other: Self) {
+        self.total += other.total;
+        for i in 0..MAX_STATE {
+            self.states[i] += other.states[i];
+            self.orphaned[i] += other.orphaned[i];
+        }
+        self.by_family[0] += other.by_family[0];
+        self.by_family[1] += other.by_family[1];
+        for (k, s) in other.groups {
+            self.groups
+                .entry(k)
+                .and_modify(|g| g.merge(&s))
+                .or_insert(s);
+        }
+    }
+}
+
+/// Two sinks fed the same records (e.g. counts and the socket list).
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn push(&mut self, r: &SocketRecord) {
+        self.0.push(r);
+        self.1.push(r);
+    }
+    fn absorb(&mut self, other: Self) {
+        self.0.absorb(other.0);
+        self.1.absorb(other.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::Timer;
+
+    fn tw(peer: &str, port: u16, expires: u32) -> SocketRecord {
+        let mut r = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        r.peer = peer.parse().unwrap();
+        r.peer_port = port;
+        r.timer = Timer::TimeWait;
+        r.expires_ms = expires;
+        r
+    }
+
+    #[test]
+    fn groups_count_sort_and_spread() {
+        let mut a = Aggregate::new(GroupBy::PEER_PORT_PAIR, StateSet::from_states(&[TcpState::TimeWait]));
+        let mut b = a.clone();
+        for (p, port, e) in [("10.0.0.2", 80, 100), ("10.0.0.1", 80, 5000), ("10.0.0.1", 80, 300)] {
+            a.push(&tw(p, port, e));
+        }
+        b.push(&tw("10.0.0.2", 80, 60000));
+        b.push(&SocketRecord::blank(Family::V6, TcpState::Established));
+        a.absorb(b);
+        assert_eq!(a.total, 5);
+        assert_eq!(a.count(TcpState::TimeWait), 4);
+        assert_eq!(a.by_family, [4, 1]);
+        let g = a.sorted_groups();
+        assert_eq!(g.len(), 2);
+        // Tie on count 2: 10.0.0.1 sorts before 10.0.0.2.
+        assert_eq!(g[0].0.peer, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!((g[0].1.expires_min_ms, g[0].1.expires_max_ms), (Some(300), Some(5000)));
+        assert_eq!((g[1].1.expires_min_ms, g[1].1.expires_max_ms), (Some(100), Some(60000)));
+        assert_eq!(a.grouped_total(), 4);
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(GroupBy::PEER_PORT_PAIR.name(), "peer+port");
+        let g = GroupBy { state: true, local_port: true, ..GroupBy::default() };
+        assert_eq!(g.name(), "state,local-port");
+    }
+}

@@ -1,0 +1,290 @@
+//! Command-line definition (clap derive only). `config` turns it into checked
+//! values; `xtask` renders it into the man page and shell completions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tw-inspect",
+    version,
+    about = "See, count and understand TCP sockets, TIME_WAIT above all, from the kernel's sock_diag interface",
+    long_about = "tw-inspect asks the kernel for TCP sockets over NETLINK_SOCK_DIAG (the interface ss uses), \
+counts them by state, groups TIME_WAIT by peer and port, explains what each state means, \
+and demonstrates TCP teardown live on loopback.",
+    after_help = "Examples:\n  tw-inspect list\n  tw-inspect list --state time-wait --by local-port\n  tw-inspect explain time-wait\n  tw-inspect demo active-close\n\nExit codes: 0 ok, 1 runtime failure, 2 usage error (check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."
+)]
+pub struct Cli {
+    /// When to color the output: auto colors only a terminal and honours NO_COLOR
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Count TCP sockets by state and group TIME_WAIT by peer and port
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+    /// Explain TCP states in plain terms, and this host's TIME_WAIT settings
+    #[command(after_help = EXPLAIN_EXAMPLES)]
+    Explain(ExplainArgs),
+    /// Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+    /// Find which processes close connections first and so make the TIME_WAIT (root)
+    #[command(after_help = WHO_EXAMPLES)]
+    Who(WhoArgs),
+    /// Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+}
+
+const LIST_EXAMPLES: &str = "Examples:
+  tw-inspect list                                   summary: every state, top TIME_WAIT peers
+  tw-inspect list --state time-wait --by local-port TIME_WAIT per local port
+  tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
+  tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
+  tw-inspect list --format json | jq .states
+  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom";
+
+const EXPLAIN_EXAMPLES: &str = "Examples:
+  tw-inspect explain              every state in one table
+  tw-inspect explain time-wait    the long story of TIME_WAIT
+  tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean";
+
+const DEMO_EXAMPLES: &str = "Examples:
+  tw-inspect demo --list
+  tw-inspect demo active-close lost-ack
+  tw-inspect demo --pace 0 --format json";
+
+const WHO_EXAMPLES: &str = "Examples:
+  sudo tw-inspect who --duration 30s
+  sudo tw-inspect who --duration 0        record until Ctrl-C";
+
+const CHECK_EXAMPLES: &str = "Examples:
+  tw-inspect check -w time-wait=20000 -c time-wait=50000
+  tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7";
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Prometheus,
+}
+
+/// Which socket fields form a group.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupKeyArg {
+    /// One group per state
+    State,
+    /// Peer address
+    Peer,
+    /// Peer port
+    PeerPort,
+    /// Peer address and port (default)
+    #[value(name = "peer+port")]
+    PeerAndPort,
+    /// Local address
+    Local,
+    /// Local port
+    LocalPort,
+    /// Local address and port
+    #[value(name = "local+port")]
+    LocalAndPort,
+    /// The process that closed the connection first (needs --trace, root)
+    Process,
+}
+
+/// Which sockets to look at; sent to the kernel as a state mask and a filter program.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: all]
+    #[arg(short = 's', long, value_name = "LIST")]
+    pub state: Option<String>,
+    /// Local or peer port, N or N-M
+    #[arg(long, value_name = "PORT")]
+    pub port: Vec<String>,
+    /// Local port, N or N-M
+    #[arg(long, value_name = "PORT")]
+    pub local_port: Vec<String>,
+    /// Peer port, N or N-M
+    #[arg(long, value_name = "PORT")]
+    pub peer_port: Vec<String>,
+    /// Peer address, ADDR or ADDR/PREFIX
+    #[arg(long, value_name = "ADDR[/PREFIX]")]
+    pub peer: Vec<String>,
+    /// Local address, ADDR or ADDR/PREFIX
+    #[arg(long, value_name = "ADDR[/PREFIX]")]
+    pub local: Vec<String>,
+    /// IPv4 only
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "all_netns")]
+    pub netns: Option<String>,
+    /// Read every network namespace on the host, each reported on its own and in total (root)
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given
+    #[arg(short = 'b', long, value_enum, value_name = "KEY")]
+    pub by: Option<GroupKeyArg>,
+
+    /// Show the N largest groups; 0 shows all
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    pub top: u32,
+
+    /// One row per socket instead of a summary
+    #[arg(long)]
+    pub sockets: bool,
+
+    /// Output format
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Add the plain meaning of each state
+    #[arg(short = 'e', long)]
+    pub explain: bool,
+
+    /// Show the process owning each socket (with --sockets)
+    #[arg(short = 'p', long)]
+    pub processes: bool,
+
+    /// Write to FILE atomically (temporary file, then rename) instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Sample again every INTERVAL seconds (default 1) and show the changes; Ctrl-C stops
+    #[arg(short = 'w', long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1", allow_hyphen_values = true)]
+    pub watch: Option<String>,
+
+    /// With --watch: stop after N samples
+    #[arg(long, value_name = "N", requires = "watch", allow_hyphen_values = true)]
+    pub count: Option<u64>,
+
+    /// Save the raw socket table and host facts to FILE for later analysis
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch"])]
+    pub save: Option<PathBuf>,
+
+    /// Analyse a snapshot (from --save, or a dump written by `ss -D`) instead of the live kernel
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["watch", "netns", "all_netns"])]
+    pub load: Option<PathBuf>,
+
+    /// With --by process: trace active closes for DURATION first (root)
+    #[arg(long, value_name = "DURATION")]
+    pub trace: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// A state (time-wait, close-wait, ...) or `sysctls`; none gives the table of all states
+    #[arg(value_name = "STATE|sysctls")]
+    pub topic: Option<String>,
+
+    /// With `sysctls`: read the values saved in a snapshot instead of this host's
+    #[arg(long, value_name = "FILE")]
+    pub load: Option<PathBuf>,
+
+    /// Output format (table or json)
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Scenarios to run (all when none is named); see --list
+    #[arg(value_name = "SCENARIO")]
+    pub scenarios: Vec<String>,
+
+    /// List the scenarios with the claim each one checks
+    #[arg(long)]
+    pub list: bool,
+
+    /// Pause between steps, e.g. 1s, 500ms, 0 [default: 1s on a terminal, 0 otherwise]
+    #[arg(long, value_name = "DURATION")]
+    pub pace: Option<String>,
+
+    /// Wait for Enter before each step (terminal only)
+    #[arg(long)]
+    pub step: bool,
+
+    /// Use the host's loopback instead of a private network namespace
+    #[arg(long)]
+    pub host: bool,
+
+    /// Number of TIME_WAIT sockets the `cost` scenario makes
+    #[arg(long, value_name = "N", default_value_t = 10_000, allow_hyphen_values = true)]
+    pub count: u32,
+
+    /// Output format (table or json)
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct WhoArgs {
+    /// How long to record, e.g. 10s, 1m; 0 records until Ctrl-C
+    #[arg(short = 'd', long, value_name = "DURATION", default_value = "10s")]
+    pub duration: String,
+
+    /// Print a progress line every INTERVAL while recording
+    #[arg(short = 'i', long, value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Show the N busiest processes; 0 shows all
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    pub top: u32,
+
+    /// Output format (table, json or prometheus)
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write to FILE atomically instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total
+    #[arg(short = 'w', long = "warning", value_name = "METRIC=N")]
+    pub warning: Vec<String>,
+
+    /// Critical threshold METRIC=N (repeatable)
+    #[arg(short = 'c', long = "critical", value_name = "METRIC=N")]
+    pub critical: Vec<String>,
+}
+
+/// Parses arguments; kept here so tests and the binary agree.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand: each wires collect → aggregate → render.
+
+pub mod list;

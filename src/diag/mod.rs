@@ -1,0 +1,240 @@
+//! The collector: asks the kernel for TCP sockets over NETLINK_SOCK_DIAG and hands
+//! each one, parsed in place, to a [`Sink`]. Every command gets its sockets here.
+//!
+//! The kernel walks its whole TCP hash table once per family dump, so the IPv4
+//! and IPv6 dumps run at the same time on two netlink sockets.
+
+pub mod bytecode;
+pub mod parse;
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use netlink_packet_core::Emitable;
+use netlink_packet_sock_diag::constants::IPPROTO_TCP;
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use crate::filter::Query;
+use crate::socket::{Family, SocketRecord};
+use parse::{Flow, NLMSG_HDRLEN, ParseError, ParseStats, SOCK_DIAG_BY_FAMILY, parse_datagram};
+
+/// The kernel never sends a dump datagram larger than this (netlink caps
+/// `max_recvmsg_len` at 32 KiB), so a 32 KiB buffer reads each one whole.
+pub const RECV_BUF: usize = 32 * 1024;
+
+const NLM_F_REQUEST: u16 = 0x01;
+const NLM_F_DUMP: u16 = 0x300;
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_REQ_LEN: usize = 56;
+
+/// Where consumed sockets go. A sink is filled per family on its own thread,
+/// then the two are merged with [`Sink::absorb`] (IPv4 first).
+pub trait Sink: Send {
+    fn push(&mut self, rec: &SocketRecord);
+    fn absorb(&mut self, other: Self)
+    where
+        Self: Sized;
+}
+
+/// Collects every record; for `--sockets` and tests.
+impl Sink for Vec<SocketRecord> {
+    fn push(&mut self, rec: &SocketRecord) {
+        Vec::push(self, *rec);
+    }
+    fn absorb(&mut self, mut other: Self) {
+        self.append(&mut other);
+    }
+}
+
+/// A failure to get sockets from the kernel.
+#[derive(Debug)]
+pub enum DiagError {
+    /// A system call failed; `what` says which.
+    Io { what: &'static str, family: Option<Family>, err: io::Error },
+    /// The reply did not parse, or the kernel answered with an error.
+    Reply { family: Family, err: ParseError },
+    /// A datagram was larger than our buffer.
+    Truncated { family: Family, len: usize },
+}
+
+impl DiagError {
+    /// The errno behind the failure, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            DiagError::Io { err, .. } => err.raw_os_error(),
+            DiagError::Reply { err: ParseError::Kernel(e), .. } => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// True when sock_diag is missing or refused here, the case where reading
+    /// /proc/net/tcp is the right fallback.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.errno(),
+            Some(libc::EPERM | libc::EACCES | libc::EPROTONOSUPPORT | libc::ENOENT | libc::EAFNOSUPPORT | libc::EOPNOTSUPP)
+        )
+    }
+}
+
+impl std::fmt::Display for DiagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fam = |f: &Option<Family>| f.map(|f| format!(" ({})", f.name())).unwrap_or_default();
+        match self {
+            DiagError::Io { what, family, err } => write!(f, "sock_diag {what}{}: {err}", fam(family)),
+            DiagError::Reply { family, err } => write!(f, "sock_diag dump ({}): {err}", family.name()),
+            DiagError::Truncated { family, len } => write!(
+                f,
+                "sock_diag dump ({}): datagram of {len} bytes exceeds the {RECV_BUF}-byte buffer",
+                family.name()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DiagError {}
+
+/// The result of a collection.
+pub struct Collection<S> {
+    pub sink: S,
+    pub stats: ParseStats,
+    pub elapsed: Duration,
+    /// Raw datagrams per family, in arrival order, when asked for.
+    pub raw: Vec<(Family, Vec<u8>)>,
+}
+
+/// Options that do not change which sockets are reported.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Keep every datagram as received (for snapshots).
+    pub keep_raw: bool,
+}
+
+/// Builds the dump request: nlmsghdr + `inet_diag_req_v2` (+ bytecode attribute).
+pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
+    let fam = match family {
+        Family::V4 => libc::AF_INET as u8,
+        Family::V6 => libc::AF_INET6 as u8,
+    };
+    let req = InetRequest {
+        family: fam,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::from_bits_retain(query.states.0),
+        socket_id: match family {
+            Family::V4 => SocketId::new_v4(),
+            Family::V6 => SocketId::new_v6(),
+        },
+    };
+    debug_assert_eq!(req.buffer_len(), INET_DIAG_REQ_LEN);
+    let attr_len = if bytecode.is_empty() { 0 } else { 4 + bytecode.len() };
+    let total = NLMSG_HDRLEN + INET_DIAG_REQ_LEN + attr_len;
+    let mut buf = vec![0u8; total];
+    buf[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
+    buf[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    buf[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    buf[8..12].copy_from_slice(&seq.to_ne_bytes());
+    req.emit(&mut buf[NLMSG_HDRLEN..NLMSG_HDRLEN + INET_DIAG_REQ_LEN]);
+    if !bytecode.is_empty() {
+        let at = NLMSG_HDRLEN + INET_DIAG_REQ_LEN;
+        buf[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
+        buf[at + 2..at + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        buf[at + 4..].copy_from_slice(bytecode);
+    }
+    buf
+}
+
+/// Dumps one family, calling `on_socket` for every socket the kernel sends.
+pub fn dump_family(
+    family: Family,
+    query: &Query,
+    bytecode: &[u8],
+    raw: Option<&mut Vec<u8>>,
+    mut on_socket: impl FnMut(&SocketRecord),
+) -> Result<ParseStats, DiagError> {
+    let io_err = |what, err| DiagError::Io { what, family: Some(family), err };
+    let sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| io_err("socket", e))?;
+    let seq = 1;
+    let req = build_request(family, query, bytecode, seq);
+    sock.send_to(&req, &SocketAddr::new(0, 0), 0).map_err(|e| io_err("send", e))?;
+    let mut raw = raw;
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut stats = ParseStats::default();
+    loop {
+        let n = loop {
+            let mut slice = &mut buf[..];
+            match sock.recv(&mut slice, libc::MSG_TRUNC) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("recv", e)),
+            }
+        };
+        if n > buf.len() {
+            return Err(DiagError::Truncated { family, len: n });
+        }
+        if n == 0 {
+            return Err(io_err("recv", io::Error::from(io::ErrorKind::UnexpectedEof)));
+        }
+        let data = &buf[..n];
+        if let Some(r) = raw.as_deref_mut() {
+            r.extend_from_slice(data);
+        }
+        match parse_datagram(data, Some(seq), &mut stats, &mut on_socket) {
+            Ok(Flow::More) => {}
+            Ok(Flow::Done) => return Ok(stats),
+            Err(err) => return Err(DiagError::Reply { family, err }),
+        }
+    }
+}
+
+/// Collects the sockets that match `query` into sinks made by `make`, one
+/// family per thread, and merges them.
+pub fn collect<S: Sink>(
+    query: &Query,
+    opts: Options,
+    make: impl Fn() -> S + Sync,
+) -> Result<Collection<S>, DiagError> {
+    let start = Instant::now();
+    let bc = bytecode::compile(&query.conds);
+    let run = |family: Family| -> Result<(S, ParseStats, Option<Vec<u8>>), DiagError> {
+        let mut sink = make();
+        let mut raw = opts.keep_raw.then(Vec::new);
+        let stats = dump_family(family, query, &bc, raw.as_mut(), |r| sink.push(r))?;
+        Ok((sink, stats, raw))
+    };
+    let families = query.families();
+    let results: Vec<Result<_, DiagError>> = match families.as_slice() {
+        [a, b] => std::thread::scope(|s| {
+            let other = s.spawn(|| run(*b));
+            let first = run(*a);
+            let second = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            vec![first, second]
+        }),
+        _ => families.iter().map(|f| run(*f)).collect(),
+    };
+    let mut out: Option<Collection<S>> = None;
+    for (family, res) in families.iter().zip(results) {
+        let (sink, stats, raw) = res?;
+        match out.as_mut() {
+            None => {
+                out = Some(Collection { sink, stats, elapsed: Duration::ZERO, raw: Vec::new() })
+            }
+            Some(c) => {
+                c.sink.absorb(sink);
+                c.stats.sockets += stats.sockets;
+                c.stats.unknown_state += stats.unknown_state;
+                c.stats.interrupted |= stats.interrupted;
+            }
+        }
+        if let (Some(c), Some(raw)) = (out.as_mut(), raw) {
+            c.raw.push((*family, raw));
+        }
+    }
+    let mut c = match out {
+        Some(c) => c,
+        None => Collection { sink: make(), stats: ParseStats::default(), elapsed: Duration::ZERO, raw: Vec::new() },
+    };
+    c.elapsed = start.elapsed();
+    Ok(c)
+}

@@ -1,0 +1,226 @@
+//! Pure parsing of sock_diag replies: bytes in, socket records out.
+//!
+//! Nothing here allocates per socket and nothing panics on hostile input: every
+//! length is checked against the bytes actually present.
+//!
+//! Layouts (include/uapi/linux/netlink.h, include/uapi/linux/inet_diag.h):
+//!
+//! ```text
+//! struct nlmsghdr      (16 bytes) u32 len, u16 type, u16 flags, u32 seq, u32 pid
+//! struct inet_diag_msg (72 bytes)
+//!    0 u8  family        1 u8 state      2 u8 timer      3 u8 retrans
+//!    4 be16 sport        6 be16 dport
+//!    8 be32 src[4]      24 be32 dst[4]   (IPv4 uses the first 4 bytes)
+//!   40 u32 if           44 u32 cookie[2] (cookie[0] is the low half)
+//!   52 u32 expires (ms) 56 u32 rqueue    60 u32 wqueue
+//!   64 u32 uid          68 u32 inode
+//! then attributes, which this parser does not need and skips.
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::socket::{Family, SocketRecord, Timer, canonical};
+use crate::state::TcpState;
+
+pub const NLMSG_HDRLEN: usize = 16;
+pub const INET_DIAG_MSG_LEN: usize = 72;
+pub const NLMSG_NOOP: u16 = 1;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLMSG_OVERRUN: u16 = 4;
+pub const SOCK_DIAG_BY_FAMILY: u16 = netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
+/// The kernel sets this on messages of a dump that raced with a table change.
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
+
+/// What went wrong in a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// A message header or body runs past the end of the datagram.
+    Truncated { offset: usize, need: usize, have: usize },
+    /// `nlmsg_len` is smaller than a header.
+    BadLength { offset: usize, len: u32 },
+    /// A socket message too short to hold `struct inet_diag_msg`.
+    ShortSocket { offset: usize, len: usize },
+    /// A socket message of a family this tool does not ask for.
+    BadFamily { offset: usize, family: u8 },
+    /// The kernel answered with an error (positive errno).
+    Kernel(i32),
+    /// The kernel dropped messages because our buffer overran.
+    Overrun,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Truncated { offset, need, have } => write!(
+                f,
+                "truncated netlink message at byte {offset}: needs {need} bytes, {have} present"
+            ),
+            ParseError::BadLength { offset, len } => {
+                write!(f, "invalid netlink message length {len} at byte {offset}")
+            }
+            ParseError::ShortSocket { offset, len } => write!(
+                f,
+                "sock_diag message at byte {offset} has {len} bytes, fewer than the {INET_DIAG_MSG_LEN} of inet_diag_msg"
+            ),
+            ParseError::BadFamily { offset, family } => {
+                write!(f, "sock_diag message at byte {offset} has unexpected family {family}")
+            }
+            ParseError::Kernel(errno) => write!(
+                f,
+                "kernel answered with error: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+            ParseError::Overrun => f.write_str("netlink overrun: the kernel dropped messages"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Counts from one datagram or a whole dump.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    pub sockets: u64,
+    /// Messages whose state number this build does not know (a newer kernel).
+    pub unknown_state: u64,
+    /// The kernel flagged the dump as interrupted by concurrent changes.
+    pub interrupted: bool,
+}
+
+/// Whether the dump goes on after this datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    More,
+    Done,
+}
+
+fn u16_ne(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+fn u32_ne(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn u16_be(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Walks every netlink message in `buf`, calling `on_socket` for each socket.
+/// Messages whose sequence number differs from `seq` (when given) are skipped.
+pub fn parse_datagram(
+    buf: &[u8],
+    seq: Option<u32>,
+    stats: &mut ParseStats,
+    mut on_socket: impl FnMut(&SocketRecord),
+) -> Result<Flow, ParseError> {
+    let mut off = 0usize;
+    while off < buf.len() {
+        let have = buf.len() - off;
+        if have < NLMSG_HDRLEN {
+            return Err(ParseError::Truncated { offset: off, need: NLMSG_HDRLEN, have });
+        }
+        let len = u32_ne(buf, off);
+        if (len as usize) < NLMSG_HDRLEN {
+            return Err(ParseError::BadLength { offset: off, len });
+        }
+        if len as usize > have {
+            return Err(ParseError::Truncated { offset: off, need: len as usize, have });
+        }
+        let ty = u16_ne(buf, off + 4);
+        let flags = u16_ne(buf, off + 6);
+        let msg_seq = u32_ne(buf, off + 8);
+        let body = &buf[off + NLMSG_HDRLEN..off + len as usize];
+        let this = off;
+        off += (len as usize + 3) & !3;
+        if seq.is_some_and(|s| s != msg_seq) {
+            continue;
+        }
+        if flags & NLM_F_DUMP_INTR != 0 {
+            stats.interrupted = true;
+        }
+        match ty {
+            SOCK_DIAG_BY_FAMILY => {
+                match parse_inet_diag_msg(body, this)? {
+                    Some(rec) => {
+                        stats.sockets += 1;
+                        on_socket(&rec);
+                    }
+                    None => stats.unknown_state += 1,
+                }
+            }
+            NLMSG_DONE => {
+                // A dump that failed midway reports the error in DONE's payload.
+                if body.len() >= 4 {
+                    let err = u32_ne(body, 0) as i32;
+                    if err < 0 {
+                        return Err(ParseError::Kernel(-err));
+                    }
+                }
+                return Ok(Flow::Done);
+            }
+            NLMSG_ERROR => {
+                if body.len() < 4 {
+                    return Err(ParseError::Truncated { offset: this, need: NLMSG_HDRLEN + 4, have: len as usize });
+                }
+                let err = u32_ne(body, 0) as i32;
+                if err != 0 {
+                    return Err(ParseError::Kernel(err.saturating_neg()));
+                }
+            }
+            NLMSG_OVERRUN => return Err(ParseError::Overrun),
+            _ => {} // NLMSG_NOOP and anything unknown carry no sockets.
+        }
+    }
+    Ok(Flow::More)
+}
+
+/// Decodes the fixed `inet_diag_msg` header at the start of `body`.
+/// Returns `Ok(None)` for a state number this build does not know.
+pub fn parse_inet_diag_msg(body: &[u8], offset: usize) -> Result<Option<SocketRecord>, ParseError> {
+    if body.len() < INET_DIAG_MSG_LEN {
+        return Err(ParseError::ShortSocket { offset, len: body.len() });
+    }
+    let family = match body[0] as i32 {
+        libc::AF_INET => Family::V4,
+        libc::AF_INET6 => Family::V6,
+        _ => return Err(ParseError::BadFamily { offset, family: body[0] }),
+    };
+    let Some(state) = TcpState::from_kernel(body[1]) else {
+        return Ok(None);
+    };
+    let addr = |at: usize| -> IpAddr {
+        match family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(body[at], body[at + 1], body[at + 2], body[at + 3])),
+            Family::V6 => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&body[at..at + 16]);
+                canonical(IpAddr::V6(Ipv6Addr::from(o)))
+            }
+        }
+    };
+    let inode = u32_ne(body, 68);
+    let orphaned = inode == 0
+        && matches!(
+            state,
+            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
+        );
+    Ok(Some(SocketRecord {
+        family,
+        state,
+        orphaned,
+        local: addr(8),
+        local_port: u16_be(body, 4),
+        peer: addr(24),
+        peer_port: u16_be(body, 6),
+        timer: Timer::from_kernel(body[2]),
+        expires_ms: u32_ne(body, 52),
+        retransmits: body[3],
+        uid: u32_ne(body, 64),
+        inode,
+        cookie: (u32_ne(body, 48) as u64) << 32 | u32_ne(body, 44) as u64,
+        recv_q: u32_ne(body, 56),
+        send_q: u32_ne(body, 60),
+        ifindex: u32_ne(body, 40),
+    }))
+}

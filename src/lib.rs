@@ -1,0 +1,23 @@
+//! tw-inspect: TCP sockets by state from the kernel's sock_diag interface.
+//!
+//! The pipeline reads top to bottom: `diag` collects; `socket`, `state` and
+//! `filter` model; `aggregate` and `diagnose` compute; `report` and `render` print.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod diag;
+pub mod exit;
+pub mod filter;
+pub mod output;
+pub mod socket;
+pub mod state;
+
+pub mod aggregate;
+pub mod diagnose;
+pub mod report;
+pub mod text;
+
+pub mod render;

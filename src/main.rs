@@ -1,0 +1,5 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tw_inspect::app::main_with(std::env::args_os().collect())
+}

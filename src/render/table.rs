@@ -1,0 +1,220 @@
+//! Tables for people, with comfy-table. Styling only when [`Style::color`] says so.
+
+use std::io::Write;
+
+use anyhow::Result;
+use comfy_table::{Attribute, Cell, CellAlignment, Color, Table, presets};
+
+use super::{Style, endpoint, human_ms};
+use crate::diagnose::Severity;
+use crate::report::ListReport;
+use crate::state::TcpState;
+
+/// A borderless table like `ss` prints, told explicitly whether to style.
+pub fn new_table(style: Style, header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    if style.color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t.set_header(header.iter().map(|h| {
+        let c = Cell::new(h);
+        if style.color { c.add_attribute(Attribute::Bold) } else { c }
+    }));
+    t
+}
+
+/// A right-aligned cell for numbers.
+pub fn num(n: impl ToString) -> Cell {
+    Cell::new(n.to_string()).set_alignment(CellAlignment::Right)
+}
+
+fn state_cell(style: Style, s: &str) -> Cell {
+    let c = Cell::new(s);
+    if !style.color {
+        return c;
+    }
+    match s {
+        "time-wait" => c.fg(Color::Yellow),
+        "close-wait" => c.fg(Color::Red),
+        "established" => c.fg(Color::Green),
+        _ => c,
+    }
+}
+
+/// Thousands separators for counts a person reads.
+pub fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The default `list` view: states, top groups, diagnoses; or the socket rows.
+pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    if let Some(sockets) = &r.sockets {
+        let mut head = vec!["State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode"];
+        let with_proc = sockets.iter().any(|s| s.process.is_some());
+        if with_proc {
+            head.push("Process");
+        }
+        if explain {
+            head.push("Meaning");
+        }
+        let mut t = new_table(style, &head);
+        for s in sockets {
+            let state = if s.orphaned { format!("{} (orphaned)", s.state) } else { s.state.to_string() };
+            let mut row = vec![
+                state_cell(style, &state),
+                Cell::new(endpoint(&s.local, s.local_port)),
+                Cell::new(endpoint(&s.peer, s.peer_port)),
+                Cell::new(s.timer),
+                num(if s.timer == "off" { "-".to_string() } else { human_ms(s.expires_ms) }),
+                num(s.retransmits),
+                num(s.uid),
+                num(s.inode),
+            ];
+            if with_proc {
+                row.push(Cell::new(match &s.process {
+                    Some(p) => format!("{} ({})", p.comm, p.pid),
+                    None if s.inode == 0 => "- (no owner)".to_string(),
+                    None => "-".to_string(),
+                }));
+            }
+            if explain {
+                row.push(Cell::new(TcpState::parse(s.state).map(crate::text::short).unwrap_or("")));
+            }
+            t.add_row(row);
+        }
+        writeln!(w, "{t}")?;
+        writeln!(w, "{} sockets", grouped(r.total))?;
+        return Ok(());
+    }
+
+    writeln!(
+        w,
+        "TCP sockets: {} (IPv4 {}, IPv6 {}), read from {} in {:.1} ms",
+        grouped(r.total),
+        grouped(r.families.ipv4),
+        grouped(r.families.ipv6),
+        r.source,
+        r.collect_ms
+    )?;
+    writeln!(w)?;
+    let mut head = vec!["State", "Count"];
+    if explain {
+        head.push("Meaning");
+    }
+    let mut t = new_table(style, &head);
+    for (st, n) in &r.states.0 {
+        let orphans = r.orphaned.get(*st);
+        let count = if orphans > 0 { format!("{} ({} orphaned)", grouped(*n), grouped(orphans)) } else { grouped(*n) };
+        let mut row = vec![state_cell(style, st.name()), num(count)];
+        if explain {
+            row.push(Cell::new(crate::text::short(*st)));
+        }
+        t.add_row(row);
+    }
+    writeln!(w, "{t}")?;
+
+    let grouped_total: u64 = r.groups.iter().map(|g| g.count).sum::<u64>() + r.other_groups.count;
+    writeln!(w)?;
+    let states = r.group_states.join(", ");
+    if r.groups.is_empty() {
+        writeln!(w, "No {states} sockets to group.")?;
+    } else {
+        writeln!(
+            w,
+            "{} by {} (top {} of {} groups, {} sockets)",
+            states,
+            r.group_by,
+            r.groups.len(),
+            r.groups.len() as u64 + r.other_groups.groups,
+            grouped(grouped_total)
+        )?;
+        let g0 = &r.groups[0];
+        let mut head: Vec<&str> = Vec::new();
+        if g0.state.is_some() {
+            head.push("State");
+        }
+        if g0.peer.is_some() {
+            head.push("Peer");
+        }
+        if g0.peer_port.is_some() {
+            head.push("Peer port");
+        }
+        if g0.local.is_some() {
+            head.push("Local");
+        }
+        if g0.local_port.is_some() {
+            head.push("Local port");
+        }
+        head.extend(["Count", "Soonest", "Latest"]);
+        let mut t = new_table(style, &head);
+        for g in &r.groups {
+            let mut row = Vec::new();
+            if let Some(s) = g.state {
+                row.push(state_cell(style, s));
+            }
+            if let Some(p) = &g.peer {
+                row.push(Cell::new(p));
+            }
+            if let Some(p) = g.peer_port {
+                row.push(num(p));
+            }
+            if let Some(l) = &g.local {
+                row.push(Cell::new(l));
+            }
+            if let Some(p) = g.local_port {
+                row.push(num(p));
+            }
+            row.push(num(grouped(g.count)));
+            row.push(num(g.soonest_ms.map_or("-".into(), human_ms)));
+            row.push(num(g.latest_ms.map_or("-".into(), human_ms)));
+            t.add_row(row);
+        }
+        writeln!(w, "{t}")?;
+        if r.other_groups.groups > 0 {
+            writeln!(
+                w,
+                "... and {} more groups with {} sockets (--top 0 shows all)",
+                grouped(r.other_groups.groups),
+                grouped(r.other_groups.count)
+            )?;
+        }
+    }
+    if !r.diagnoses.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "Diagnoses:")?;
+        for d in &r.diagnoses {
+            let label = match d.severity {
+                Severity::Info => "info",
+                Severity::Warning => "WARNING",
+                Severity::Critical => "CRITICAL",
+            };
+            writeln!(w, "  [{label}] {}: {}", d.kind, d.message)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(200000), "200,000");
+        assert_eq!(grouped(1234567), "1,234,567");
+    }
+}

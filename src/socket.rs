@@ -1,0 +1,135 @@
+//! The owned socket record every source (netlink, /proc, snapshots) produces
+//! and every later stage consumes. It is `Copy`: building one allocates nothing.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::state::TcpState;
+
+/// Address family of the dump a socket came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+}
+
+/// The kernel's `idiag_timer` values (see `inet_sk_diag_fill`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    Off,
+    /// Retransmit (or SYN-ACK / loss-probe) timer.
+    On,
+    Keepalive,
+    TimeWait,
+    /// Zero-window probe.
+    Persist,
+    Unknown(u8),
+}
+
+impl Timer {
+    pub fn from_kernel(n: u8) -> Timer {
+        match n {
+            0 => Timer::Off,
+            1 => Timer::On,
+            2 => Timer::Keepalive,
+            3 => Timer::TimeWait,
+            4 => Timer::Persist,
+            other => Timer::Unknown(other),
+        }
+    }
+
+    /// Name as `ss -o` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Timer::Off => "off",
+            Timer::On => "on",
+            Timer::Keepalive => "keepalive",
+            Timer::TimeWait => "timewait",
+            Timer::Persist => "persist",
+            Timer::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// One TCP socket as reported by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketRecord {
+    pub family: Family,
+    pub state: TcpState,
+    /// An orphaned FIN_WAIT2: the application has closed it and the kernel keeps a
+    /// timewait minisocket in FIN_WAIT2 until `tcp_fin_timeout` runs out.
+    pub orphaned: bool,
+    /// Addresses are canonical: an IPv4-mapped IPv6 address is stored as IPv4.
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    pub timer: Timer,
+    /// Time left on `timer`, in milliseconds (0 when off).
+    pub expires_ms: u32,
+    pub retransmits: u8,
+    pub uid: u32,
+    pub inode: u32,
+    pub cookie: u64,
+    pub recv_q: u32,
+    pub send_q: u32,
+    pub ifindex: u32,
+}
+
+impl SocketRecord {
+    /// A record with zeroed fields, for tests and fallbacks to fill in.
+    pub fn blank(family: Family, state: TcpState) -> SocketRecord {
+        SocketRecord {
+            family,
+            state,
+            orphaned: false,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            local_port: 0,
+            peer: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            peer_port: 0,
+            timer: Timer::Off,
+            expires_ms: 0,
+            retransmits: 0,
+            uid: 0,
+            inode: 0,
+            cookie: 0,
+            recv_q: 0,
+            send_q: 0,
+            ifindex: 0,
+        }
+    }
+}
+
+/// Turns `::ffff:a.b.c.d` into `a.b.c.d`; leaves everything else alone.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_unmaps_only_mapped() {
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(canonical(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+        let compat: IpAddr = "::10.1.2.3".parse().unwrap();
+        assert_eq!(canonical(compat), compat);
+    }
+}

@@ -1,0 +1,278 @@
+//! TCP states with the kernel's numbering (include/net/tcp_states.h) and the
+//! names `ss` uses for them.
+
+use std::fmt;
+
+/// A TCP state as the kernel numbers it in `inet_diag_msg.idiag_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TcpState {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+    NewSynRecv = 12,
+    BoundInactive = 13,
+}
+
+/// Highest state number the kernel defines today; also the size of per-state arrays.
+pub const MAX_STATE: usize = 13;
+
+impl TcpState {
+    /// Every state, in kernel order.
+    pub const ALL: [TcpState; MAX_STATE] = [
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::Closing,
+        TcpState::NewSynRecv,
+        TcpState::BoundInactive,
+    ];
+
+    pub fn from_kernel(n: u8) -> Option<TcpState> {
+        if (1..=MAX_STATE as u8).contains(&n) {
+            Some(Self::ALL[n as usize - 1])
+        } else {
+            None
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// Index into per-state arrays (0-based).
+    pub fn index(self) -> usize {
+        self as usize - 1
+    }
+
+    /// Bit of this state in `idiag_states`.
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The name `ss` accepts in a state filter (`time-wait`, `listening`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "established",
+            TcpState::SynSent => "syn-sent",
+            TcpState::SynRecv => "syn-recv",
+            TcpState::FinWait1 => "fin-wait-1",
+            TcpState::FinWait2 => "fin-wait-2",
+            TcpState::TimeWait => "time-wait",
+            TcpState::Close => "closed",
+            TcpState::CloseWait => "close-wait",
+            TcpState::LastAck => "last-ack",
+            TcpState::Listen => "listening",
+            TcpState::Closing => "closing",
+            TcpState::NewSynRecv => "new-syn-recv",
+            TcpState::BoundInactive => "bound-inactive",
+        }
+    }
+
+    /// The name as the kernel and RFC 9293 write it (`TIME_WAIT`).
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT1",
+            TcpState::FinWait2 => "FIN_WAIT2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+            TcpState::NewSynRecv => "NEW_SYN_RECV",
+            TcpState::BoundInactive => "BOUND_INACTIVE",
+        }
+    }
+
+    /// Parses one state name: case-insensitive, `-` and `_` optional
+    /// (`TIME_WAIT`, `time-wait`, `timewait`), plus `listen` and `close`.
+    pub fn parse(s: &str) -> Option<TcpState> {
+        let key = squash(s);
+        Self::ALL.into_iter().find(|st| {
+            squash(st.name()) == key
+                || squash(st.kernel_name()) == key
+                || (key == "listen" && *st == TcpState::Listen)
+        })
+    }
+}
+
+impl fmt::Display for TcpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// A set of states, stored as the kernel's `idiag_states` bit mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSet(pub u32);
+
+/// Named groups of states accepted by `--state`, with what they hold.
+pub const STATE_GROUPS: &[(&str, &[TcpState])] = &[
+    ("all", &TcpState::ALL),
+    (
+        "connected",
+        &[
+            TcpState::Established,
+            TcpState::SynSent,
+            TcpState::SynRecv,
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::TimeWait,
+            TcpState::CloseWait,
+            TcpState::LastAck,
+            TcpState::Closing,
+        ],
+    ),
+    (
+        "synchronized",
+        &[
+            TcpState::Established,
+            TcpState::SynRecv,
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::TimeWait,
+            TcpState::CloseWait,
+            TcpState::LastAck,
+            TcpState::Closing,
+        ],
+    ),
+    (
+        "teardown",
+        &[
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::TimeWait,
+            TcpState::CloseWait,
+            TcpState::LastAck,
+            TcpState::Closing,
+        ],
+    ),
+    ("bucket", &[TcpState::SynRecv, TcpState::TimeWait]),
+];
+
+impl StateSet {
+    pub const EMPTY: StateSet = StateSet(0);
+
+    pub fn all() -> StateSet {
+        StateSet::from_states(&TcpState::ALL)
+    }
+
+    pub fn from_states(states: &[TcpState]) -> StateSet {
+        StateSet(states.iter().fold(0, |m, s| m | s.bit()))
+    }
+
+    pub fn contains(self, s: TcpState) -> bool {
+        self.0 & s.bit() != 0
+    }
+
+    pub fn insert(&mut self, s: TcpState) {
+        self.0 |= s.bit();
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = TcpState> {
+        TcpState::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+
+    /// Parses a comma-separated list of state and group names.
+    /// The error names the bad item.
+    pub fn parse_list(list: &str) -> Result<StateSet, String> {
+        let mut set = StateSet::EMPTY;
+        for item in list.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(format!("empty state name in '{list}'"));
+            }
+            if let Some(st) = TcpState::parse(item) {
+                set.insert(st);
+            } else if let Some((_, members)) = STATE_GROUPS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(item))
+            {
+                set.0 |= StateSet::from_states(members).0;
+            } else {
+                return Err(format!(
+                    "unknown state '{item}'; valid: {}",
+                    valid_state_names()
+                ));
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// The names `--state` accepts, for error messages and help.
+pub fn valid_state_names() -> String {
+    let mut names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    names.extend(STATE_GROUPS.iter().map(|(n, _)| *n));
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbering_matches_kernel() {
+        assert_eq!(TcpState::TimeWait.number(), 6);
+        assert_eq!(TcpState::NewSynRecv.number(), 12);
+        assert_eq!(TcpState::BoundInactive.number(), 13);
+        for s in TcpState::ALL {
+            assert_eq!(TcpState::from_kernel(s.number()), Some(s));
+        }
+        assert_eq!(TcpState::from_kernel(0), None);
+        assert_eq!(TcpState::from_kernel(14), None);
+    }
+
+    #[test]
+    fn parses_spellings() {
+        for s in ["time-wait", "TIME_WAIT", "timewait", "Time-Wait"] {
+            assert_eq!(TcpState::parse(s), Some(TcpState::TimeWait), "{s}");
+        }
+        assert_eq!(TcpState::parse("listen"), Some(TcpState::Listen));
+        assert_eq!(TcpState::parse("fin_wait1"), Some(TcpState::FinWait1));
+        assert_eq!(TcpState::parse("bogus"), None);
+    }
+
+    #[test]
+    fn parses_lists_and_groups() {
+        let s = StateSet::parse_list("time-wait,CLOSE_WAIT").unwrap();
+        assert!(s.contains(TcpState::TimeWait) && s.contains(TcpState::CloseWait));
+        assert_eq!(s.iter().count(), 2);
+        let c = StateSet::parse_list("connected").unwrap();
+        assert!(!c.contains(TcpState::Listen) && c.contains(TcpState::TimeWait));
+        assert_eq!(StateSet::parse_list("all").unwrap(), StateSet::all());
+        let e = StateSet::parse_list("time-wait,bogus").unwrap_err();
+        assert!(e.contains("'bogus'") && e.contains("time-wait"), "{e}");
+        assert!(StateSet::parse_list("").is_err());
+    }
+}
