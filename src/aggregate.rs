@@ -177,6 +177,57 @@ impl Sink for Aggregate {
     }
 }
 
+/// Outgoing connections per destination, for the port-pressure diagnosis.
+///
+/// A socket is outgoing when its local port lies in the ephemeral range and it
+/// is not a listener. The kernel needs a distinct local port per
+/// (local address, peer address, peer port), so each destination can use at
+/// most the usable ephemeral ports.
+#[derive(Clone, Debug, Default)]
+pub struct Pressure {
+    pub range: (u16, u16),
+    pub per_destination: HashMap<Destination, u64>,
+}
+
+/// Where outgoing connections go, from one local address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Destination {
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+}
+
+impl Pressure {
+    pub fn new(range: (u16, u16)) -> Pressure {
+        Pressure { range, per_destination: HashMap::new() }
+    }
+
+    /// Destinations sorted by sockets in use, busiest first.
+    pub fn sorted(&self) -> Vec<(Destination, u64)> {
+        let mut v: Vec<_> = self.per_destination.iter().map(|(d, n)| (*d, *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+impl Sink for Pressure {
+    fn push(&mut self, r: &SocketRecord) {
+        if matches!(r.state, TcpState::Listen | TcpState::BoundInactive | TcpState::Close)
+            || r.local_port < self.range.0
+            || r.local_port > self.range.1
+        {
+            return;
+        }
+        let d = Destination { local: r.local, peer: r.peer, peer_port: r.peer_port };
+        *self.per_destination.entry(d).or_insert(0) += 1;
+    }
+    fn absorb(&mut self, other: Self) {
+        for (d, n) in other.per_destination {
+            *self.per_destination.entry(d).or_insert(0) += n;
+        }
+    }
+}
+
 /// Two sinks fed the same records (e.g. counts and the socket list).
 impl<A: Sink, B: Sink> Sink for (A, B) {
     fn push(&mut self, r: &SocketRecord) {

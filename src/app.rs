@@ -20,7 +20,10 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
     };
     let result = match &cli.command {
         Command::List(a) => commands::list::run(a, cli.color).map(|_| Exit::Ok.into()),
-        _ => Err(UsageError("this subcommand is not available yet".into()).into()),
+        Command::Explain(a) => commands::explain::run(a, cli.color),
+        Command::Demo(a) => commands::demo::run(a, cli.color),
+        Command::Who(a) => commands::who::run(a, cli.color),
+        Command::Check(a) => commands::check::run(a, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -2,18 +2,20 @@
 //!
 //! The pipeline reads top to bottom: `diag` collects; `socket`, `state` and
 //! `filter` model; `aggregate` and `diagnose` compute; `report` and `render` print.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diag;
+pub mod ffi;
 pub mod exit;
 pub mod filter;
 pub mod output;
 pub mod socket;
 pub mod state;
+pub mod sysctl;
 
 pub mod aggregate;
 pub mod diagnose;
@@ -21,3 +23,6 @@ pub mod report;
 pub mod text;
 
 pub mod render;
+
+pub mod demo;
+pub mod trace;

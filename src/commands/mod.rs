@@ -1,3 +1,7 @@
 //! One module per subcommand: each wires collect → aggregate → render.
 
+pub mod check;
+pub mod demo;
+pub mod explain;
 pub mod list;
+pub mod who;

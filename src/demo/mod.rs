@@ -1,0 +1,1 @@
+//! `tw-inspect demo`: scenarios that show TCP teardown live.

@@ -1,0 +1,1 @@
+//! Tracing TCP state changes through tracefs, for `who`.
