@@ -1,11 +1,163 @@
-//! `tw-inspect who`.
+//! `tw-inspect who`: which processes close connections first, and so make TIME_WAIT.
+//!
+//! Records `sock:inet_sock_set_state` in a private tracing instance for the
+//! duration (or until SIGINT/SIGTERM), then dumps TIME_WAIT sockets over
+//! sock_diag and matches them to the closes recorded.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use crate::cli::ColorChoice;
+use crate::cli::{ColorChoice, Format, WhoArgs};
+use crate::config;
+use crate::diag::{self, Options};
+use crate::exit::{Exit, usage};
+use crate::filter::Query;
+use crate::output::Output;
+use crate::render::Style;
+use crate::socket::SocketRecord;
+use crate::state::{StateSet, TcpState};
+use crate::trace::attribute::{Attribution, Procfs, WhoReport};
+use crate::trace::record::{Line, parse_line};
+use crate::trace::tracefs::{self, Instance};
+use crate::trace::{self as tr};
 
-pub fn run(_args: &crate::cli::WhoArgs, _color: ColorChoice) -> Result<ExitCode> {
-    crate::exit::usage("'who' is not available in this build yet")
+/// How many unreadable records are shown on stderr before they are only counted.
+const SHOW_UNPARSED: u64 = 3;
+
+pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
+    let duration = config::duration("--duration", &args.duration)?;
+    let interval = match &args.interval {
+        None => None,
+        Some(s) => match config::duration("--interval", s)? {
+            d if d.is_zero() => return usage(format!("--interval '{s}' must be greater than 0")),
+            d => Some(d),
+        },
+    };
+    if matches!(args.format, Format::Csv) {
+        return usage("--format csv is not available for 'who': use table, json or prometheus");
+    }
+    let top = args.top as usize;
+    let mut out = Output::open(args.output.as_deref())?;
+    let style = Style::resolve(color, out.is_terminal());
+
+    // SIGINT/SIGTERM only raise this flag (signal-hook does the async-signal-safe
+    // part); the loop below sees it and returns normally, so the instance guard
+    // runs and the report is still printed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+    }
+
+    let (root, mounted) = tracefs::discover_or_mount()?;
+    if mounted {
+        eprintln!(
+            "tw-inspect: tracefs was not mounted; mounted it on {} (left mounted)",
+            root.display()
+        );
+    }
+    for name in tracefs::remove_stale(&root) {
+        eprintln!(
+            "tw-inspect: removed tracing instance {name} left by an earlier run that was killed"
+        );
+    }
+    let name = tracefs::unique_name();
+    let (mut inst, format) = Instance::start(&root, &name)?;
+    let event = format.name.clone();
+    let until = if duration.is_zero() {
+        "until Ctrl-C".to_string()
+    } else {
+        format!("for {:.1}s", duration.as_secs_f64())
+    };
+    eprintln!(
+        "tw-inspect: recording TCP closes {until} (tracing instance {})",
+        inst.dir.display()
+    );
+
+    let start = Instant::now();
+    let mut attr = Attribution::new();
+    let mut procfs = Procfs;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut next_progress = interval.map(|i| start + i);
+    let mut consume = |buf: &mut Vec<u8>, attr: &mut Attribution, final_chunk: bool| {
+        let upto = if final_chunk {
+            buf.len()
+        } else {
+            buf.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)
+        };
+        for raw in buf[..upto].split(|b| *b == b'\n') {
+            let text = String::from_utf8_lossy(raw);
+            match parse_line(&text, &event) {
+                Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
+                Ok(Line::Lost { count, .. }) => attr.lost += count,
+                Ok(Line::Ignored) => {}
+                Err(e) => {
+                    attr.unparsed += 1;
+                    if attr.unparsed <= SHOW_UNPARSED {
+                        eprintln!("tw-inspect: warning: {e}");
+                    }
+                }
+            }
+        }
+        buf.drain(..upto);
+    };
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) || (!duration.is_zero() && now >= start + duration) {
+            break;
+        }
+        let mut wait = Duration::from_millis(200);
+        if !duration.is_zero() {
+            wait = wait.min((start + duration).saturating_duration_since(now));
+        }
+        inst.read_some(&mut buf, wait)?;
+        consume(&mut buf, &mut attr, false);
+        if let (Some(at), Some(i)) = (next_progress, interval)
+            && Instant::now() >= at
+        {
+            let active: u64 = attr.procs.values().map(|s| s.active).sum();
+            eprintln!(
+                "tw-inspect: {:.0}s: {} active closes by {} process(es), {} lost events",
+                start.elapsed().as_secs_f64(),
+                active,
+                attr.procs.len(),
+                attr.lost
+            );
+            next_progress = Some(at + i);
+        }
+    }
+    let elapsed = start.elapsed();
+    inst.disable()?;
+    // Whatever the buffer still holds was recorded inside the window.
+    while inst.read_some(&mut buf, Duration::ZERO)? > 0 {
+        consume(&mut buf, &mut attr, false);
+    }
+    consume(&mut buf, &mut attr, true);
+    attr.lost = attr.lost.max(inst.lost_from_stats());
+    drop(inst);
+
+    let query = Query {
+        ipv4: true,
+        ipv6: true,
+        states: StateSet::from_states(&[TcpState::TimeWait]),
+        conds: Vec::new(),
+    };
+    let tw = diag::collect(&query, Options::default(), Vec::<SocketRecord>::new)
+        .context("reading TIME_WAIT sockets from the kernel")?;
+    attr.match_time_wait(&tw.sink);
+
+    let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
+    let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
+    match args.format {
+        Format::Table => tr::render::table(&mut out, &report, style)?,
+        Format::Json => crate::render::json::write(&mut out, &report)?,
+        Format::Prometheus => tr::render::prometheus(&mut out, &report, &all.processes, top)?,
+        Format::Csv => unreachable!("refused above"),
+    }
+    out.finish()?;
+    Ok(Exit::Ok.into())
 }
