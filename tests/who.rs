@@ -29,8 +29,13 @@ fn is_root() -> bool {
 /// The worker's body; a no-op in a normal test run.
 #[test]
 fn worker_entry() {
-    let Ok(n) = std::env::var(WORKER_ENV) else {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
         return;
+    };
+    // "N" closes N connections client first; "abort:N" resets them instead.
+    let (abort, n) = match spec.strip_prefix("abort:") {
+        Some(n) => (true, n),
+        None => (false, spec.as_str()),
     };
     let n: usize = n.parse().expect("connection count");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -38,10 +43,20 @@ fn worker_entry() {
     for _ in 0..n {
         let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         let (mut server, _) = listener.accept().expect("accept");
+        if abort {
+            // SO_LINGER 0: close() sends a reset; no TIME_WAIT on either side.
+            let off = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            nix::sys::socket::setsockopt(&client, nix::sys::socket::sockopt::Linger, &off)
+                .expect("SO_LINGER");
+        }
         // Client closes first: its socket will sit in TIME_WAIT.
         drop(client);
         let mut rest = Vec::new();
-        server.read_to_end(&mut rest).expect("read EOF");
+        let r = server.read_to_end(&mut rest);
+        assert!(abort || r.is_ok(), "{r:?}");
         let _ = server.shutdown(Shutdown::Both);
         drop(server);
     }
@@ -67,12 +82,12 @@ impl Drop for Worker {
 }
 
 /// Starts a worker under `name` (a symlink to this test binary in `dir`).
-fn spawn_worker(dir: &Path, name: &str, n: usize) -> (Worker, mpsc::Receiver<String>) {
+fn spawn_worker(dir: &Path, name: &str, spec: &str) -> (Worker, mpsc::Receiver<String>) {
     let link = dir.join(name);
     std::os::unix::fs::symlink(std::env::current_exe().unwrap(), &link).unwrap();
     let mut child = Command::new(&link)
         .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
-        .env(WORKER_ENV, n.to_string())
+        .env(WORKER_ENV, spec)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -186,9 +201,10 @@ fn who_attributes_active_closes_and_time_wait_to_processes() {
     );
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (mut a, rx_a) = spawn_worker(dir.path(), "twclose-alpha", 200);
-    let (mut b, rx_b) = spawn_worker(dir.path(), "twclose-beta", 100);
-    for (w, rx) in [(&mut a, &rx_a), (&mut b, &rx_b)] {
+    let (mut a, rx_a) = spawn_worker(dir.path(), "twclose-alpha", "200");
+    let (mut b, rx_b) = spawn_worker(dir.path(), "twclose-beta", "100");
+    let (mut c, rx_c) = spawn_worker(dir.path(), "twabort-gamma", "abort:20");
+    for (w, rx) in [(&mut a, &rx_a), (&mut b, &rx_b), (&mut c, &rx_c)] {
         let line = wait_line(rx, "worker-done ", deadline);
         w.port = line["worker-done ".len()..].trim().parse().unwrap();
     }
@@ -224,6 +240,25 @@ fn who_attributes_active_closes_and_time_wait_to_processes() {
         assert_eq!(p["time_wait_now"], tw_now, "{p}");
         assert!(p["cgroup"].is_string(), "{p}");
     }
+    // The resetting process: 20 aborts it sent, no active close, no TIME_WAIT;
+    // the resets its listener received belong to no process.
+    let p = procs
+        .iter()
+        .find(|p| p["pid"] == c.child.id())
+        .unwrap_or_else(|| panic!("abort worker missing: {json}"));
+    assert_eq!(p["comm"], c.name.as_str(), "{p}");
+    assert_eq!(
+        (p["aborts"].as_u64(), p["active_closes"].as_u64()),
+        (Some(20), Some(0)),
+        "{p}"
+    );
+    assert_eq!(
+        (p["passive_closes"].as_u64(), p["time_wait_now"].as_u64()),
+        (Some(0), Some(0)),
+        "{p}"
+    );
+    assert_eq!(time_wait_to_port(c.port), 0);
+    assert!(v["resets_received"].as_u64().unwrap() >= 20, "{json}");
     assert!(v["unattributed_time_wait"].as_u64().is_some());
     assert!(
         v["note"]

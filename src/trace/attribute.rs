@@ -134,6 +134,9 @@ pub struct Attribution {
     /// Process identity per thread id, resolved once.
     threads: HashMap<(u32, String), ProcKey>,
     pub events: u64,
+    /// Resets received from the network: aborts recorded in interrupt context,
+    /// which belong to no process.
+    pub resets_received: u64,
     pub lost: u64,
     pub unparsed: u64,
     pub unattributed_time_wait: u64,
@@ -182,6 +185,10 @@ impl Attribution {
     pub fn on_event(&mut self, e: &StateChange, info: &mut dyn ProcInfo) {
         let Some(kind) = classify(e) else { return };
         self.events += 1;
+        if kind == Kind::Abort && e.irq {
+            self.resets_received += 1;
+            return;
+        }
         let key = self.resolve(e, info);
         let Some(st) = self.procs.get_mut(&key) else {
             return;
@@ -227,6 +234,8 @@ pub struct WhoReport {
     pub processes: Vec<ProcessReport>,
     pub unattributed_time_wait: u64,
     pub time_wait_total: u64,
+    /// Resets received from peers (not counted against any process).
+    pub resets_received: u64,
     /// Processes left out by --top.
     pub processes_omitted: usize,
     pub unparsed_records: u64,
@@ -257,8 +266,9 @@ pub struct PeerReport {
 /// What attribution means, for the table's footer and the JSON `note`.
 pub const NOTE: &str = "Attribution: a TIME_WAIT socket belongs to the process that closed the connection first \
 (its ESTABLISHED->FIN_WAIT1 step, traced in that process's close() or shutdown()). \
-Passive closes (CLOSE_WAIT->LAST_ACK) leave no TIME_WAIT on this host. Aborts are resets: a received reset \
-is counted against whatever task the CPU was running (often pid 0). A process that exited is still listed \
+Passive closes (CLOSE_WAIT->LAST_ACK) leave no TIME_WAIT on this host. Aborts are resets this process \
+sent (close with unread data or SO_LINGER 0); resets received from peers belong to no process and are counted \
+apart. A process that exited is still listed \
 by pid and command. TIME_WAIT made before recording began cannot be attributed and is counted as unattributed; \
 sockets closed during recording may already have left TIME_WAIT.";
 
@@ -333,6 +343,7 @@ impl WhoReport {
             processes: rows,
             unattributed_time_wait: a.unattributed_time_wait,
             time_wait_total: a.time_wait_total,
+            resets_received: a.resets_received,
             processes_omitted: omitted,
             unparsed_records: a.unparsed,
             note: NOTE,
@@ -377,6 +388,7 @@ mod tests {
             tid,
             tgid,
             cpu: 0,
+            irq: false,
             timestamp: 1.0,
             old: Some(old),
             new: Some(new),
@@ -464,9 +476,27 @@ mod tests {
                 a.on_event(&e, &mut Fixed);
             }
         }
-        let total: u64 = a.procs.values().map(|s| s.active).sum();
-        let passive: u64 = a.procs.values().map(|s| s.passive).sum();
-        assert!(total >= 3 && passive >= 3, "{total} {passive}");
+        let sum = |f: fn(&ProcStats) -> u64| -> u64 { a.procs.values().map(f).sum() };
+        assert_eq!(
+            (sum(|s| s.active), sum(|s| s.passive), sum(|s| s.aborts)),
+            (4, 4, 1)
+        );
+        assert_eq!(a.resets_received, 1);
+        let mut pids: Vec<u32> = a.procs.keys().map(|k| k.pid).collect();
+        pids.sort();
+        assert_eq!(pids, vec![11440, 17266]);
+        // A thread (19849) with the tgid the tracer recorded (19731) counts for the process.
+        let mut t = change(
+            "prometheus_outp",
+            19849,
+            Some(19731),
+            TcpState::Established,
+            TcpState::FinWait1,
+            1,
+        );
+        t.comm = "prometheus_outp".into();
+        a.on_event(&t, &mut Fixed);
+        assert!(a.procs.keys().any(|k| k.pid == 19731) && !a.procs.keys().any(|k| k.pid == 19849));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct StateChange {
     /// Its process id, when the tracer knew it.
     pub tgid: Option<u32>,
     pub cpu: u32,
+    /// Recorded in interrupt context (softirq or hardirq, per the flags column):
+    /// the task shown merely happened to be running, e.g. a reset received from
+    /// the network. Process-context events belong to the task.
+    pub irq: bool,
     /// Seconds on the instance's trace clock.
     pub timestamp: f64,
     pub old: Option<TcpState>,
@@ -94,9 +98,14 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
     let Ok(cpu) = cpu.trim().parse::<u32>() else {
         return bad(line, "bad CPU number");
     };
-    let Some(ts) = after.split_whitespace().last() else {
+    let cols: Vec<&str> = after.split_whitespace().collect();
+    let Some(ts) = cols.last() else {
         return bad(line, "no timestamp");
     };
+    // Flags column (`.ns2.`): the third character is `s` (softirq), `h`/`H`
+    // (hardirq) or `z`/`Z` (NMI) in interrupt context, `.` or `b` otherwise.
+    let irq =
+        cols.len() >= 2 && matches!(cols[0].chars().nth(2), Some('s' | 'h' | 'H' | 'z' | 'Z'));
     let timestamp = match ts.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => v,
         _ => return bad(line, "bad timestamp"),
@@ -171,6 +180,7 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
         tid,
         tgid,
         cpu,
+        irq,
         timestamp,
         old,
         new,
@@ -229,7 +239,26 @@ mod tests {
                 events.push(e);
             }
         }
-        assert!(events.len() >= 6, "{}", events.len());
+        assert_eq!(events.len(), 14);
+        // The reset received in softirq, and the multi-threaded process.
+        assert_eq!(events.iter().filter(|e| e.irq).count(), 1);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.tid == 19849 && e.tgid == Some(19731))
+        );
+        let lost: Vec<Line> = text
+            .lines()
+            .map(|l| parse_line(l, EV).unwrap())
+            .filter(|l| matches!(l, Line::Lost { .. }))
+            .collect();
+        assert_eq!(
+            lost,
+            vec![Line::Lost {
+                cpu: 0,
+                count: 2915
+            }]
+        );
         let first = &events[0];
         assert_eq!(first.old, Some(TcpState::Established));
         assert_eq!(first.new, Some(TcpState::FinWait1));
@@ -266,8 +295,9 @@ mod tests {
             "<...>-11440   (-------) [000] .....   550.6: {EV}: {body}"
         ));
         assert_eq!((e.comm.as_str(), e.tgid), ("<...>", None));
+        assert!(!e.irq);
         let e = ev(&format!("<idle>-0 [000] ..s1. 1.0: {EV}: {body}"));
-        assert_eq!((e.tid, e.tgid), (0, None));
+        assert_eq!((e.tid, e.tgid, e.irq), (0, None, true));
         let unknown = body.replace("TCP_LAST_ACK", "0x2a");
         assert_eq!(ev(&format!("a-1 [0] . 1.0: {EV}: {unknown}")).new, None);
     }

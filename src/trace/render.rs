@@ -76,6 +76,13 @@ pub fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
             grouped(r.lost_events)
         )?;
     }
+    if r.resets_received > 0 {
+        writeln!(
+            w,
+            "{} reset(s) received from peers (not counted against any process).",
+            grouped(r.resets_received)
+        )?;
+    }
     if r.unparsed_records > 0 {
         writeln!(
             w,
@@ -233,6 +240,7 @@ mod tests {
             processes: procs,
             unattributed_time_wait: 4,
             time_wait_total: 10,
+            resets_received: 0,
             processes_omitted: 0,
             unparsed_records: 0,
             note: NOTE,
