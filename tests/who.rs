@@ -370,3 +370,82 @@ fn bad_flags_are_usage_errors() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn stale_instances_progress_lines_and_prometheus() {
+    if !is_root() {
+        eprintln!("skipped: needs root for tracefs");
+        return;
+    }
+    // An instance named as ours, left by a pid that cannot exist (> pid_max).
+    let out = Command::new(BIN)
+        .args(["who", "--duration", "0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = PathBuf::from(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.split("(tracing instance ").nth(1).map(str::to_string))
+            .unwrap()
+            .trim_end_matches(')')
+            .rsplit_once("/instances/")
+            .unwrap()
+            .0,
+    );
+    let stale = root.join("instances/tw-inspect-999999999-deadbeef");
+    std::fs::create_dir(&stale).unwrap();
+
+    let out = Command::new(BIN)
+        .args([
+            "who",
+            "--duration",
+            "1.2",
+            "--interval",
+            "400ms",
+            "--format",
+            "prometheus",
+            "--top",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!stale.exists(), "stale instance not removed: {err}");
+    let progress = err
+        .lines()
+        .filter(|l| l.contains("active closes by"))
+        .count();
+    assert!(progress >= 2, "{err}");
+
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut series = 0;
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(name.starts_with("tw_inspect_"), "{line}");
+        if name.starts_with("tw_inspect_active_closes_total{") {
+            series += 1;
+        }
+    }
+    // --top 2: at most two commands plus "other".
+    assert!(series <= 3, "{text}");
+    assert!(
+        text.contains("# TYPE tw_inspect_active_closes_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tw_inspect_time_wait_unattributed "),
+        "{text}"
+    );
+}
