@@ -64,7 +64,12 @@ const DEMO_EXAMPLES: &str = "Examples:
 
 const WHO_EXAMPLES: &str = "Examples:
   sudo tw-inspect who --duration 30s
-  sudo tw-inspect who --duration 0        record until Ctrl-C";
+  sudo tw-inspect who --duration 0 --interval 5s     record until Ctrl-C, progress every 5 s
+  sudo tw-inspect who -d 1m --format json | jq '.processes[] | {comm, time_wait_now}'
+  sudo tw-inspect who -d 50s --format prometheus --top 5 -o /var/lib/node_exporter/tw_who.prom
+
+Needs root (CAP_SYS_ADMIN) for tracefs; mounts it on /sys/kernel/tracing if absent.
+Records in a private tracing instance that is removed on exit, Ctrl-C and SIGTERM.";
 
 const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
