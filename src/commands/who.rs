@@ -27,6 +27,8 @@ use crate::trace::{self as tr};
 
 /// How many unreadable records are shown on stderr before they are only counted.
 const SHOW_UNPARSED: u64 = 3;
+/// How often four-tuples too old to match any TIME_WAIT are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
     let duration = config::duration("--duration", &args.duration)?;
@@ -83,6 +85,7 @@ pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
     let mut procfs = Procfs;
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut next_progress = interval.map(|i| start + i);
+    let mut next_prune = start + PRUNE_EVERY;
     let mut consume = |buf: &mut Vec<u8>, attr: &mut Attribution, final_chunk: bool| {
         let upto = if final_chunk {
             buf.len()
@@ -116,6 +119,10 @@ pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
         }
         inst.read_some(&mut buf, wait)?;
         consume(&mut buf, &mut attr, false);
+        if Instant::now() >= next_prune {
+            attr.prune();
+            next_prune += PRUNE_EVERY;
+        }
         if let (Some(at), Some(i)) = (next_progress, interval)
             && Instant::now() >= at
         {

@@ -125,14 +125,28 @@ pub fn parse_cgroup(text: &str) -> Option<String> {
     entries.first().map(|(_, p)| p.to_string())
 }
 
+/// How long a recorded close can still explain a TIME_WAIT socket, in seconds
+/// of trace clock: TIME_WAIT lasts 60 s (TCP_TIMEWAIT_LEN), FIN_WAIT2 before it
+/// up to `tcp_fin_timeout` (60 s by default), plus a margin. Older four-tuples
+/// are dropped so memory stays bounded on a host closing thousands per second.
+pub const CLOSER_TTL_S: f64 = 300.0;
+
+/// Distinct peers kept per process; closes to further peers still count.
+pub const MAX_PEERS: usize = 4096;
+
 /// Everything learned from the events of one recording.
 #[derive(Default)]
 pub struct Attribution {
     pub procs: HashMap<ProcKey, ProcStats>,
-    /// The last process that closed each four-tuple first.
-    closers: HashMap<FourTuple, ProcKey>,
+    /// Process keys by index, so the per-tuple map stores 4 bytes, not a key.
+    keys: Vec<ProcKey>,
+    index: HashMap<ProcKey, u32>,
+    /// The last process that closed each four-tuple first, and when.
+    closers: HashMap<FourTuple, (u32, f64)>,
     /// Process identity per thread id, resolved once.
-    threads: HashMap<(u32, String), ProcKey>,
+    threads: HashMap<(u32, String), u32>,
+    /// Latest trace timestamp seen.
+    now: f64,
     pub events: u64,
     /// Resets received from the network: aborts recorded in interrupt context,
     /// which belong to no process.
@@ -151,10 +165,10 @@ impl Attribution {
     /// Who is this thread? The tracer's tgid when it has one, else /proc. The
     /// command is the process's (main thread's) when the event's task is not
     /// the main thread; `<...>` from the tracer is replaced when /proc knows better.
-    fn resolve(&mut self, e: &StateChange, info: &mut dyn ProcInfo) -> ProcKey {
+    fn resolve(&mut self, e: &StateChange, info: &mut dyn ProcInfo) -> u32 {
         let k = (e.tid, e.comm.clone());
-        if let Some(p) = self.threads.get(&k) {
-            return p.clone();
+        if let Some(i) = self.threads.get(&k) {
+            return *i;
         }
         let pid = e
             .tgid
@@ -168,57 +182,79 @@ impl Attribution {
             info.comm(pid).unwrap_or_else(|| e.comm.clone())
         };
         let key = ProcKey { pid, comm };
-        if !self.procs.contains_key(&key) {
-            let cgroup = if pid == 0 { None } else { info.cgroup(pid) };
-            self.procs.insert(
-                key.clone(),
-                ProcStats {
-                    cgroup,
-                    ..ProcStats::default()
-                },
-            );
-        }
-        self.threads.insert(k, key.clone());
-        key
+        let idx = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let cgroup = if pid == 0 { None } else { info.cgroup(pid) };
+                self.procs.insert(
+                    key.clone(),
+                    ProcStats {
+                        cgroup,
+                        ..ProcStats::default()
+                    },
+                );
+                let i = self.keys.len() as u32;
+                self.keys.push(key.clone());
+                self.index.insert(key, i);
+                i
+            }
+        };
+        self.threads.insert(k, idx);
+        idx
     }
 
     pub fn on_event(&mut self, e: &StateChange, info: &mut dyn ProcInfo) {
         let Some(kind) = classify(e) else { return };
         self.events += 1;
+        self.now = self.now.max(e.timestamp);
         if kind == Kind::Abort && e.irq {
             self.resets_received += 1;
             return;
         }
-        let key = self.resolve(e, info);
-        let Some(st) = self.procs.get_mut(&key) else {
+        let idx = self.resolve(e, info);
+        let Some(st) = self.procs.get_mut(&self.keys[idx as usize]) else {
             return;
         };
         match kind {
             Kind::Active => {
                 st.active += 1;
-                *st.peers.entry((e.peer, e.peer_port)).or_default() += 1;
+                let peer = (e.peer, e.peer_port);
+                if st.peers.len() < MAX_PEERS || st.peers.contains_key(&peer) {
+                    *st.peers.entry(peer).or_default() += 1;
+                }
                 let t = FourTuple {
                     local: e.local,
                     local_port: e.local_port,
                     peer: e.peer,
                     peer_port: e.peer_port,
                 };
-                self.closers.insert(t, key);
+                self.closers.insert(t, (idx, e.timestamp));
             }
             Kind::Passive => st.passive += 1,
             Kind::Abort => st.aborts += 1,
         }
     }
 
+    /// Forgets closes too old to explain any TIME_WAIT socket still present.
+    pub fn prune(&mut self) {
+        let horizon = self.now - CLOSER_TTL_S;
+        self.closers.retain(|_, (_, ts)| *ts >= horizon);
+    }
+
+    /// Four-tuples remembered for matching.
+    pub fn remembered(&self) -> usize {
+        self.closers.len()
+    }
+
     /// Matches the TIME_WAIT sockets present now to the closes recorded.
     pub fn match_time_wait(&mut self, sockets: &[SocketRecord]) {
         for s in sockets.iter().filter(|s| s.state == TcpState::TimeWait) {
             self.time_wait_total += 1;
-            match self
+            let owner = self
                 .closers
                 .get(&FourTuple::of_socket(s))
-                .and_then(|k| self.procs.get_mut(k))
-            {
+                .map(|(i, _)| &self.keys[*i as usize]);
+            match owner.and_then(|k| self.procs.get_mut(k)) {
                 Some(st) => st.time_wait_now += 1,
                 None => self.unattributed_time_wait += 1,
             }
@@ -464,6 +500,13 @@ mod tests {
         );
         assert_eq!(srv.cgroup.as_deref(), Some("/test.slice"));
         assert_eq!((r.unattributed_time_wait, r.time_wait_total), (1, 2));
+        // Pruning keeps recent closes and forgets old ones.
+        let mut late = change("curl", 10, Some(10), Established, FinWait1, 40009);
+        late.timestamp = 1.0 + CLOSER_TTL_S + 1.0;
+        a.on_event(&late, f);
+        assert_eq!(a.remembered(), 4);
+        a.prune();
+        assert_eq!(a.remembered(), 1);
         let top1 = WhoReport::build(&a, 2.0, 1);
         assert_eq!((top1.processes.len(), top1.processes_omitted), (1, 1));
     }
