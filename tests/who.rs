@@ -32,7 +32,21 @@ fn worker_entry() {
     let Ok(spec) = std::env::var(WORKER_ENV) else {
         return;
     };
-    // "N" closes N connections client first; "abort:N" resets them instead.
+    // "N" closes N connections client first; "abort:N" resets them instead;
+    // "to:PORT:N" closes N connections to someone else's listener.
+    if let Some(rest) = spec.strip_prefix("to:") {
+        let (port, n) = rest.split_once(':').expect("to:PORT:N");
+        let port: u16 = port.parse().unwrap();
+        for _ in 0..n.parse::<usize>().unwrap() {
+            let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            drop(client);
+        }
+        println!("\nworker-done {port}");
+        std::io::stdout().flush().unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        return;
+    }
     let (abort, n) = match spec.strip_prefix("abort:") {
         Some(n) => (true, n),
         None => (false, spec.as_str()),
@@ -139,8 +153,14 @@ fn stderr_lines(err: ChildStderr) -> mpsc::Receiver<String> {
 /// Spawns `who` with these arguments and waits until it says it is recording.
 /// Returns the child, its stderr lines and the instance directory it named.
 fn start_who(args: &[&str]) -> (Child, mpsc::Receiver<String>, PathBuf) {
+    let mut all = vec!["who"];
+    all.extend_from_slice(args);
+    start_who_as(&all)
+}
+
+/// Like [`start_who`], for any command line that records (e.g. `list --trace`).
+fn start_who_as(args: &[&str]) -> (Child, mpsc::Receiver<String>, PathBuf) {
     let mut who = Command::new(BIN)
-        .arg("who")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -448,4 +468,75 @@ fn stale_instances_progress_lines_and_prometheus() {
         text.contains("tw_inspect_time_wait_unattributed "),
         "{text}"
     );
+}
+
+#[test]
+fn list_by_process_with_trace_reuses_the_attribution() {
+    if !is_root() {
+        eprintln!("skipped: needs root for tracefs");
+        return;
+    }
+    // Our own listener; the worker connects to it and closes first.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..50 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        }
+    });
+    let port_s = port.to_string();
+    let (mut lst, _err, _inst) = start_who_as(&[
+        "list",
+        "--by",
+        "process",
+        "--trace",
+        "2",
+        "--peer-port",
+        &port_s,
+        "--format",
+        "json",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, rx) = spawn_worker(dir.path(), "twlist-delta", &format!("to:{port}:50"));
+    wait_line(
+        &rx,
+        "worker-done ",
+        Instant::now() + Duration::from_secs(20),
+    );
+    server.join().unwrap();
+    w.port = port;
+
+    let mut stdout = lst.stdout.take().unwrap();
+    let st = wait_exit(&mut lst, Duration::from_secs(60));
+    let mut json = String::new();
+    stdout.read_to_string(&mut json).unwrap();
+    assert!(st.success(), "{st:?}");
+    let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let procs = v["processes"].as_array().unwrap();
+    let p = procs
+        .iter()
+        .find(|p| p["pid"] == w.child.id())
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(p["comm"], "twlist-delta", "{p}");
+    assert_eq!(p["active_closes"], 50, "{p}");
+    let tw_now = time_wait_to_port(port);
+    assert!(tw_now > 0, "no TIME_WAIT to {port}");
+    assert_eq!(p["time_wait_now"], tw_now, "{p}");
+    // --peer-port restricts the TIME_WAIT considered to this port.
+    let total = v["time_wait_total"].as_u64().unwrap();
+    assert_eq!(
+        total,
+        tw_now + v["unattributed_time_wait"].as_u64().unwrap(),
+        "{json}"
+    );
+    assert!(total < tw_now + 5, "filter not applied: {json}");
+
+    let out = Command::new(BIN)
+        .args(["list", "--by", "process"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--trace"));
 }

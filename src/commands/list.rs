@@ -13,6 +13,10 @@ use crate::report::ListReport;
 use crate::socket::SocketRecord;
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
+    // Process attribution traces closes first; it lives with `who`.
+    if args.by == Some(crate::cli::GroupKeyArg::Process) {
+        return crate::commands::who::list_by_process(args, color).map(|_| ());
+    }
     let query = config::query(&args.filter)?;
     let (by, group_states) = config::grouping(args.by, &args.filter, &query);
     if args.processes && !args.sockets {

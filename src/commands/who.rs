@@ -5,13 +5,11 @@
 //! sock_diag and matches them to the closes recorded.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{ColorChoice, Format, WhoArgs};
+use crate::cli::{ColorChoice, Format, ListArgs, WhoArgs};
 use crate::config;
 use crate::diag::{self, Options};
 use crate::exit::{Exit, usage};
@@ -20,15 +18,8 @@ use crate::output::Output;
 use crate::render::Style;
 use crate::socket::SocketRecord;
 use crate::state::{StateSet, TcpState};
-use crate::trace::attribute::{Attribution, Procfs, WhoReport};
-use crate::trace::record::{Line, parse_line};
-use crate::trace::tracefs::{self, Instance};
+use crate::trace::attribute::WhoReport;
 use crate::trace::{self as tr};
-
-/// How many unreadable records are shown on stderr before they are only counted.
-const SHOW_UNPARSED: u64 = 3;
-/// How often four-tuples too old to match any TIME_WAIT are forgotten.
-const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
     let duration = config::duration("--duration", &args.duration)?;
@@ -39,130 +30,86 @@ pub fn run(args: &WhoArgs, color: ColorChoice) -> Result<ExitCode> {
             d => Some(d),
         },
     };
-    if matches!(args.format, Format::Csv) {
-        return usage("--format csv is not available for 'who': use table, json or prometheus");
-    }
-    let top = args.top as usize;
-    let mut out = Output::open(args.output.as_deref())?;
-    let style = Style::resolve(color, out.is_terminal());
-
-    // SIGINT/SIGTERM only raise this flag (signal-hook does the async-signal-safe
-    // part); the loop below sees it and returns normally, so the instance guard
-    // runs and the report is still printed.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing the signal handler")?;
-    }
-
-    let (root, mounted) = tracefs::discover_or_mount()?;
-    if mounted {
-        eprintln!(
-            "tw-inspect: tracefs was not mounted; mounted it on {} (left mounted)",
-            root.display()
-        );
-    }
-    for name in tracefs::remove_stale(&root) {
-        eprintln!(
-            "tw-inspect: removed tracing instance {name} left by an earlier run that was killed"
-        );
-    }
-    let name = tracefs::unique_name();
-    let (mut inst, format) = Instance::start(&root, &name)?;
-    let event = format.name.clone();
-    let until = if duration.is_zero() {
-        "until Ctrl-C".to_string()
-    } else {
-        format!("for {:.1}s", duration.as_secs_f64())
-    };
-    eprintln!(
-        "tw-inspect: recording TCP closes {until} (tracing instance {})",
-        inst.dir.display()
-    );
-
-    let start = Instant::now();
-    let mut attr = Attribution::new();
-    let mut procfs = Procfs;
-    let mut buf = Vec::with_capacity(256 * 1024);
-    let mut next_progress = interval.map(|i| start + i);
-    let mut next_prune = start + PRUNE_EVERY;
-    let mut consume = |buf: &mut Vec<u8>, attr: &mut Attribution, final_chunk: bool| {
-        let upto = if final_chunk {
-            buf.len()
-        } else {
-            buf.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)
-        };
-        for raw in buf[..upto].split(|b| *b == b'\n') {
-            let text = String::from_utf8_lossy(raw);
-            match parse_line(&text, &event) {
-                Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
-                Ok(Line::Lost { count, .. }) => attr.lost += count,
-                Ok(Line::Ignored) => {}
-                Err(e) => {
-                    attr.unparsed += 1;
-                    if attr.unparsed <= SHOW_UNPARSED {
-                        eprintln!("tw-inspect: warning: {e}");
-                    }
-                }
-            }
-        }
-        buf.drain(..upto);
-    };
-    loop {
-        let now = Instant::now();
-        if stop.load(Ordering::Relaxed) || (!duration.is_zero() && now >= start + duration) {
-            break;
-        }
-        let mut wait = Duration::from_millis(200);
-        if !duration.is_zero() {
-            wait = wait.min((start + duration).saturating_duration_since(now));
-        }
-        inst.read_some(&mut buf, wait)?;
-        consume(&mut buf, &mut attr, false);
-        if Instant::now() >= next_prune {
-            attr.prune();
-            next_prune += PRUNE_EVERY;
-        }
-        if let (Some(at), Some(i)) = (next_progress, interval)
-            && Instant::now() >= at
-        {
-            let active: u64 = attr.procs.values().map(|s| s.active).sum();
-            eprintln!(
-                "tw-inspect: {:.0}s: {} active closes by {} process(es), {} lost events",
-                start.elapsed().as_secs_f64(),
-                active,
-                attr.procs.len(),
-                attr.lost
-            );
-            next_progress = Some(at + i);
-        }
-    }
-    let elapsed = start.elapsed();
-    inst.disable()?;
-    // Whatever the buffer still holds was recorded inside the window.
-    while inst.read_some(&mut buf, Duration::ZERO)? > 0 {
-        consume(&mut buf, &mut attr, false);
-    }
-    consume(&mut buf, &mut attr, true);
-    attr.lost = attr.lost.max(inst.lost_from_stats());
-    drop(inst);
-
     let query = Query {
         ipv4: true,
         ipv6: true,
-        states: StateSet::from_states(&[TcpState::TimeWait]),
+        states: time_wait(),
         conds: Vec::new(),
     };
-    let tw = diag::collect(&query, Options::default(), Vec::<SocketRecord>::new)
+    report(
+        duration,
+        interval,
+        &query,
+        args.format,
+        args.top as usize,
+        args.output.as_deref(),
+        color,
+    )
+}
+
+/// `list --by process --trace D`: the same attribution, restricted to the
+/// TIME_WAIT sockets that list's filters select.
+pub fn list_by_process(args: &ListArgs, color: ColorChoice) -> Result<ExitCode> {
+    let Some(d) = &args.trace else {
+        return usage(
+            "--by process needs --trace DURATION (root): TIME_WAIT sockets have no owner, so closes must be traced first, e.g. --trace 30s",
+        );
+    };
+    let duration = config::duration("--trace", d)?;
+    if duration.is_zero() {
+        return usage(format!("--trace '{d}' must be greater than 0"));
+    }
+    let mut query = config::query(&args.filter)?;
+    if args.filter.state.is_some() && !query.states.contains(TcpState::TimeWait) {
+        return usage("--by process attributes TIME_WAIT sockets: --state must include time-wait");
+    }
+    query.states = time_wait();
+    report(
+        duration,
+        None,
+        &query,
+        args.format,
+        args.top as usize,
+        args.output.as_deref(),
+        color,
+    )
+}
+
+fn time_wait() -> StateSet {
+    StateSet::from_states(&[TcpState::TimeWait])
+}
+
+fn report(
+    duration: Duration,
+    interval: Option<Duration>,
+    query: &Query,
+    format: Format,
+    top: usize,
+    output: Option<&std::path::Path>,
+    color: ColorChoice,
+) -> Result<ExitCode> {
+    if matches!(format, Format::Csv) {
+        return usage(
+            "--format csv is not available for process attribution: use table, json or prometheus",
+        );
+    }
+    let mut out = Output::open(output)?;
+    let style = Style::resolve(color, out.is_terminal());
+
+    let tr::session::Recording { mut attr, elapsed } = tr::session::record(duration, interval)?;
+
+    let tw = diag::collect(query, Options::default(), Vec::<SocketRecord>::new)
         .context("reading TIME_WAIT sockets from the kernel")?;
     attr.match_time_wait(&tw.sink);
 
-    let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
     let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
-    match args.format {
+    match format {
         Format::Table => tr::render::table(&mut out, &report, style)?,
         Format::Json => crate::render::json::write(&mut out, &report)?,
-        Format::Prometheus => tr::render::prometheus(&mut out, &report, &all.processes, top)?,
+        Format::Prometheus => {
+            let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
+            tr::render::prometheus(&mut out, &report, &all.processes, top)?
+        }
         Format::Csv => unreachable!("refused above"),
     }
     out.finish()?;
