@@ -28,9 +28,13 @@ pub struct Recording {
 pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recording> {
     // SIGINT/SIGTERM only raise this flag (signal-hook does the async-signal-safe
     // part); the loop below sees it and returns normally, so the instance guard
-    // runs and the report is still printed.
+    // runs and the report is still printed. A second signal, once the flag is
+    // up, exits at once (status 1) for someone who really wants out; an instance
+    // left that way is removed by the next run.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .context("installing the signal handler")?;
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing the signal handler")?;
     }
