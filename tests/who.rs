@@ -540,3 +540,28 @@ fn list_by_process_with_trace_reuses_the_attribution() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--trace"));
 }
+
+#[test]
+fn mounts_tracefs_when_absent_and_says_so() {
+    if !is_root() || !Path::new("/usr/bin/unshare").exists() {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    }
+    // In a private mount namespace, unmount every tracefs, then run who there.
+    let script = format!(
+        "for m in $(awk '$3 == \"tracefs\" {{print $2}}' /proc/self/mounts); do umount \"$m\" || exit 97; done; \
+         exec {BIN} who --duration 0.2 --format json"
+    );
+    let out = Command::new("/usr/bin/unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(
+        err.contains("tracefs was not mounted; mounted it on /sys/kernel/tracing"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["processes"].is_array());
+}
