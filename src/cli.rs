@@ -50,7 +50,11 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
-  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom";
+  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
+  tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
+  tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
+  sudo tw-inspect list --all-netns                  every network namespace, then the total
+  sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
@@ -68,7 +72,11 @@ const WHO_EXAMPLES: &str = "Examples:
 
 const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
-  tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7";
+  tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7
+  sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
+
+Prints one line: TW_INSPECT OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata.
+A value above N alerts. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, netlink failure).";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {

@@ -49,6 +49,12 @@ pub enum Scope {
 impl Scope {
     /// Resolves `--netns` / `--all-netns`.
     pub fn from_flags(f: &FilterArgs) -> Result<Scope> {
+        Scope::resolve(f, true)
+    }
+
+    /// As [`Scope::from_flags`]; `warn` says whether to report processes whose
+    /// namespace could not be opened (once is enough when sampling repeatedly).
+    pub fn resolve(f: &FilterArgs, warn: bool) -> Result<Scope> {
         if (f.all_netns || f.netns.is_some()) && !has_cap_sys_admin() {
             let flag = if f.all_netns {
                 "--all-netns"
@@ -61,7 +67,7 @@ impl Scope {
         }
         if f.all_netns {
             let (list, denied) = discover()?;
-            if denied > 0 {
+            if denied > 0 && warn {
                 eprintln!(
                     "tw-inspect: warning: could not open the network namespace of {denied} process(es) (permission denied); \
 they are left out (a process may be protected from inspection)"

@@ -127,7 +127,16 @@ pub fn run(args: &ListArgs, mut spec: Spec, interval: Duration, color: ColorChoi
     if args.format == Format::Prometheus && args.output.is_none() {
         return usage("--watch with --format prometheus rewrites a file: add --output FILE");
     }
-    let scope = Scope::from_flags(&args.filter)?;
+    let mut scope = Scope::from_flags(&args.filter)?;
+    // Namespaces come and go (pods): find them again for every sample, and hold
+    // none open between samples, which would keep a dead namespace alive.
+    let rescope = |scope: &mut Scope, n: u64| -> Result<()> {
+        if n > 0 && args.filter.all_netns {
+            *scope = Scope::All(Vec::new());
+            *scope = Scope::resolve(&args.filter, false)?;
+        }
+        Ok(())
+    };
     let stop = interrupt_channel()?;
     let mut next = Instant::now();
     let mut n: u64 = 0;
@@ -135,6 +144,7 @@ pub fn run(args: &ListArgs, mut spec: Spec, interval: Duration, color: ColorChoi
     // With --output: the full report, rewritten atomically every sample.
     if let Some(path) = &args.output {
         loop {
+            rescope(&mut scope, n)?;
             let mut out = Output::open(Some(path))?;
             let style = Style::resolve(color, false);
             let failed = crate::commands::list::write_report(&mut out, args, &spec, &scope, style)?;
@@ -160,6 +170,7 @@ pub fn run(args: &ListArgs, mut spec: Spec, interval: Duration, color: ColorChoi
     let style = Style::resolve(color, terminal);
     let mut prev: Option<(Instant, StateCounts, HashSet<u64>)> = None;
     loop {
+        rescope(&mut scope, n)?;
         let samples = sample::collect_scope(&scope, &spec)?;
         let at = Instant::now();
         let time = unix_now();
