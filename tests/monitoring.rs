@@ -485,24 +485,27 @@ fn watch_json_lines_show_the_time_wait_arrival_rate() {
     assert_eq!(lines.len(), 5);
     assert!(lines[0]["time_wait_rate"].is_null());
     let tw_count = |i: usize| lines[i]["states"]["time-wait"].as_u64().unwrap();
-    let mut arrived = 0;
+    let (mut arrived, mut busy) = (0, 0);
     for (i, l) in lines.iter().enumerate().skip(1) {
         assert_eq!(l["sample"], i as u64 + 1);
         let new = l["time_wait_new"].as_u64().unwrap();
         let rate = l["time_wait_rate"].as_f64().unwrap();
         let dt = l["interval_s"].as_f64().unwrap();
-        assert!(
-            new > 0 && rate > 0.0,
-            "sample {}: the generator ran: {l}",
-            i + 1
-        );
         assert!((rate * dt - new as f64).abs() < 1e-6 * new as f64 + 1e-9);
+        if new > 0 {
+            busy += 1;
+        }
         assert_eq!(
             l["change"]["time-wait"].as_i64().unwrap(),
             tw_count(i) as i64 - tw_count(i - 1) as i64
         );
         arrived += new;
     }
+    // The generator makes a connection every few ms; allow one 0.2 s gap on a loaded machine.
+    assert!(
+        busy >= 3,
+        "arrivals seen in {busy} of 4 intervals: {lines:?}"
+    );
     // Nothing leaves TIME_WAIT within a second, so arrivals are exactly the growth.
     assert_eq!(arrived, tw_count(4) - tw_count(0));
     assert_eq!(lines[0]["namespaces"][0]["netns"], ns.name.as_str());

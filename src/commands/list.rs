@@ -138,13 +138,19 @@ pub fn write_report(
             },
         )?,
         Format::Table => {
-            for n in &per_ns {
+            for (i, n) in per_ns.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
                 writeln!(w, "Network namespace {}", n.netns)?;
                 render::table::list(w, &n.report, style, args.explain)?;
-                writeln!(w)?;
             }
-            writeln!(w, "All {} network namespaces", per_ns.len())?;
-            render::table::list(w, &total, style, args.explain)?;
+            // One namespace: its report is the total.
+            if per_ns.len() > 1 {
+                writeln!(w)?;
+                writeln!(w, "All {} network namespaces", per_ns.len())?;
+                render::table::list(w, &total, style, args.explain)?;
+            }
         }
         _ => {
             // One CSV document with a leading `netns` column; an empty netns marks the totals.
