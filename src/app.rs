@@ -50,9 +50,9 @@ fn clap_exit(e: clap::Error, is_check: bool) -> ExitCode {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}", e.render().ansi());
-            let _ = out.flush();
+            // clap styles only a terminal and honours NO_COLOR; a closed pipe is not an error.
+            let _ = e.print();
+            let _ = std::io::stdout().flush();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 return Exit::Usage.into();
             }
