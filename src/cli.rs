@@ -153,7 +153,13 @@ pub struct ListArgs {
     pub by: Option<GroupKeyArg>,
 
     /// Show the N largest groups; 0 shows all
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub top: u32,
 
     /// One row per socket instead of a summary
@@ -235,7 +241,12 @@ pub struct DemoArgs {
     pub host: bool,
 
     /// Number of TIME_WAIT sockets the `cost` scenario makes
-    #[arg(long, value_name = "N", default_value_t = 10_000, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        allow_hyphen_values = true
+    )]
     pub count: u32,
 
     /// Output format (table or json)
@@ -254,7 +265,13 @@ pub struct WhoArgs {
     pub interval: Option<String>,
 
     /// Show the N busiest processes; 0 shows all
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub top: u32,
 
     /// Output format (table, json or prometheus)

@@ -15,7 +15,10 @@ pub struct StateCounts(pub Vec<(TcpState, u64)>);
 
 impl StateCounts {
     pub fn get(&self, s: TcpState) -> u64 {
-        self.0.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n)
+        self.0
+            .iter()
+            .find(|(st, _)| *st == s)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -150,15 +153,27 @@ pub fn socket_row(r: &SocketRecord) -> SocketRow {
 
 impl ListReport {
     /// Builds the report from an aggregate; `top` = 0 keeps every group.
-    pub fn new(agg: &Aggregate, top: u32, sockets: Option<&[SocketRecord]>, collect_ms: f64) -> ListReport {
+    pub fn new(
+        agg: &Aggregate,
+        top: u32,
+        sockets: Option<&[SocketRecord]>,
+        collect_ms: f64,
+    ) -> ListReport {
         let sorted = agg.sorted_groups();
-        let keep = if top == 0 { sorted.len() } else { (top as usize).min(sorted.len()) };
+        let keep = if top == 0 {
+            sorted.len()
+        } else {
+            (top as usize).min(sorted.len())
+        };
         let other = &sorted[keep..];
         ListReport {
             source: "netlink".into(),
             total: agg.total,
             states: StateCounts(TcpState::ALL.iter().map(|s| (*s, agg.count(*s))).collect()),
-            families: Families { ipv4: agg.by_family[0], ipv6: agg.by_family[1] },
+            families: Families {
+                ipv4: agg.by_family[0],
+                ipv6: agg.by_family[1],
+            },
             orphaned: StateCounts(
                 TcpState::ALL
                     .iter()
@@ -168,7 +183,10 @@ impl ListReport {
             ),
             group_by: agg.by.name(),
             group_states: agg.group_states.iter().map(|s| s.name()).collect(),
-            groups: sorted[..keep].iter().map(|(k, s)| group_row(k, s)).collect(),
+            groups: sorted[..keep]
+                .iter()
+                .map(|(k, s)| group_row(k, s))
+                .collect(),
             other_groups: OtherGroups {
                 groups: other.len() as u64,
                 count: other.iter().map(|(_, s)| s.count).sum(),

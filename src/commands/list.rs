@@ -26,9 +26,16 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
 
     let opts = Options::default();
     let report = if args.sockets {
-        let c = diag::collect(&query, opts, || (Aggregate::new(by, group_states), Vec::<SocketRecord>::new()))
-            .context("reading sockets from the kernel")?;
-        ListReport::new(&c.sink.0, args.top, Some(&c.sink.1), c.elapsed.as_secs_f64() * 1e3)
+        let c = diag::collect(&query, opts, || {
+            (Aggregate::new(by, group_states), Vec::<SocketRecord>::new())
+        })
+        .context("reading sockets from the kernel")?;
+        ListReport::new(
+            &c.sink.0,
+            args.top,
+            Some(&c.sink.1),
+            c.elapsed.as_secs_f64() * 1e3,
+        )
     } else {
         let c = diag::collect(&query, opts, || Aggregate::new(by, group_states))
             .context("reading sockets from the kernel")?;

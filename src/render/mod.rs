@@ -45,7 +45,11 @@ pub fn human_ms(ms: u32) -> String {
 
 /// `host:port`, bracketing IPv6 hosts as ss does.
 pub fn endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") }
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
 }
 
 #[cfg(test)]

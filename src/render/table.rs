@@ -21,7 +21,11 @@ pub fn new_table(style: Style, header: &[&str]) -> Table {
     }
     t.set_header(header.iter().map(|h| {
         let c = Cell::new(h);
-        if style.color { c.add_attribute(Attribute::Bold) } else { c }
+        if style.color {
+            c.add_attribute(Attribute::Bold)
+        } else {
+            c
+        }
     }));
     t
 }
@@ -60,7 +64,9 @@ pub fn grouped(n: u64) -> String {
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     if let Some(sockets) = &r.sockets {
-        let mut head = vec!["State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode"];
+        let mut head = vec![
+            "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
+        ];
         let with_proc = sockets.iter().any(|s| s.process.is_some());
         if with_proc {
             head.push("Process");
@@ -70,13 +76,21 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         }
         let mut t = new_table(style, &head);
         for s in sockets {
-            let state = if s.orphaned { format!("{} (orphaned)", s.state) } else { s.state.to_string() };
+            let state = if s.orphaned {
+                format!("{} (orphaned)", s.state)
+            } else {
+                s.state.to_string()
+            };
             let mut row = vec![
                 state_cell(style, &state),
                 Cell::new(endpoint(&s.local, s.local_port)),
                 Cell::new(endpoint(&s.peer, s.peer_port)),
                 Cell::new(s.timer),
-                num(if s.timer == "off" { "-".to_string() } else { human_ms(s.expires_ms) }),
+                num(if s.timer == "off" {
+                    "-".to_string()
+                } else {
+                    human_ms(s.expires_ms)
+                }),
                 num(s.retransmits),
                 num(s.uid),
                 num(s.inode),
@@ -89,7 +103,11 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
                 }));
             }
             if explain {
-                row.push(Cell::new(TcpState::parse(s.state).map(crate::text::short).unwrap_or("")));
+                row.push(Cell::new(
+                    TcpState::parse(s.state)
+                        .map(crate::text::short)
+                        .unwrap_or(""),
+                ));
             }
             t.add_row(row);
         }
@@ -115,7 +133,11 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
     let mut t = new_table(style, &head);
     for (st, n) in &r.states.0 {
         let orphans = r.orphaned.get(*st);
-        let count = if orphans > 0 { format!("{} ({} orphaned)", grouped(*n), grouped(orphans)) } else { grouped(*n) };
+        let count = if orphans > 0 {
+            format!("{} ({} orphaned)", grouped(*n), grouped(orphans))
+        } else {
+            grouped(*n)
+        };
         let mut row = vec![state_cell(style, st.name()), num(count)];
         if explain {
             row.push(Cell::new(crate::text::short(*st)));
