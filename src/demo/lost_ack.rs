@@ -47,6 +47,14 @@ pub fn run(ctx: &Ctx) -> Result<ScenarioResult> {
     let mut k = Checks::default();
 
     // Part 1: the TIME_WAIT socket is there to answer.
+    {
+        let (c, s) = sock::pair(&l, None, false).context("connecting on 127.0.0.1")?;
+        if !sock::filters_allowed(&*s)? {
+            return Ok(super::close::refused("lost-ack", CLAIM, tl, c, s));
+        }
+        sock::abort(c);
+        sock::abort(s);
+    }
     let (c, s) = hold_last_ack(&mut tl, &l, "1")?;
     let first = tl.steps.len();
     tl.act("server: filter off", || Ok(sock::undrop(&*s)?))?;

@@ -162,6 +162,19 @@ pub fn drop_all(s: &impl AsFd) -> io::Result<()> {
     ffi::attach_drop_all(s.as_fd())
 }
 
+/// Why a scenario that loses packets on purpose could not run.
+pub const FILTER_REFUSED: &str = "losing packets on purpose needs SO_ATTACH_FILTER, which this kernel refuses here (EPERM; it works inside a user namespace)";
+
+/// Whether this process may attach a socket filter. Some kernels refuse an
+/// ordinary user on the host (EPERM) yet allow it inside a user namespace.
+pub fn filters_allowed(s: &impl AsFd) -> io::Result<bool> {
+    match drop_all(s) {
+        Ok(()) => undrop(s).map(|()| true),
+        Err(e) if matches!(errno(&e), libc::EPERM | libc::EACCES) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn undrop(s: &impl AsFd) -> io::Result<()> {
     ffi::detach_filter(s.as_fd())
 }

@@ -186,11 +186,7 @@ impl<'c> Timeline<'c> {
 pub fn print_header(name: &str, claim: &str) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "\n== {name}: {claim}");
-    let _ = writeln!(
-        out,
-        "{:>8}  {:<44} {:<34} {}",
-        "t", "action", "client", "server"
-    );
+    let _ = writeln!(out, "{:>8}  {:<44} {:<34} server", "t", "action", "client");
     let _ = out.flush();
 }
 

@@ -16,6 +16,9 @@ pub const CLAIM: &str = "a connection that times out (TCP_USER_TIMEOUT, the peer
 
 pub fn run(ctx: &Ctx) -> Result<ScenarioResult> {
     let (mut tl, _l, c, s) = super::close::start(ctx)?;
+    if !sock::filters_allowed(&*s)? {
+        return Ok(super::close::refused("timeout", CLAIM, tl, c, s));
+    }
     tl.act("client: TCP_USER_TIMEOUT 500 ms", || {
         Ok(sock::set_user_timeout(&*c, 500)?)
     })?;
