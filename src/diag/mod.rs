@@ -5,6 +5,7 @@
 //! and IPv6 dumps run at the same time on two netlink sockets.
 
 pub mod bytecode;
+pub mod destroy;
 pub mod parse;
 
 use std::io;
