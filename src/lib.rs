@@ -20,6 +20,7 @@ pub mod sysctl;
 pub mod aggregate;
 pub mod diagnose;
 pub mod report;
+pub mod snapshot;
 pub mod text;
 
 pub mod render;

@@ -63,6 +63,9 @@ pub fn grouped(n: u64) -> String {
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    if let Some(s) = &r.snapshot {
+        writeln!(w, "{}", snapshot_line(s))?;
+    }
     if let Some(sockets) = &r.sockets {
         let mut head = vec![
             "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
@@ -225,6 +228,23 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         }
     }
     Ok(())
+}
+
+/// One line saying which snapshot the numbers come from.
+pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
+    match (&s.host, &s.taken_at) {
+        (host, Some(at)) => format!(
+            "Snapshot of {} (kernel {}) taken {at}, from {}",
+            host.as_deref().unwrap_or("an unnamed host"),
+            s.kernel.as_deref().unwrap_or("unknown"),
+            s.file
+        ),
+        _ => format!(
+            "From `ss -D` dump {}: {}",
+            s.file,
+            s.note.as_deref().unwrap_or("no host metadata")
+        ),
+    }
 }
 
 #[cfg(test)]
