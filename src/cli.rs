@@ -50,7 +50,10 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
-  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom";
+  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
+  tw-inspect list --save host.twsnap                capture now, analyse anywhere later
+  tw-inspect list --load host.twsnap --by local-port  the same views offline
+  tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
