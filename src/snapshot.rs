@@ -702,7 +702,7 @@ pub fn save(
             filter: describe_filter(query),
         },
         sysctls: Sysctls::read_host(),
-        listening: listeners()?,
+        listening: listeners_for(query, raw)?,
         sections: raw
             .iter()
             .map(|(f, d)| SectionInfo {
@@ -743,14 +743,43 @@ pub fn write_to(
 /// Listening sockets of the current namespace. The kernel skips its connection
 /// table when only LISTEN is asked for, so this costs little even on a busy host.
 pub fn listeners() -> Result<Vec<Listener>> {
-    let q = Query {
+    let c = diag::collect(
+        &listen_query(),
+        Options::default(),
+        Vec::<SocketRecord>::new,
+    )
+    .context("reading listening sockets from the kernel")?;
+    Ok(to_listeners(&c.sink))
+}
+
+/// The listeners of a capture: taken from its own datagrams when it holds every
+/// listener (so saving costs no extra dump), else from a LISTEN-only dump.
+fn listeners_for(query: &Query, raw: &[(Family, Vec<u8>)]) -> Result<Vec<Listener>> {
+    let complete = query.states.contains(TcpState::Listen)
+        && query.conds.is_empty()
+        && query.families() == [Family::V4, Family::V6];
+    if !complete {
+        return listeners();
+    }
+    let mut v = Vec::<SocketRecord>::new();
+    let q = listen_query();
+    let mut stats = ParseStats::default();
+    for (family, data) in raw {
+        replay_section(Some(*family), data, &q, &mut stats, &mut v)
+            .map_err(|e| anyhow::anyhow!("re-reading the capture: {e}"))?;
+    }
+    Ok(to_listeners(&v))
+}
+
+fn listen_query() -> Query {
+    Query {
         states: StateSet::from_states(&[TcpState::Listen]),
         ..Query::default()
-    };
-    let c = diag::collect(&q, Options::default(), Vec::<SocketRecord>::new)
-        .context("reading listening sockets from the kernel")?;
-    let mut v: Vec<Listener> = c
-        .sink
+    }
+}
+
+fn to_listeners(recs: &[SocketRecord]) -> Vec<Listener> {
+    let mut v: Vec<Listener> = recs
         .iter()
         .map(|r| Listener {
             family: r.family.name().into(),
@@ -760,7 +789,7 @@ pub fn listeners() -> Result<Vec<Listener>> {
         .collect();
     v.sort_by(|a, b| (a.port, &a.family, a.local).cmp(&(b.port, &b.family, b.local)));
     v.dedup();
-    Ok(v)
+    v
 }
 
 fn read_trimmed(p: &str) -> Option<String> {

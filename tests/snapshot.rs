@@ -349,6 +349,42 @@ fn port_pressure_offline_uses_the_snapshots_sysctls() {
     );
     assert_eq!(snapshot::load_sysctls(&path).unwrap(), sys);
 
+    // A capture narrowed to TIME_WAIT still records the listeners (a LISTEN-only
+    // dump), and says what it holds.
+    let narrow = dir.path().join("n.twsnap");
+    let out = run(&[
+        "list",
+        "--save",
+        s(&narrow),
+        "-s",
+        "time-wait",
+        "--peer-port",
+        "5000",
+    ]);
+    assert!(out.status.success());
+    let n = snapshot::load(&narrow).unwrap();
+    assert_eq!(n.host_facts().listening.unwrap(), listening);
+    let v = json(&["list", "--load", s(&narrow), "--format", "json"]);
+    assert_eq!(
+        v["snapshot"]["captured_states"],
+        serde_json::json!(["time-wait"])
+    );
+    assert_eq!(
+        v["snapshot"]["captured_filter"],
+        serde_json::json!(["peer-port 5000"])
+    );
+    assert_eq!(v["total"], 6);
+    let out = run(&["list", "--load", s(&narrow)]);
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains("holds only time-wait; captured with peer-port 5000"),
+        "{first}"
+    );
+
     let c = snap
         .collect(&Query::default(), || {
             Pressure::new(sys.ip_local_port_range.unwrap())
