@@ -54,7 +54,10 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
   tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
   sudo tw-inspect list --all-netns                  every network namespace, then the total
-  sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net";
+  sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net
+  tw-inspect list --save host.twsnap                capture now, analyse anywhere later
+  tw-inspect list --load host.twsnap --by local-port  the same views offline
+  tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
@@ -199,7 +202,7 @@ pub struct ListArgs {
     pub count: Option<u64>,
 
     /// Save the raw socket table and host facts to FILE for later analysis
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch", "all_netns"])]
     pub save: Option<PathBuf>,
 
     /// Analyse a snapshot (from --save, or a dump written by `ss -D`) instead of the live kernel

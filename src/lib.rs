@@ -22,6 +22,7 @@ pub mod aggregate;
 pub mod diagnose;
 pub mod report;
 pub mod sample;
+pub mod snapshot;
 pub mod text;
 
 pub mod render;

@@ -113,8 +113,35 @@ pub struct ListReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets: Option<Vec<SocketRow>>,
     pub diagnoses: Vec<Diagnosis>,
-    /// Time spent collecting from the kernel, in milliseconds.
+    /// Time spent collecting from the kernel, in milliseconds (for a snapshot:
+    /// the original capture's, 0 when the file does not say).
     pub collect_ms: f64,
+    /// Present when the sockets come from a snapshot (`list --load`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotInfo>,
+}
+
+/// Which snapshot a report was computed from (docs/snapshot-format.md).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub file: String,
+    /// `tw-inspect` (from `list --save`) or `ss-dump` (from `ss -D`).
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u16>,
+    /// Hostname of the captured machine.
+    pub host: Option<String>,
+    /// Its kernel release.
+    pub kernel: Option<String>,
+    /// Capture time, RFC 3339 UTC.
+    pub taken_at: Option<String>,
+    pub netns_inode: Option<u64>,
+    /// The states the capture asked for; sockets in other states are not in the file.
+    pub captured_states: Option<Vec<String>>,
+    /// The port/address conditions the capture ran with.
+    pub captured_filter: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
@@ -194,6 +221,7 @@ impl ListReport {
             sockets: sockets.map(|v| v.iter().map(socket_row).collect()),
             diagnoses: Vec::new(),
             collect_ms,
+            snapshot: None,
         }
     }
 }

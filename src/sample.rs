@@ -26,6 +26,8 @@ pub struct Spec {
     pub pressure: bool,
     /// Keep the cookies of TIME_WAIT sockets (`--watch` arrival rate).
     pub tw_cookies: bool,
+    /// Keep the raw datagrams and this namespace's facts for `--save`.
+    pub keep_raw: bool,
 }
 
 /// The result of one collection in one namespace.
@@ -38,6 +40,8 @@ pub struct Sample {
     pub sockets: Option<Vec<SocketRecord>>,
     pub tw_cookies: HashSet<u64>,
     pub elapsed: Duration,
+    /// With `keep_raw`: the snapshot of this collection, facts read in its namespace.
+    pub capture: Option<crate::snapshot::Captured>,
 }
 
 struct SampleSink {
@@ -81,13 +85,16 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         .and_then(|s| s.ip_local_port_range.map(|r| (r, s)));
     // An empty range (1, 0) makes the pressure sink ignore every socket.
     let range = ephemeral.as_ref().map_or((1, 0), |(r, _)| *r);
-    let c = diag::collect(&spec.query, Options::default(), || SampleSink {
-        agg: Aggregate::new(spec.by, spec.group_states),
-        pressure: Pressure::new(range),
-        sockets: spec.sockets.then(Vec::new),
-        tw_cookies: spec.tw_cookies.then(HashSet::new),
-    })
-    .context("reading sockets from the kernel")?;
+    let opts = Options {
+        keep_raw: spec.keep_raw,
+    };
+    let c = diag::collect(&spec.query, opts, || sink(spec, range))
+        .context("reading sockets from the kernel")?;
+    let capture = if spec.keep_raw {
+        Some(crate::snapshot::capture(&spec.query, c.raw, c.elapsed)?)
+    } else {
+        None
+    };
     Ok(Sample {
         agg: c.sink.agg,
         pressure: c.sink.pressure,
@@ -95,8 +102,44 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         sockets: c.sink.sockets,
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
+        capture,
     })
 }
+
+fn sink(spec: &Spec, range: (u16, u16)) -> SampleSink {
+    SampleSink {
+        agg: Aggregate::new(spec.by, spec.group_states),
+        pressure: Pressure::new(range),
+        sockets: spec.sockets.then(Vec::new),
+        tw_cookies: spec.tw_cookies.then(HashSet::new),
+    }
+}
+
+/// The same collection replayed from a snapshot; port pressure uses the
+/// snapshot's own ephemeral range, never this host's.
+pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sample> {
+    let sysctls = snap.host_facts().sysctls;
+    let range = sysctls
+        .as_ref()
+        .and_then(|s| s.ip_local_port_range)
+        .filter(|_| spec.pressure)
+        .unwrap_or((1, 0));
+    let c = snap.collect(&spec.query, || sink(spec, range))?;
+    Ok(Sample {
+        agg: c.sink.agg,
+        pressure: c.sink.pressure,
+        ephemeral_ports: sysctls
+            .filter(|_| spec.pressure)
+            .and_then(|s| s.ephemeral_ports()),
+        sockets: c.sink.sockets,
+        tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
+        elapsed: c.elapsed,
+        capture: None,
+    })
+}
+
+/// Samples labelled by namespace (`None` = the current namespace).
+pub type Samples = Vec<(Option<String>, Sample)>;
 
 /// One sample per namespace in `scope`, labelled (`None` = the current namespace).
 pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Vec<(Option<String>, Sample)>> {

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::aggregate::Aggregate;
 use crate::cli::{ColorChoice, Format, ListArgs};
+use crate::commands::list;
 use crate::exit::usage;
 use crate::netns::Scope;
 use crate::output::Output;
@@ -147,11 +148,15 @@ pub fn run(args: &ListArgs, mut spec: Spec, interval: Duration, color: ColorChoi
             rescope(&mut scope, n)?;
             let mut out = Output::open(Some(path))?;
             let style = Style::resolve(color, false);
-            let failed = crate::commands::list::write_report(&mut out, args, &spec, &scope, style)?;
-            out.finish()?;
-            if let Some(e) = failed {
-                return Err(e);
+            let source = list::Source::Live(&scope);
+            match list::collect_or_down(&mut out, args, &spec, &source)? {
+                Ok(samples) => list::write_report(&mut out, args, &spec, &source, &samples, style)?,
+                Err(e) => {
+                    out.finish()?;
+                    return Err(e);
+                }
             }
+            out.finish()?;
             n += 1;
             if args.count.is_some_and(|c| n >= c) {
                 return Ok(());

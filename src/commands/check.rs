@@ -218,6 +218,7 @@ fn check(args: &CheckArgs) -> Result<(CheckStatus, String)> {
         sockets: false,
         pressure,
         tw_cookies: false,
+        keep_raw: false,
     };
     let scope = Scope::from_flags(&args.filter)?;
     let samples = sample::collect_scope(&scope, &spec)?;

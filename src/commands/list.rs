@@ -12,7 +12,8 @@ use crate::netns::Scope;
 use crate::output::Output;
 use crate::render::{self, Style};
 use crate::report::{ListReport, NamespaceReport, NetnsListReport};
-use crate::sample::{self, Sample, Spec};
+use crate::sample::{self, Sample, Samples, Spec};
+use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
@@ -35,6 +36,12 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
             StateSet::from_states(&[TcpState::TimeWait]),
         );
     }
+    if args.load.is_some() && args.processes {
+        return usage("--processes looks up owners on this host: not available with --load");
+    }
+    if args.save.is_some() && args.save == args.output {
+        return usage("--save and --output name the same file: give two different files");
+    }
     let spec = Spec {
         query,
         by,
@@ -42,49 +49,100 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
         sockets: args.sockets,
         pressure: args.format == Format::Prometheus,
         tw_cookies: false,
+        keep_raw: args.save.is_some(),
     };
     if let Some(interval) = &args.watch {
         return crate::watch::run(args, spec, config::duration("--watch", interval)?, color);
     }
+    // A snapshot replaces the kernel as the source; --save keeps the datagrams.
+    let snap = args.load.as_deref().map(snapshot::load).transpose()?;
+    let save_to = args.save.as_deref().map(snapshot::create).transpose()?;
     let mut out = Output::open(args.output.as_deref())?;
     let style = Style::resolve(color, out.is_terminal());
-    let scope = Scope::from_flags(&args.filter)?;
-    match write_report(&mut out, args, &spec, &scope, style)? {
-        None => out.finish(),
-        // Prometheus: the file says `tw_inspect_up 0`, and the run still fails.
-        Some(err) => {
-            out.finish()?;
-            Err(err)
+    let scope;
+    let source = match &snap {
+        Some(s) => Source::Snapshot(s),
+        None => {
+            scope = Scope::from_flags(&args.filter)?;
+            Source::Live(&scope)
         }
+    };
+    let mut samples = match collect_or_down(&mut out, args, &spec, &source)? {
+        Ok(s) => s,
+        Err(e) => {
+            out.finish()?;
+            return Err(e);
+        }
+    };
+    if let Some(file) = save_to {
+        let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
+        snapshot::save(file, &captured.expect("keep_raw was set"))?;
+    }
+    write_report(&mut out, args, &spec, &source, &samples, style)?;
+    out.finish()
+}
+
+/// Collects from `source`. When that fails in Prometheus format, writes
+/// `tw_inspect_up 0` and returns the error inside `Ok`, so the caller can
+/// publish the file before failing.
+pub fn collect_or_down(
+    w: &mut dyn Write,
+    args: &ListArgs,
+    spec: &Spec,
+    source: &Source,
+) -> Result<Result<Samples>> {
+    match source.collect(spec) {
+        Ok(s) => Ok(Ok(s)),
+        Err(e) if args.format == Format::Prometheus => {
+            render::prometheus::write_down(w)?;
+            Ok(Err(e))
+        }
+        Err(e) => Err(e),
     }
 }
 
-/// Collects once in every namespace of `scope` and writes the report in the
-/// chosen format. A collection failure in Prometheus format writes
-/// `tw_inspect_up 0` and is returned as `Ok(Some(err))`, so the caller can
-/// publish that before failing.
+/// Where the sockets come from.
+pub enum Source<'a> {
+    /// The kernel, in one or more network namespaces.
+    Live(&'a Scope),
+    /// A file written by `--save` or `ss -D`.
+    Snapshot(&'a Snapshot),
+}
+
+impl Source<'_> {
+    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
+        match self {
+            Source::Live(scope) => sample::collect_scope(scope, spec),
+            Source::Snapshot(snap) => Ok(vec![(None, sample::from_snapshot(snap, spec)?)]),
+        }
+    }
+
+    fn labelled(&self) -> bool {
+        matches!(self, Source::Live(s) if s.labelled())
+    }
+}
+
+/// Writes the report of `samples` (one per namespace) in the chosen format.
 pub fn write_report(
     w: &mut dyn Write,
     args: &ListArgs,
     spec: &Spec,
-    scope: &Scope,
+    source: &Source,
+    samples: &[(Option<String>, Sample)],
     style: Style,
-) -> Result<Option<anyhow::Error>> {
-    let samples = match sample::collect_scope(scope, spec) {
-        Ok(s) => s,
-        Err(e) if args.format == Format::Prometheus => {
-            render::prometheus::write_down(w)?;
-            return Ok(Some(e));
-        }
-        Err(e) => return Err(e),
-    };
+) -> Result<()> {
     let report = |s: &Sample| {
-        ListReport::new(
+        let mut r = ListReport::new(
             &s.agg,
             args.top,
             s.sockets.as_deref(),
             s.elapsed.as_secs_f64() * 1e3,
-        )
+        );
+        if let Source::Snapshot(snap) = source {
+            r.source = "snapshot".into();
+            r.snapshot = Some(snap.info());
+        }
+        r
     };
     if args.format == Format::Prometheus {
         let items: Vec<_> = samples
@@ -97,16 +155,16 @@ pub fn write_report(
             })
             .collect();
         render::prometheus::write(w, &items, args.top)?;
-        return Ok(None);
+        return Ok(());
     }
-    if !scope.labelled() {
+    if !source.labelled() {
         let r = report(&samples[0].1);
         match args.format {
             Format::Table => render::table::list(w, &r, style, args.explain)?,
             Format::Json => render::json::write(w, &r)?,
             _ => render::csv::list(w, &r, args.explain)?,
         }
-        return Ok(None);
+        return Ok(());
     }
     // Several namespaces: each one's report, then the totals.
     let per_ns: Vec<NamespaceReport> = samples
@@ -120,7 +178,7 @@ pub fn write_report(
         .iter()
         .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
         .sum();
-    let mut total = ListReport::new(&sample::total(&samples, spec), args.top, None, total_ms);
+    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms);
     if args.sockets {
         total.sockets = Some(
             per_ns
@@ -174,5 +232,5 @@ pub fn write_report(
             }
         }
     }
-    Ok(None)
+    Ok(())
 }

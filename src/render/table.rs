@@ -63,6 +63,9 @@ pub fn grouped(n: u64) -> String {
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    if let Some(s) = &r.snapshot {
+        writeln!(w, "{}", snapshot_line(s))?;
+    }
     if let Some(sockets) = &r.sockets {
         let mut head = vec![
             "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
@@ -116,14 +119,18 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         return Ok(());
     }
 
+    // A snapshot's collect_ms is its capture's; an `ss -D` dump does not say.
+    let source = match (&r.snapshot, r.collect_ms > 0.0) {
+        (Some(_), true) => format!("captured in {:.1} ms", r.collect_ms),
+        (Some(_), false) => "from a snapshot".to_string(),
+        (None, _) => format!("read from {} in {:.1} ms", r.source, r.collect_ms),
+    };
     writeln!(
         w,
-        "TCP sockets: {} (IPv4 {}, IPv6 {}), read from {} in {:.1} ms",
+        "TCP sockets: {} (IPv4 {}, IPv6 {}), {source}",
         grouped(r.total),
         grouped(r.families.ipv4),
         grouped(r.families.ipv6),
-        r.source,
-        r.collect_ms
     )?;
     writeln!(w)?;
     let mut head = vec!["State", "Count"];
@@ -225,6 +232,30 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         }
     }
     Ok(())
+}
+
+/// One line saying which snapshot the numbers come from.
+pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
+    let Some(at) = &s.taken_at else {
+        let note = s.note.as_deref().unwrap_or("no host metadata");
+        return format!("From `ss -D` dump {}: {note}", s.file);
+    };
+    let mut line = format!(
+        "Snapshot of {} (kernel {}) taken {at}, from {}",
+        s.host.as_deref().unwrap_or("an unnamed host"),
+        s.kernel.as_deref().unwrap_or("unknown"),
+        s.file
+    );
+    // Say when the capture itself was narrowed: other sockets are not in the file.
+    let states = s.captured_states.as_deref().unwrap_or_default();
+    if states.len() < crate::state::MAX_STATE {
+        line.push_str(&format!("; holds only {}", states.join(", ")));
+    }
+    let filter = s.captured_filter.as_deref().unwrap_or_default();
+    if !filter.is_empty() {
+        line.push_str(&format!("; captured with {}", filter.join(", ")));
+    }
+    line
 }
 
 #[cfg(test)]
