@@ -468,6 +468,28 @@ fn stale_instances_progress_lines_and_prometheus() {
         text.contains("tw_inspect_time_wait_unattributed "),
         "{text}"
     );
+    // The exposition format as Prometheus itself reads it, where promtool is installed.
+    if let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let msg = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool: {msg}\n{text}");
+    }
 }
 
 #[test]

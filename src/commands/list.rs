@@ -1,16 +1,20 @@
 //! `tw-inspect list`.
 
-use anyhow::{Context, Result};
+use std::io::Write;
 
-use crate::aggregate::Aggregate;
-use crate::cli::{ColorChoice, Format, ListArgs};
+use anyhow::Result;
+
+use crate::aggregate::GroupBy;
+use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
 use crate::config;
-use crate::diag::{self, Options};
 use crate::exit::usage;
+use crate::netns::Scope;
 use crate::output::Output;
 use crate::render::{self, Style};
-use crate::report::ListReport;
-use crate::socket::SocketRecord;
+use crate::report::{ListReport, NamespaceReport, NetnsListReport};
+use crate::sample::{self, Sample, Samples, Spec};
+use crate::snapshot::{self, Snapshot};
+use crate::state::{StateSet, TcpState};
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
     // Process attribution traces closes first; it lives with `who`.
@@ -18,32 +22,219 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
         return crate::commands::who::list_by_process(args, color).map(|_| ());
     }
     let query = config::query(&args.filter)?;
-    let (by, group_states) = config::grouping(args.by, &args.filter, &query);
+    let (mut by, mut group_states) = config::grouping(args.by, &args.filter, &query);
     if args.processes && !args.sockets {
         return usage("--processes shows owners per socket: add --sockets");
     }
     if args.format == Format::Prometheus && args.sockets {
         return usage("--format prometheus reports counts, not sockets: drop --sockets");
     }
+    if args.format == Format::Prometheus {
+        if args.by.is_some_and(|b| b != GroupKeyArg::PeerAndPort) {
+            return usage(
+                "--format prometheus groups TIME_WAIT by peer+port only: drop --by or use --by peer+port",
+            );
+        }
+        (by, group_states) = (
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        );
+    }
+    if args.load.is_some() && args.processes {
+        return usage("--processes looks up owners on this host: not available with --load");
+    }
+    if args.save.is_some() && args.save == args.output {
+        return usage("--save and --output name the same file: give two different files");
+    }
+    let spec = Spec {
+        query,
+        by,
+        group_states,
+        sockets: args.sockets,
+        pressure: args.format == Format::Prometheus,
+        tw_cookies: false,
+        keep_raw: args.save.is_some(),
+    };
+    if let Some(interval) = &args.watch {
+        return crate::watch::run(args, spec, config::duration("--watch", interval)?, color);
+    }
+    // A snapshot replaces the kernel as the source; --save keeps the datagrams.
+    let snap = args.load.as_deref().map(snapshot::load).transpose()?;
+    let save_to = args.save.as_deref().map(snapshot::create).transpose()?;
     let mut out = Output::open(args.output.as_deref())?;
     let style = Style::resolve(color, out.is_terminal());
-
-    let opts = Options::default();
-    let report = if args.sockets {
-        let c = diag::collect(&query, opts, || (Aggregate::new(by, group_states), Vec::<SocketRecord>::new()))
-            .context("reading sockets from the kernel")?;
-        ListReport::new(&c.sink.0, args.top, Some(&c.sink.1), c.elapsed.as_secs_f64() * 1e3)
-    } else {
-        let c = diag::collect(&query, opts, || Aggregate::new(by, group_states))
-            .context("reading sockets from the kernel")?;
-        ListReport::new(&c.sink, args.top, None, c.elapsed.as_secs_f64() * 1e3)
+    let scope;
+    let source = match &snap {
+        Some(s) => Source::Snapshot(s),
+        None => {
+            scope = Scope::from_flags(&args.filter)?;
+            Source::Live(&scope)
+        }
     };
-
-    match args.format {
-        Format::Table => render::table::list(&mut out, &report, style, args.explain)?,
-        Format::Json => render::json::write(&mut out, &report)?,
-        Format::Csv => render::csv::list(&mut out, &report, args.explain)?,
-        Format::Prometheus => return usage("--format prometheus is not available yet"),
+    let mut samples = match collect_or_down(&mut out, args, &spec, &source)? {
+        Ok(s) => s,
+        Err(e) => {
+            out.finish()?;
+            return Err(e);
+        }
+    };
+    if let Some(file) = save_to {
+        let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
+        snapshot::save(file, &captured.expect("keep_raw was set"))?;
     }
+    write_report(&mut out, args, &spec, &source, &samples, style)?;
     out.finish()
+}
+
+/// Collects from `source`. When that fails in Prometheus format, writes
+/// `tw_inspect_up 0` and returns the error inside `Ok`, so the caller can
+/// publish the file before failing.
+pub fn collect_or_down(
+    w: &mut dyn Write,
+    args: &ListArgs,
+    spec: &Spec,
+    source: &Source,
+) -> Result<Result<Samples>> {
+    match source.collect(spec) {
+        Ok(s) => Ok(Ok(s)),
+        Err(e) if args.format == Format::Prometheus => {
+            render::prometheus::write_down(w)?;
+            Ok(Err(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Where the sockets come from.
+pub enum Source<'a> {
+    /// The kernel, in one or more network namespaces.
+    Live(&'a Scope),
+    /// A file written by `--save` or `ss -D`.
+    Snapshot(&'a Snapshot),
+}
+
+impl Source<'_> {
+    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
+        match self {
+            Source::Live(scope) => sample::collect_scope(scope, spec),
+            Source::Snapshot(snap) => Ok(vec![(None, sample::from_snapshot(snap, spec)?)]),
+        }
+    }
+
+    fn labelled(&self) -> bool {
+        matches!(self, Source::Live(s) if s.labelled())
+    }
+}
+
+/// Writes the report of `samples` (one per namespace) in the chosen format.
+pub fn write_report(
+    w: &mut dyn Write,
+    args: &ListArgs,
+    spec: &Spec,
+    source: &Source,
+    samples: &[(Option<String>, Sample)],
+    style: Style,
+) -> Result<()> {
+    let report = |s: &Sample| {
+        let mut r = ListReport::new(
+            &s.agg,
+            args.top,
+            s.sockets.as_deref(),
+            s.elapsed.as_secs_f64() * 1e3,
+        );
+        if let Source::Snapshot(snap) = source {
+            r.source = "snapshot".into();
+            r.snapshot = Some(snap.info());
+        }
+        r
+    };
+    if args.format == Format::Prometheus {
+        let items: Vec<_> = samples
+            .iter()
+            .map(|(label, s)| render::prometheus::NsMetrics {
+                netns: label.as_deref(),
+                agg: &s.agg,
+                pressure: s.ephemeral_ports.map(|p| (&s.pressure, p)),
+                collect_seconds: s.elapsed.as_secs_f64(),
+            })
+            .collect();
+        render::prometheus::write(w, &items, args.top)?;
+        return Ok(());
+    }
+    if !source.labelled() {
+        let r = report(&samples[0].1);
+        match args.format {
+            Format::Table => render::table::list(w, &r, style, args.explain)?,
+            Format::Json => render::json::write(w, &r)?,
+            _ => render::csv::list(w, &r, args.explain)?,
+        }
+        return Ok(());
+    }
+    // Several namespaces: each one's report, then the totals.
+    let per_ns: Vec<NamespaceReport> = samples
+        .iter()
+        .map(|(label, s)| NamespaceReport {
+            netns: label.clone().unwrap_or_default(),
+            report: report(s),
+        })
+        .collect();
+    let total_ms = samples
+        .iter()
+        .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
+        .sum();
+    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms);
+    if args.sockets {
+        total.sockets = Some(
+            per_ns
+                .iter()
+                .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
+                .collect(),
+        );
+    }
+    match args.format {
+        Format::Json => render::json::write(
+            w,
+            &NetnsListReport {
+                total,
+                namespaces: per_ns,
+            },
+        )?,
+        Format::Table => {
+            for (i, n) in per_ns.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                writeln!(w, "Network namespace {}", n.netns)?;
+                render::table::list(w, &n.report, style, args.explain)?;
+            }
+            // One namespace: its report is the total.
+            if per_ns.len() > 1 {
+                writeln!(w)?;
+                writeln!(w, "All {} network namespaces", per_ns.len())?;
+                render::table::list(w, &total, style, args.explain)?;
+            }
+        }
+        _ => {
+            // One CSV document with a leading `netns` column; an empty netns marks the totals.
+            let mut first = true;
+            let rows = per_ns.iter().map(|n| (n.netns.as_str(), &n.report));
+            let totals = (!args.sockets).then_some(("", &total));
+            for (label, r) in rows.chain(totals) {
+                let mut buf = Vec::new();
+                render::csv::list(&mut buf, r, args.explain)?;
+                let text = String::from_utf8_lossy(&buf);
+                for (i, line) in text.lines().enumerate() {
+                    if i == 0 {
+                        if first {
+                            writeln!(w, "netns,{line}")?;
+                        }
+                        continue;
+                    }
+                    writeln!(w, "{},{line}", render::csv::field(label))?;
+                }
+                first = false;
+            }
+        }
+    }
+    Ok(())
 }
