@@ -34,11 +34,19 @@ struct Args {
     reps: usize,
     build: bool,
     phase: Option<usize>,
+    run: Option<String>,
     bin_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { sizes: vec![10_000, 50_000, 200_000], reps: 15, build: true, phase: None, bin_dir: None };
+    let mut a = Args {
+        sizes: vec![10_000, 50_000, 200_000],
+        reps: 15,
+        build: true,
+        phase: None,
+        run: None,
+        bin_dir: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -46,12 +54,27 @@ fn parse_args() -> Result<Args> {
             "--sizes" => {
                 a.sizes = val("--sizes")?
                     .split(',')
-                    .map(|s| s.trim().parse::<usize>().with_context(|| format!("--sizes: invalid number '{s}'")))
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .with_context(|| format!("--sizes: invalid number '{s}'"))
+                    })
                     .collect::<Result<_>>()?
             }
-            "--reps" => a.reps = val("--reps")?.parse().context("--reps: expected a number")?,
+            "--reps" => {
+                a.reps = val("--reps")?
+                    .parse()
+                    .context("--reps: expected a number")?
+            }
             "--no-build" => a.build = false,
-            "--phase" => a.phase = Some(val("--phase")?.parse().context("--phase: expected a number")?),
+            "--phase" => {
+                a.phase = Some(
+                    val("--phase")?
+                        .parse()
+                        .context("--phase: expected a number")?,
+                )
+            }
+            "--run" => a.run = Some(val("--run")?),
             "--bin-dir" => a.bin_dir = Some(PathBuf::from(val("--bin-dir")?)),
             "-h" | "--help" => {
                 println!(
@@ -61,7 +84,9 @@ fn parse_args() -> Result<Args> {
                 );
                 std::process::exit(0);
             }
-            other => bail!("unknown argument '{other}' (valid: --sizes, --reps, --no-build, --help)"),
+            other => {
+                bail!("unknown argument '{other}' (valid: --sizes, --reps, --no-build, --help)")
+            }
         }
     }
     if a.reps == 0 {
@@ -72,8 +97,22 @@ fn parse_args() -> Result<Args> {
 
 fn main() -> ExitCode {
     let res = parse_args().and_then(|a| match a.phase {
-        Some(n) => phase(n, a.reps, a.bin_dir.as_deref().context("--phase needs --bin-dir")?),
-        None => parent(&a),
+        Some(n) => phase(
+            n,
+            a.reps,
+            a.bin_dir.as_deref().context("--phase needs --bin-dir")?,
+            a.run.as_deref(),
+        ),
+        None => match &a.run {
+            // Development aid: make the sockets, run one shell command among them.
+            Some(cmd) => {
+                let exe = std::env::current_exe()?;
+                let n = a.sizes.last().copied().unwrap_or(0);
+                let bin = exe.parent().context("locating the target directory")?;
+                phase(n, 1, bin, Some(cmd))
+            }
+            None => parent(&a),
+        },
     });
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,11 +135,16 @@ fn have(cmd: &str) -> bool {
 
 /// Installs the Debian packages that provide missing tools.
 fn ensure_tools() -> Result<()> {
-    let missing: Vec<&str> = [("netstat", "net-tools"), ("ss", "iproute2"), ("ip", "iproute2"), ("awk", "gawk")]
-        .iter()
-        .filter(|(cmd, _)| !have(cmd))
-        .map(|(_, pkg)| *pkg)
-        .collect();
+    let missing: Vec<&str> = [
+        ("netstat", "net-tools"),
+        ("ss", "iproute2"),
+        ("ip", "iproute2"),
+        ("awk", "gawk"),
+    ]
+    .iter()
+    .filter(|(cmd, _)| !have(cmd))
+    .map(|(_, pkg)| *pkg)
+    .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -114,7 +158,10 @@ fn ensure_tools() -> Result<()> {
             .status()
     };
     if !install().is_ok_and(|s| s.success()) {
-        let _ = Command::new("apt-get").args(["update", "-q"]).stdout(Stdio::null()).status();
+        let _ = Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdout(Stdio::null())
+            .status();
         if !install().context("running apt-get")?.success() {
             bail!("could not install {}", missing.join(" "));
         }
@@ -142,8 +189,17 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .map(|o| {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .unwrap_or_default()
 }
@@ -178,7 +234,11 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let m = s.len() / 2;
-    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
 }
 
 struct Phase {
@@ -190,18 +250,29 @@ struct Phase {
 
 fn parent(a: &Args) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("needs root: it creates network namespaces and sets their sysctls (run it with sudo)");
+        bail!(
+            "needs root: it creates network namespaces and sets their sysctls (run it with sudo)"
+        );
     }
     ensure_tools()?;
     let exe = std::env::current_exe().context("locating tw-bench")?;
-    let bin_dir = exe.parent().context("locating the target directory")?.to_path_buf();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("locating the workspace")?.to_path_buf();
+    let bin_dir = exe
+        .parent()
+        .context("locating the target directory")?
+        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("locating the workspace")?
+        .to_path_buf();
     if a.build {
         build(&root)?;
     }
     for b in ["tw-inspect", "tw-floor"] {
         if !bin_dir.join(b).exists() {
-            bail!("{} is missing: build with `cargo build --release --workspace --bins`", bin_dir.join(b).display());
+            bail!(
+                "{} is missing: build with `cargo build --release --workspace --bins`",
+                bin_dir.join(b).display()
+            );
         }
     }
     let load_before = read_to_string("/proc/loadavg");
@@ -213,12 +284,23 @@ fn parent(a: &Args) -> Result<()> {
         eprintln!("tw-bench: phase with {n} TIME_WAIT sockets");
         let reps = if n == 0 { a.reps.max(30) } else { a.reps };
         let mut child = Command::new(&exe)
-            .args(["--phase", &n.to_string(), "--reps", &reps.to_string(), "--bin-dir"])
+            .args([
+                "--phase",
+                &n.to_string(),
+                "--reps",
+                &reps.to_string(),
+                "--bin-dir",
+            ])
             .arg(&bin_dir)
             .stdout(Stdio::piped())
             .spawn()
             .context("starting a benchmark phase")?;
-        let mut p = Phase { size: n, time_wait: (0, 0), make_s: 0.0, results: BTreeMap::new() };
+        let mut p = Phase {
+            size: n,
+            time_wait: (0, 0),
+            make_s: 0.0,
+            results: BTreeMap::new(),
+        };
         for line in BufReader::new(child.stdout.take().context("phase stdout")?).lines() {
             let line = line?;
             let f: Vec<&str> = line.split('\t').collect();
@@ -262,7 +344,11 @@ fn commands(bin_dir: &Path) -> Vec<Cmd> {
     let sh = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
     let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     vec![
-        Cmd { label: "tw-inspect list", short: "summary", argv: v(&[&tw, "list"]) },
+        Cmd {
+            label: "tw-inspect list",
+            short: "summary",
+            argv: v(&[&tw, "list"]),
+        },
         Cmd {
             label: "tw-inspect list --state time-wait --by peer+port",
             short: "tw-by",
@@ -273,14 +359,26 @@ fn commands(bin_dir: &Path) -> Vec<Cmd> {
             short: "json",
             argv: v(&[&tw, "list", "--sockets", "--format", "json"]),
         },
-        Cmd { label: "ss -tan state time-wait", short: "ss", argv: v(&["ss", "-tan", "state", "time-wait"]) },
+        Cmd {
+            label: "ss -tan state time-wait",
+            short: "ss",
+            argv: v(&["ss", "-tan", "state", "time-wait"]),
+        },
         Cmd {
             label: "ss -tan state time-wait \\| awk '{print $4}' \\| sort \\| uniq -c",
             short: "ss|sort",
             argv: sh("ss -tan state time-wait | awk '{print $4}' | sort | uniq -c"),
         },
-        Cmd { label: "netstat -tan", short: "netstat", argv: v(&["netstat", "-tan"]) },
-        Cmd { label: "floor: dump-only client, families in sequence", short: "floor", argv: v(&[&floor]) },
+        Cmd {
+            label: "netstat -tan",
+            short: "netstat",
+            argv: v(&["netstat", "-tan"]),
+        },
+        Cmd {
+            label: "floor: dump-only client, families in sequence",
+            short: "floor",
+            argv: v(&[&floor]),
+        },
     ]
 }
 
@@ -309,7 +407,10 @@ fn run_once(c: &Cmd) -> Result<(f64, u64, bool)> {
 // ---------------------------------------------------------------- child phase
 
 fn sh_ok(args: &[&str]) -> Result<()> {
-    let st = Command::new(args[0]).args(&args[1..]).status().with_context(|| format!("running {}", args.join(" ")))?;
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .with_context(|| format!("running {}", args.join(" ")))?;
     if !st.success() {
         bail!("{} failed", args.join(" "));
     }
@@ -318,7 +419,8 @@ fn sh_ok(args: &[&str]) -> Result<()> {
 
 fn sysctl(name: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    std::fs::write(&path, value).with_context(|| format!("setting {name} in the benchmark namespace"))
+    std::fs::write(&path, value)
+        .with_context(|| format!("setting {name} in the benchmark namespace"))
 }
 
 /// TIME_WAIT sockets in this namespace, from /proc/net/sockstat (both families).
@@ -328,7 +430,10 @@ fn tw_count() -> u64 {
         .find(|l| l.starts_with("TCP:"))
         .and_then(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.iter().position(|x| *x == "tw").and_then(|i| f.get(i + 1)).and_then(|v| v.parse().ok())
+            f.iter()
+                .position(|x| *x == "tw")
+                .and_then(|i| f.get(i + 1))
+                .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -342,7 +447,28 @@ fn setup_namespace() -> Result<Vec<Server>> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
     sh_ok(&["ip", "link", "set", "lo", "up"])?;
     for a in V6_EXTRA {
-        sh_ok(&["ip", "-6", "addr", "add", &format!("{a}/128"), "dev", "lo", "nodad"])?;
+        sh_ok(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{a}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ])?;
+    }
+    // IPv6 local routes appear a moment after `ip addr add` returns: a UDP
+    // connect() does the route lookup without sending anything.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for a in V6_EXTRA {
+        let addr = SocketAddr::new(a.parse()?, 9);
+        while std::net::UdpSocket::bind("[::]:0")?.connect(addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("{a} did not become reachable on lo");
+            }
+            std::thread::yield_now();
+        }
     }
     sysctl("net.ipv4.tcp_tw_reuse", "0")?;
     sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
@@ -354,11 +480,18 @@ fn setup_namespace() -> Result<Vec<Server>> {
     for a in V6_EXTRA {
         v6_peers.push(a.parse()?);
     }
-    for (ports, any, peers) in [(V4_PORTS, "0.0.0.0", &v4_peers), (V6_PORTS, "::", &v6_peers)] {
+    for (ports, any, peers) in [
+        (V4_PORTS, "0.0.0.0", &v4_peers),
+        (V6_PORTS, "::", &v6_peers),
+    ] {
         for port in ports {
             let any: IpAddr = any.parse()?;
-            let listener = TcpListener::bind(SocketAddr::new(any, port)).with_context(|| format!("listening on {port}"))?;
-            servers.push(Server { listener, peers: peers.iter().map(|p| SocketAddr::new(*p, port)).collect() });
+            let listener = TcpListener::bind(SocketAddr::new(any, port))
+                .with_context(|| format!("listening on {port}"))?;
+            servers.push(Server {
+                listener,
+                peers: peers.iter().map(|p| SocketAddr::new(*p, port)).collect(),
+            });
         }
     }
     Ok(servers)
@@ -368,8 +501,10 @@ fn setup_namespace() -> Result<Vec<Server>> {
 /// the client closes first, the server closes after, so the client side ends in
 /// TIME_WAIT on an ephemeral port.
 fn make_time_wait(servers: &[&Server], n: usize) -> Result<()> {
-    let dests: Vec<(SocketAddr, &TcpListener)> =
-        servers.iter().flat_map(|s| s.peers.iter().map(move |p| (*p, &s.listener))).collect();
+    let dests: Vec<(SocketAddr, &TcpListener)> = servers
+        .iter()
+        .flat_map(|s| s.peers.iter().map(move |p| (*p, &s.listener)))
+        .collect();
     for i in 0..n {
         let (addr, l) = dests[i % dests.len()];
         let c = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
@@ -380,7 +515,7 @@ fn make_time_wait(servers: &[&Server], n: usize) -> Result<()> {
     Ok(())
 }
 
-fn phase(n: usize, reps: usize, bin_dir: &Path) -> Result<()> {
+fn phase(n: usize, reps: usize, bin_dir: &Path, run: Option<&str>) -> Result<()> {
     let servers = setup_namespace()?;
     let began = Instant::now();
     // Two threads, each with its own listeners (so accept() returns its own
@@ -394,7 +529,8 @@ fn phase(n: usize, reps: usize, bin_dir: &Path) -> Result<()> {
             hs.push(s.spawn(move || make_time_wait(&mine, share)));
         }
         for h in hs {
-            h.join().map_err(|_| anyhow::anyhow!("socket maker panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("socket maker panicked"))??;
         }
         Ok(())
     })?;
@@ -415,8 +551,23 @@ fn phase(n: usize, reps: usize, bin_dir: &Path) -> Result<()> {
     }
     let made = began.elapsed();
     let tw_start = tw_count();
-    eprintln!("tw-bench: {tw_start} TIME_WAIT sockets made in {:.1} s", made.as_secs_f64());
+    eprintln!(
+        "tw-bench: {tw_start} TIME_WAIT sockets made in {:.1} s",
+        made.as_secs_f64()
+    );
 
+    if let Some(cmd) = run {
+        let st = Command::new("sh")
+            .args(["-c", cmd])
+            .env("BIN", bin_dir)
+            .status()?;
+        drop(established);
+        return if st.success() {
+            Ok(())
+        } else {
+            bail!("`{cmd}` failed")
+        };
+    }
     let cmds = commands(bin_dir);
     // One unmeasured round warms the page cache and the kernel's tables.
     for c in &cmds {
@@ -453,18 +604,40 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
         .unwrap_or("unknown")
         .trim()
         .to_string();
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = read_to_string("/proc/meminfo").lines().next().unwrap_or("").replace("MemTotal:", "").trim().to_string();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = read_to_string("/proc/meminfo")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .replace("MemTotal:", "")
+        .trim()
+        .to_string();
     println!("## tw-bench results\n");
     println!("- date: {date}; kernel {kernel}; {ncpu} × {cpu}; memory {mem}");
-    println!("- {} ; {}", first_line("ss", &["-V"]), first_line("netstat", &["-V"]));
+    println!(
+        "- {} ; {}",
+        first_line("ss", &["-V"]),
+        first_line("netstat", &["-V"])
+    );
     println!(
         "- load average before: {}; after: {}; whole run {:.0} s",
-        load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         took.as_secs_f64()
     );
-    println!("- median wall time over alternating rounds; peak RSS from wait4 (largest of the rounds)\n");
+    println!(
+        "- median wall time over alternating rounds; peak RSS from wait4 (largest of the rounds)\n"
+    );
 
     for p in phases {
         let rounds = p.results.get(&0).map_or(0, |s| s.ms.len());
@@ -490,7 +663,11 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
             let Some(s) = p.results.get(&i) else { continue };
             let m = s.median_ms();
             let min = s.ms.iter().copied().fold(f64::INFINITY, f64::min);
-            let fail = if s.failures > 0 { format!(" ({} failed)", s.failures) } else { String::new() };
+            let fail = if s.failures > 0 {
+                format!(" ({} failed)", s.failures)
+            } else {
+                String::new()
+            };
             println!(
                 "| `{}`{fail} | {m:.2} | {min:.2} | {} | {:.2} | {:.2} |",
                 c.label,
@@ -502,9 +679,16 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
         println!();
     }
 
-    let Some(big) = phases.iter().filter(|p| p.size > 0).max_by_key(|p| p.size) else { return };
-    println!("### Ratios at {} TIME_WAIT (row time ÷ column time)\n", big.size);
-    let med: Vec<f64> = (0..cmds.len()).map(|i| big.results.get(&i).map_or(f64::NAN, Samples::median_ms)).collect();
+    let Some(big) = phases.iter().filter(|p| p.size > 0).max_by_key(|p| p.size) else {
+        return;
+    };
+    println!(
+        "### Ratios at {} TIME_WAIT (row time ÷ column time)\n",
+        big.size
+    );
+    let med: Vec<f64> = (0..cmds.len())
+        .map(|i| big.results.get(&i).map_or(f64::NAN, Samples::median_ms))
+        .collect();
     print!("| ÷ |");
     for c in &cmds {
         print!(" {} |", c.short);
@@ -531,17 +715,27 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
         print!(" {}→{} time | {}→{} RSS |", a.size, b.size, a.size, b.size);
     }
     println!();
-    println!("|---|{}{}", "---:|".repeat(sized.len()), if pair.is_some() { "---:|---:|" } else { "" });
+    println!(
+        "|---|{}{}",
+        "---:|".repeat(sized.len()),
+        if pair.is_some() { "---:|---:|" } else { "" }
+    );
     for (i, c) in cmds.iter().enumerate() {
         print!("| {} |", c.short);
         for p in &sized {
             let s = p.results.get(&i);
-            print!(" {:.1} ms, {} KiB |", s.map_or(f64::NAN, Samples::median_ms), s.map_or(0, Samples::peak_rss));
+            print!(
+                " {:.1} ms, {} KiB |",
+                s.map_or(f64::NAN, Samples::median_ms),
+                s.map_or(0, Samples::peak_rss)
+            );
         }
         if let Some((a, b)) = pair {
             let (sa, sb) = (a.results.get(&i), b.results.get(&i));
-            let t = sb.map_or(f64::NAN, Samples::median_ms) / sa.map_or(f64::NAN, Samples::median_ms);
-            let r = sb.map_or(0, Samples::peak_rss) as f64 / sa.map_or(1, Samples::peak_rss).max(1) as f64;
+            let t =
+                sb.map_or(f64::NAN, Samples::median_ms) / sa.map_or(f64::NAN, Samples::median_ms);
+            let r = sb.map_or(0, Samples::peak_rss) as f64
+                / sa.map_or(1, Samples::peak_rss).max(1) as f64;
             print!(" {t:.2}× | {r:.2}× |");
         }
         println!();
@@ -551,10 +745,25 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
     println!("### Targets at {} TIME_WAIT\n", big.size);
     let m = |i: usize| big.results.get(&i).map_or(f64::NAN, Samples::median_ms);
     let mut checks: Vec<(String, bool)> = vec![
-        (format!("summary ≤ 0.85× floor: {:.2}×", m(SUMMARY) / m(FLOOR)), m(SUMMARY) / m(FLOOR) <= 0.85),
-        (format!("summary ≥ 4× faster than ss: {:.1}×", m(SS) / m(SUMMARY)), m(SS) / m(SUMMARY) >= 4.0),
-        (format!("summary ≥ 8× faster than netstat: {:.1}×", m(NETSTAT) / m(SUMMARY)), m(NETSTAT) / m(SUMMARY) >= 8.0),
-        (format!("--sockets --format json ≤ 0.7× ss: {:.2}×", m(JSON) / m(SS)), m(JSON) / m(SS) <= 0.7),
+        (
+            format!("summary ≤ 0.85× floor: {:.2}×", m(SUMMARY) / m(FLOOR)),
+            m(SUMMARY) / m(FLOOR) <= 0.85,
+        ),
+        (
+            format!("summary ≥ 4× faster than ss: {:.1}×", m(SS) / m(SUMMARY)),
+            m(SS) / m(SUMMARY) >= 4.0,
+        ),
+        (
+            format!(
+                "summary ≥ 8× faster than netstat: {:.1}×",
+                m(NETSTAT) / m(SUMMARY)
+            ),
+            m(NETSTAT) / m(SUMMARY) >= 8.0,
+        ),
+        (
+            format!("--sockets --format json ≤ 0.7× ss: {:.2}×", m(JSON) / m(SS)),
+            m(JSON) / m(SS) <= 0.7,
+        ),
     ];
     let rss = big.results.get(&SUMMARY).map_or(0, Samples::peak_rss);
     checks.push((format!("summary peak RSS ≤ 4 MiB: {rss} KiB"), rss <= 4096));
@@ -564,14 +773,26 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
             b.results.get(&SUMMARY).map_or(0, Samples::peak_rss),
         );
         // RSS is counted in pages; allow one page of jitter.
-        checks.push((format!("summary RSS not growing {}→{}: {ra} → {rb} KiB", a.size, b.size), rb <= ra + 4));
+        checks.push((
+            format!(
+                "summary RSS not growing {}→{}: {ra} → {rb} KiB",
+                a.size, b.size
+            ),
+            rb <= ra + 4,
+        ));
         let ta = a.results.get(&SUMMARY).map_or(f64::NAN, Samples::median_ms);
         let tb = b.results.get(&SUMMARY).map_or(f64::NAN, Samples::median_ms);
-        checks.push((format!("summary time {}→{} ≤ 4.4×: {:.2}×", a.size, b.size, tb / ta), tb / ta <= 4.4));
+        checks.push((
+            format!("summary time {}→{} ≤ 4.4×: {:.2}×", a.size, b.size, tb / ta),
+            tb / ta <= 4.4,
+        ));
     }
     if let Some(e) = phases.iter().find(|p| p.size == 0) {
         let t = e.results.get(&SUMMARY).map_or(f64::NAN, Samples::median_ms);
-        checks.push((format!("`list` on an empty namespace < 2 ms: {t:.2} ms"), t < 2.0));
+        checks.push((
+            format!("`list` on an empty namespace < 2 ms: {t:.2} ms"),
+            t < 2.0,
+        ));
     }
     for (text, ok) in checks {
         println!("- {} {text}", if ok { "PASS" } else { "FAIL" });

@@ -29,5 +29,8 @@ pub fn wait4(pid: u32) -> io::Result<Reaped> {
         }
     }
     let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok(Reaped { success, maxrss_kib: usage.ru_maxrss.max(0) as u64 })
+    Ok(Reaped {
+        success,
+        maxrss_kib: usage.ru_maxrss.max(0) as u64,
+    })
 }
