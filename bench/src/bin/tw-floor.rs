@@ -31,9 +31,26 @@ fn request(family: u8) -> [u8; 72] {
     b
 }
 
+/// nlmsghdr + the old `inet_diag_req` (TCPDIAG_GETSOCK): the kernel answers
+/// it with both families from one walk of its tables.
+fn request_compat() -> [u8; 76] {
+    let mut b = [0u8; 76];
+    b[0..4].copy_from_slice(&76u32.to_ne_bytes());
+    b[4..6].copy_from_slice(&18u16.to_ne_bytes());
+    b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    b[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    b[16] = libc::AF_INET as u8;
+    b[68..72].copy_from_slice(&0xfffu32.to_ne_bytes());
+    b
+}
+
 fn dump(family: u8, buf: &mut [u8]) -> io::Result<u64> {
     let sock = Socket::new(NETLINK_SOCK_DIAG)?;
-    sock.send_to(&request(family), &SocketAddr::new(0, 0), 0)?;
+    if family == 0 {
+        sock.send_to(&request_compat(), &SocketAddr::new(0, 0), 0)?;
+    } else {
+        sock.send_to(&request(family), &SocketAddr::new(0, 0), 0)?;
+    }
     let mut count = 0u64;
     loop {
         let n = sock.recv(&mut &mut buf[..], libc::MSG_TRUNC)?;
@@ -45,7 +62,7 @@ fn dump(family: u8, buf: &mut [u8]) -> io::Result<u64> {
             let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
             let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
             match ty {
-                SOCK_DIAG_BY_FAMILY => count += 1,
+                SOCK_DIAG_BY_FAMILY | 18 => count += 1,
                 NLMSG_DONE => return Ok(count),
                 NLMSG_ERROR => return Err(io::Error::other("kernel answered NLMSG_ERROR")),
                 _ => {}
@@ -61,7 +78,13 @@ fn dump(family: u8, buf: &mut [u8]) -> io::Result<u64> {
 fn main() -> ExitCode {
     let mut buf = vec![0u8; 32 * 1024];
     let mut total = 0;
-    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+    let compat = std::env::args().nth(1).is_some_and(|a| a == "--compat");
+    let families: &[u8] = if compat {
+        &[0]
+    } else {
+        &[libc::AF_INET as u8, libc::AF_INET6 as u8]
+    };
+    for &family in families {
         match dump(family, &mut buf) {
             Ok(n) => total += n,
             Err(e) => {
