@@ -25,15 +25,20 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
     let style = Style::resolve(color, out.is_terminal());
 
     let opts = Options::default();
-    let report = if args.sockets {
-        let c = diag::collect(&query, opts, || (Aggregate::new(by, group_states), Vec::<SocketRecord>::new()))
+    // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
+    let (mut report, source) = if args.sockets {
+        let (c, src) = diag::collect_any(&query, opts, || (Aggregate::new(by, group_states), Vec::<SocketRecord>::new()))
             .context("reading sockets from the kernel")?;
-        ListReport::new(&c.sink.0, args.top, Some(&c.sink.1), c.elapsed.as_secs_f64() * 1e3)
+        (ListReport::new(&c.sink.0, args.top, Some(&c.sink.1), c.elapsed.as_secs_f64() * 1e3), src)
     } else {
-        let c = diag::collect(&query, opts, || Aggregate::new(by, group_states))
+        let (c, src) = diag::collect_any(&query, opts, || Aggregate::new(by, group_states))
             .context("reading sockets from the kernel")?;
-        ListReport::new(&c.sink, args.top, None, c.elapsed.as_secs_f64() * 1e3)
+        (ListReport::new(&c.sink, args.top, None, c.elapsed.as_secs_f64() * 1e3), src)
     };
+    if let Some(w) = source.warning() {
+        eprintln!("tw-inspect: warning: {w}");
+    }
+    report.source = source.name().into();
 
     match args.format {
         Format::Table => render::table::list(&mut out, &report, style, args.explain)?,
