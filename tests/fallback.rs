@@ -85,19 +85,28 @@ fn scene(loopback: &str) -> Scene {
     }
 }
 
+/// Waits until the client side is in TIME_WAIT and the server side has left
+/// LAST_ACK (it goes once the client's last ACK is processed), so both
+/// sources see a table that no longer changes.
 fn wait_for_time_wait(q: &Query, ports: &[u16], tw_client: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let seen = netlink(q, ports);
-        if seen
+        let tw = seen
             .iter()
-            .any(|k| k.1 == TcpState::TimeWait && k.3 == tw_client.port())
-        {
+            .any(|k| k.1 == TcpState::TimeWait && k.3 == tw_client.port());
+        let closing = seen.iter().any(|k| {
+            !matches!(
+                k.1,
+                TcpState::TimeWait | TcpState::Listen | TcpState::Established
+            )
+        });
+        if tw && !closing {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "no TIME_WAIT for {tw_client} within 10 s: {seen:?}"
+            "no settled TIME_WAIT for {tw_client} within 10 s: {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
