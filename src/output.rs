@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 pub enum Output {
     Stdout(BufWriter<io::Stdout>),
     File { tmp: BufWriter<tempfile::NamedTempFile>, path: PathBuf },
+    /// A FIFO, terminal or device (`-o /dev/stdout`): written in place, since
+    /// renaming a file over it would replace the device node itself.
+    Special(BufWriter<fs::File>),
 }
 
 impl Output {
@@ -22,7 +25,7 @@ impl Output {
             return Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout())));
         };
         if path.as_os_str().is_empty() {
-            return Err(crate::exit::UsageError("--output: empty file name".into()).into());
+            return Err(crate::exit::UsageError("--output '': empty file name".into()).into());
         }
         if path.is_dir() {
             return Err(crate::exit::UsageError(format!(
@@ -30,6 +33,13 @@ impl Output {
                 path.display()
             ))
             .into());
+        }
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            return Ok(Output::Special(BufWriter::new(f)));
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -48,6 +58,7 @@ impl Output {
         match self {
             Output::Stdout(_) => io::IsTerminal::is_terminal(&io::stdout()),
             Output::File { .. } => false,
+            Output::Special(f) => io::IsTerminal::is_terminal(f.get_ref()),
         }
     }
 
@@ -56,6 +67,7 @@ impl Output {
     pub fn finish(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("writing to stdout"),
+            Output::Special(mut w) => w.flush().context("writing the output"),
             Output::File { tmp, path } => {
                 let tmp = tmp.into_inner().map_err(|e| e.into_error()).context("writing the temporary file")?;
                 // Keep the mode of the file we replace; a new file is world-readable
@@ -78,18 +90,21 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.write(buf),
             Output::File { tmp, .. } => tmp.write(buf),
+            Output::Special(w) => w.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.write_all(buf),
             Output::File { tmp, .. } => tmp.write_all(buf),
+            Output::Special(w) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
             Output::File { tmp, .. } => tmp.flush(),
+            Output::Special(w) => w.flush(),
         }
     }
 }
