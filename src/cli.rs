@@ -50,7 +50,11 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
-  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom";
+  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
+  TW_INSPECT_SOURCE=proc tw-inspect list            read /proc/net/tcp instead of sock_diag
+
+If sock_diag is refused or missing (EPERM, EACCES, no inet_diag), list reads /proc/net/tcp and
+/proc/net/tcp6 instead, warns once on stderr and reports \"source\": \"proc\" in JSON.";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
