@@ -261,7 +261,7 @@ fn hundred_dumps_under_churn() {
     }
     let o = std::thread::spawn(|| churn(100, None)).join().unwrap();
     let rate = report(&o);
-    assert_eq!(o.dumps, 100);
+    assert!(o.dumps >= 100, "{} dumps", o.dumps);
     assert!(o.max_tw > 1_000, "the table really held TIME_WAIT sockets");
     assert!(
         rate >= MIN_RATE,

@@ -160,12 +160,15 @@ pub fn collect<S: Sink>(query: &Query, make: impl Fn() -> S) -> Result<Collectio
         let path = table_path(*family);
         let mut sink = make();
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut matched = 0;
         let s = read_table(BufReader::new(file), *family, &path, |r| {
             if query.matches(r) {
+                matched += 1;
                 sink.push(r);
             }
         })?;
-        stats.sockets += s.sockets;
+        // Like the netlink path, count what passed the filter.
+        stats.sockets += matched;
         stats.unknown_state += s.unknown_state;
         match out.as_mut() {
             None => out = Some(sink),
