@@ -206,7 +206,7 @@ fn cases(tmp: &Path) -> Vec<Case> {
             "no-such-scenario",
         ),
         later("#4", &["demo", "--pace", "fast"], USAGE, "fast"),
-        later("#4", &["demo", "--pace", "-1s"], USAGE, "-1s"),
+        later("#4", &["demo", "--pace", "-1s"], USAGE, "-1"),
         later("#8", &["who", "--duration", "forever"], USAGE, "forever"),
         later("#8", &["who", "--interval", "0"], USAGE, "0"),
         later(
