@@ -42,6 +42,8 @@ pub struct Sample {
     pub elapsed: Duration,
     /// With `keep_raw`: the snapshot of this collection, facts read in its namespace.
     pub capture: Option<crate::snapshot::Captured>,
+    /// Where the sockets came from: `netlink`, `proc` or `snapshot`.
+    pub source: &'static str,
 }
 
 struct SampleSink {
@@ -88,8 +90,19 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     let opts = Options {
         keep_raw: spec.keep_raw,
     };
-    let c = diag::collect(&spec.query, opts, || sink(spec, range))
+    // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
+    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range))
         .context("reading sockets from the kernel")?;
+    if let Some(w) = source.warning() {
+        eprintln!("tw-inspect: warning: {w}");
+    }
+    if spec.keep_raw && c.raw.is_empty() {
+        return Err(crate::exit::UsageError(format!(
+            "--save needs sock_diag's raw messages, but the sockets came from {}",
+            source.name()
+        ))
+        .into());
+    }
     let capture = if spec.keep_raw {
         Some(crate::snapshot::capture(&spec.query, c.raw, c.elapsed)?)
     } else {
@@ -103,6 +116,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture,
+        source: source.name(),
     })
 }
 
@@ -135,6 +149,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture: None,
+        source: "snapshot",
     })
 }
 
