@@ -211,14 +211,26 @@ fn uses_unsafe(line: &str) -> bool {
     .any(|p| line.contains(p))
 }
 
-/// Every `unsafe {` in ffi.rs has a `// SAFETY:` comment within the three lines above it.
+/// Every `unsafe {` in ffi.rs has a `// SAFETY:` comment in the comment block
+/// right above its statement.
 fn check_safety_comments(text: &str) {
     let lines: Vec<&str> = text.lines().collect();
     for (i, l) in lines.iter().enumerate() {
         if l.contains("unsafe {") && !l.trim_start().starts_with("//") {
-            let above = &lines[i.saturating_sub(3)..=i];
+            // The statement may start a line above (`let rc = unsafe {`), then comments.
+            let mut j = i;
+            let mut found = lines[i].contains("SAFETY:");
+            while j > 0 && !found {
+                j -= 1;
+                let t = lines[j].trim_start();
+                if t.starts_with("//") {
+                    found = t.contains("SAFETY:");
+                } else if j + 1 < i || t.is_empty() {
+                    break;
+                }
+            }
             assert!(
-                above.iter().any(|a| a.contains("SAFETY:")),
+                found,
                 "src/ffi.rs line {}: unsafe without // SAFETY:",
                 i + 1
             );
