@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod exit;
 pub mod filter;
 pub mod output;
+pub mod procs;
 pub mod socket;
 pub mod state;
 pub mod sysctl;
