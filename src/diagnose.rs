@@ -92,14 +92,24 @@ impl Teardown {
     }
 
     /// CLOSE_WAIT sockets per owning process (`None`: owner not found), busiest first.
-    pub fn close_wait_owners(&self, owners: &HashMap<u32, ProcessRef>) -> Vec<(Option<ProcessRef>, u64)> {
+    pub fn close_wait_owners(
+        &self,
+        owners: &HashMap<u32, ProcessRef>,
+    ) -> Vec<(Option<ProcessRef>, u64)> {
         let mut counts: HashMap<Option<u32>, (Option<&ProcessRef>, u64)> = HashMap::new();
         for ino in &self.close_wait_inodes {
             let owner = owners.get(ino);
             counts.entry(owner.map(|p| p.pid)).or_insert((owner, 0)).1 += 1;
         }
-        let mut v: Vec<(Option<ProcessRef>, u64)> = counts.into_values().map(|(p, n)| (p.cloned(), n)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_ref().map(|p| p.pid).cmp(&b.0.as_ref().map(|p| p.pid))));
+        let mut v: Vec<(Option<ProcessRef>, u64)> =
+            counts.into_values().map(|(p, n)| (p.cloned(), n)).collect();
+        v.sort_by(|a, b| {
+            b.1.cmp(&a.1).then(
+                a.0.as_ref()
+                    .map(|p| p.pid)
+                    .cmp(&b.0.as_ref().map(|p| p.pid)),
+            )
+        });
         v
     }
 }
@@ -125,12 +135,16 @@ pub fn diagnose(i: &Inputs) -> Vec<Diagnosis> {
     out.extend(tw_buckets(i.agg, i.sysctls));
     out.extend(orphan_fin_wait2(i.agg, i.sysctls));
     out.extend(server_time_wait(i.server_time_wait));
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|d| std::cmp::Reverse(d.severity));
     out
 }
 
 fn pct(n: u64, of: u64) -> f64 {
-    if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 }
+    if of == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / of as f64
+    }
 }
 
 fn endpoint(a: IpAddr, port: u16) -> String {
@@ -151,7 +165,9 @@ fn level(value: f64, (warn, crit): (f64, f64)) -> Option<Severity> {
 }
 
 fn port_pressure(p: &Pressure, s: &Sysctls) -> Vec<Diagnosis> {
-    let Some(usable) = s.ephemeral_ports().filter(|n| *n > 0) else { return Vec::new() };
+    let Some(usable) = s.ephemeral_ports().filter(|n| *n > 0) else {
+        return Vec::new();
+    };
     let (lo, hi) = p.range;
     let reserved = s.reserved_in_range(lo, hi);
     let reuse = match s.tcp_tw_reuse {
@@ -278,7 +294,11 @@ fn server_time_wait(per_port: &[(u16, u64)]) -> Option<Diagnosis> {
     if total < SERVER_TIME_WAIT {
         return None;
     }
-    let ports: Vec<String> = per_port.iter().take(MAX_PER_KIND).map(|(p, n)| format!("{p} ({n})")).collect();
+    let ports: Vec<String> = per_port
+        .iter()
+        .take(MAX_PER_KIND)
+        .map(|(p, n)| format!("{p} ({n})"))
+        .collect();
     Some(Diagnosis {
         kind: "server-time-wait",
         severity: Severity::Info,
@@ -324,17 +344,38 @@ mod tests {
     }
 
     fn agg() -> Aggregate {
-        Aggregate::new(GroupBy::PEER_PORT_PAIR, StateSet::from_states(&[TcpState::TimeWait]))
+        Aggregate::new(
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        )
     }
 
-    fn run(a: &Aggregate, p: Option<&Pressure>, s: &Sysctls, cw: &[(Option<ProcessRef>, u64)], stw: &[(u16, u64)]) -> Vec<Diagnosis> {
-        diagnose(&Inputs { agg: a, pressure: p, sysctls: s, close_wait: cw, server_time_wait: stw })
+    fn run(
+        a: &Aggregate,
+        p: Option<&Pressure>,
+        s: &Sysctls,
+        cw: &[(Option<ProcessRef>, u64)],
+        stw: &[(u16, u64)],
+    ) -> Vec<Diagnosis> {
+        diagnose(&Inputs {
+            agg: a,
+            pressure: p,
+            sysctls: s,
+            close_wait: cw,
+            server_time_wait: stw,
+        })
     }
 
     fn pressure_with(n: u16) -> Pressure {
         let mut p = Pressure::new((40000, 40099));
         for i in 0..n {
-            p.push(&rec(TcpState::TimeWait, "127.0.0.1", 40000 + i, "127.0.0.2", 80));
+            p.push(&rec(
+                TcpState::TimeWait,
+                "127.0.0.1",
+                40000 + i,
+                "127.0.0.2",
+                80,
+            ));
         }
         p
     }
@@ -348,12 +389,23 @@ mod tests {
     #[test]
     fn port_pressure_thresholds() {
         let s = sysctls((40000, 40099), 1_000_000);
-        for (n, want) in [(49, None), (50, Some(Severity::Warning)), (79, Some(Severity::Warning)), (80, Some(Severity::Critical))] {
+        for (n, want) in [
+            (49, None),
+            (50, Some(Severity::Warning)),
+            (79, Some(Severity::Warning)),
+            (80, Some(Severity::Critical)),
+        ] {
             let d = run(&agg(), Some(&pressure_with(n)), &s, &[], &[]);
             assert_eq!(d.first().map(|d| d.severity), want, "{n}");
             if let Some(d) = d.first() {
                 assert_eq!(d.kind, "port-pressure");
-                assert!(d.message.contains(&format!("{n} of 100 ephemeral ports in use from 127.0.0.1 to 127.0.0.2:80")), "{}", d.message);
+                assert!(
+                    d.message.contains(&format!(
+                        "{n} of 100 ephemeral ports in use from 127.0.0.1 to 127.0.0.2:80"
+                    )),
+                    "{}",
+                    d.message
+                );
                 assert_eq!(d.data["in_use"], n as u64);
                 assert_eq!(d.data["usable"], 100);
             }
@@ -385,7 +437,10 @@ mod tests {
             a.push(&fw2);
         }
         let d = run(&a, None, &s, &[], &[]);
-        assert_eq!((d[0].kind, d[0].severity), ("tw-buckets", Severity::Warning));
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("tw-buckets", Severity::Warning)
+        );
         assert_eq!(d[0].data["used"], 50);
         for _ in 0..40 {
             a.push(&fw2);
@@ -406,8 +461,14 @@ mod tests {
             a.push(&r);
             t.push(&r);
         }
-        let app = ProcessRef { pid: 42, comm: "leaky".into() };
-        let other = ProcessRef { pid: 43, comm: "fine".into() };
+        let app = ProcessRef {
+            pid: 42,
+            comm: "leaky".into(),
+        };
+        let other = ProcessRef {
+            pid: 43,
+            comm: "fine".into(),
+        };
         let mut owners: HashMap<u32, ProcessRef> = (1..=50).map(|i| (i, app.clone())).collect();
         owners.extend((51..=59).map(|i| (i, other.clone())));
         let cw = t.close_wait_owners(&owners);
@@ -418,7 +479,10 @@ mod tests {
         assert_eq!(d[0].severity, Severity::Warning);
         assert_eq!(d[0].data["pid"], 42);
         assert_eq!(d[0].data["comm"], "leaky");
-        assert!(d[0].message.starts_with("50 CLOSE_WAIT sockets held by leaky (pid 42), of 60"));
+        assert!(
+            d[0].message
+                .starts_with("50 CLOSE_WAIT sockets held by leaky (pid 42), of 60")
+        );
         let crit = run(&a, None, &s, &[(None, 1000)], &[]);
         assert_eq!(crit[0].severity, Severity::Critical);
     }
@@ -437,7 +501,10 @@ mod tests {
         assert!(run(&a, None, &s, &[], &[]).is_empty());
         a.push(&fw2);
         let d = run(&a, None, &s, &[], &[]);
-        assert_eq!((d[0].kind, d[0].severity), ("orphan-fin-wait2", Severity::Info));
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("orphan-fin-wait2", Severity::Info)
+        );
         assert!(d[0].message.contains("tcp_fin_timeout = 60 s"));
         for _ in 0..900 {
             a.push(&fw2);
@@ -449,8 +516,20 @@ mod tests {
     fn server_time_wait_needs_a_listening_port() {
         let mut t = Teardown::default();
         for i in 0..150u16 {
-            t.push(&rec(TcpState::TimeWait, "10.0.0.1", 8080, "10.0.0.9", 30000 + i));
-            t.push(&rec(TcpState::TimeWait, "10.0.0.1", 30000 + i, "10.0.0.9", 443));
+            t.push(&rec(
+                TcpState::TimeWait,
+                "10.0.0.1",
+                8080,
+                "10.0.0.9",
+                30000 + i,
+            ));
+            t.push(&rec(
+                TcpState::TimeWait,
+                "10.0.0.1",
+                30000 + i,
+                "10.0.0.9",
+                443,
+            ));
         }
         assert!(t.server_time_wait().is_empty());
         let mut l = Teardown::default();
@@ -459,8 +538,14 @@ mod tests {
         assert_eq!(t.server_time_wait(), vec![(8080, 150)]);
         let s = sysctls((40000, 40099), 1_000_000);
         let d = run(&agg(), None, &s, &[], &t.server_time_wait());
-        assert_eq!((d[0].kind, d[0].severity), ("server-time-wait", Severity::Info));
-        assert!(d[0].message.starts_with("150 TIME_WAIT sockets on listening ports 8080 (150)"));
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("server-time-wait", Severity::Info)
+        );
+        assert!(
+            d[0].message
+                .starts_with("150 TIME_WAIT sockets on listening ports 8080 (150)")
+        );
         assert!(run(&agg(), None, &s, &[], &[(8080, 99)]).is_empty());
     }
 
@@ -468,6 +553,9 @@ mod tests {
     fn most_severe_first() {
         let s = sysctls((40000, 40099), 1_000_000);
         let d = run(&agg(), Some(&pressure_with(80)), &s, &[], &[(80, 500)]);
-        assert_eq!(d.iter().map(|d| d.kind).collect::<Vec<_>>(), ["port-pressure", "server-time-wait"]);
+        assert_eq!(
+            d.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            ["port-pressure", "server-time-wait"]
+        );
     }
 }

@@ -10,7 +10,10 @@ use crate::report::ProcessRef;
 
 /// Parses the target of an fd link: `socket:[12345]` → 12345.
 pub fn socket_inode(link: &str) -> Option<u32> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// The owners of the `wanted` socket inodes, found under `/proc`. An inode held
@@ -25,7 +28,9 @@ pub fn owners_in(proc_root: &Path, wanted: &HashSet<u32>) -> HashMap<u32, Proces
     if wanted.is_empty() {
         return found;
     }
-    let Ok(dir) = fs::read_dir(proc_root) else { return found };
+    let Ok(dir) = fs::read_dir(proc_root) else {
+        return found;
+    };
     let mut pids: Vec<u32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
@@ -33,18 +38,32 @@ pub fn owners_in(proc_root: &Path, wanted: &HashSet<u32>) -> HashMap<u32, Proces
     for pid in pids {
         let base = proc_root.join(pid.to_string());
         // EACCES (other users' processes when not root) and ENOENT (exited) are expected.
-        let Ok(fds) = fs::read_dir(base.join("fd")) else { continue };
+        let Ok(fds) = fs::read_dir(base.join("fd")) else {
+            continue;
+        };
         let mut comm: Option<String> = None;
         for fd in fds.flatten() {
-            let Ok(target) = fs::read_link(fd.path()) else { continue };
-            let Some(ino) = target.to_str().and_then(socket_inode) else { continue };
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(ino) = target.to_str().and_then(socket_inode) else {
+                continue;
+            };
             if !wanted.contains(&ino) || found.contains_key(&ino) {
                 continue;
             }
             let name = comm.get_or_insert_with(|| {
-                fs::read_to_string(base.join("comm")).map(|s| s.trim_end().to_string()).unwrap_or_default()
+                fs::read_to_string(base.join("comm"))
+                    .map(|s| s.trim_end().to_string())
+                    .unwrap_or_default()
             });
-            found.insert(ino, ProcessRef { pid, comm: name.clone() });
+            found.insert(
+                ino,
+                ProcessRef {
+                    pid,
+                    comm: name.clone(),
+                },
+            );
         }
         if found.len() == wanted.len() {
             break;

@@ -435,7 +435,11 @@ mod tests {
         let w = wrap("aaa bbb ccc ddd", 7, "", "  ");
         assert_eq!(w, "aaa bbb\n  ccc\n  ddd");
         let tw = long_wrapped(TcpState::TimeWait, 70);
-        assert!(tw.lines().all(|l| l.chars().count() <= 70 || !l.contains(' ')), "{tw}");
+        assert!(
+            tw.lines()
+                .all(|l| l.chars().count() <= 70 || !l.contains(' ')),
+            "{tw}"
+        );
         assert!(tw.contains("  - tcp_tw_recycle"));
     }
 
@@ -452,7 +456,10 @@ mod tests {
         assert!(knob_here(&s, "tcp_fin_timeout").starts_with("30 s"));
         assert!(knob_here(&s, "tcp_max_tw_buckets").starts_with("absent"));
         assert!(knob_here(&s, "tcp_tw_reuse_delay").starts_with("absent"));
-        assert_eq!(knob_value(&s, "ip_local_port_range").as_deref(), Some("40000 40099"));
+        assert_eq!(
+            knob_value(&s, "ip_local_port_range").as_deref(),
+            Some("40000 40099")
+        );
         assert_eq!(knob_value(&s, "tcp_timestamps"), None);
     }
 }

@@ -6,11 +6,19 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn tw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tw-inspect")).args(args).output().expect("run tw-inspect")
+    Command::new(env!("CARGO_BIN_EXE_tw-inspect"))
+        .args(args)
+        .output()
+        .expect("run tw-inspect")
 }
 
 fn stdout(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}, stderr: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exit {:?}, stderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
@@ -43,12 +51,21 @@ const STATE_NAMES: [&str; 13] = [
 fn explain_lists_every_state() {
     let table = stdout(&tw(&["explain"]));
     for name in STATE_NAMES {
-        assert!(table.lines().any(|l| l.trim_start().starts_with(name)), "no row for {name}:\n{table}");
+        assert!(
+            table.lines().any(|l| l.trim_start().starts_with(name)),
+            "no row for {name}:\n{table}"
+        );
     }
-    assert!(table.contains("Who gets there") && table.contains("Lasts on Linux"), "{table}");
+    assert!(
+        table.contains("Who gets there") && table.contains("Lasts on Linux"),
+        "{table}"
+    );
     let v = json(&["explain", "--format", "json"]);
     let states = v["states"].as_array().unwrap();
-    let names: Vec<&str> = states.iter().map(|s| s["state"].as_str().unwrap()).collect();
+    let names: Vec<&str> = states
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
     assert_eq!(names, STATE_NAMES);
     for s in states {
         for field in ["short", "who", "waits_for", "lasts", "many"] {
@@ -110,7 +127,10 @@ fn every_state_has_a_long_form_and_close_wait_names_the_leak() {
         assert!(v["long"].as_str().unwrap().len() > 100, "{name}: {v}");
     }
     let cw = flat(&stdout(&tw(&["explain", "close-wait"])));
-    assert!(cw.contains("the local application not closing its sockets"), "{cw}");
+    assert!(
+        cw.contains("the local application not closing its sockets"),
+        "{cw}"
+    );
 }
 
 #[test]
@@ -170,7 +190,13 @@ fn explain_sysctls_shows_this_hosts_values() {
     // The text form shows the same values and their meaning with the numbers.
     let text = stdout(&tw(&["explain", "sysctls"]));
     let range = flat(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap());
-    assert!(text.contains(&format!("net.ipv4.ip_local_port_range = {range}")), "{text}");
+    assert!(
+        text.contains(&format!("net.ipv4.ip_local_port_range = {range}")),
+        "{text}"
+    );
     let fin = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fin_timeout").unwrap();
-    assert!(flat(&text).contains(&format!("dropped after {} s", fin.trim())), "{text}");
+    assert!(
+        flat(&text).contains(&format!("dropped after {} s", fin.trim())),
+        "{text}"
+    );
 }

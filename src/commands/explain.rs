@@ -30,7 +30,9 @@ pub fn valid_topics() -> String {
 pub fn topic(arg: Option<&str>) -> Result<Topic> {
     match arg {
         None => Ok(Topic::All),
-        Some(t) if t.eq_ignore_ascii_case("sysctls") || t.eq_ignore_ascii_case("sysctl") => Ok(Topic::Sysctls),
+        Some(t) if t.eq_ignore_ascii_case("sysctls") || t.eq_ignore_ascii_case("sysctl") => {
+            Ok(Topic::Sysctls)
+        }
         Some(t) => match TcpState::parse(t) {
             Some(s) => Ok(Topic::State(s)),
             None => usage(format!("unknown topic '{t}'; valid: {}", valid_topics())),
@@ -41,8 +43,14 @@ pub fn topic(arg: Option<&str>) -> Result<Topic> {
 pub fn run(args: &ExplainArgs, color: ColorChoice) -> Result<ExitCode> {
     let topic = topic(args.topic.as_deref())?;
     if !matches!(args.format, Format::Table | Format::Json) {
-        let name = if args.format == Format::Csv { "csv" } else { "prometheus" };
-        return usage(format!("explain --format {name} is not available; valid: table, json"));
+        let name = if args.format == Format::Csv {
+            "csv"
+        } else {
+            "prometheus"
+        };
+        return usage(format!(
+            "explain --format {name} is not available; valid: table, json"
+        ));
     }
     if args.load.is_some() {
         if topic != Topic::Sysctls {
@@ -57,9 +65,10 @@ pub fn run(args: &ExplainArgs, color: ColorChoice) -> Result<ExitCode> {
     match topic {
         Topic::All if json => render::json::write(&mut out, &explain::states_json())?,
         Topic::All => explain::states(&mut out, style, width)?,
-        Topic::State(s) if json => {
-            render::json::write(&mut out, &explain::StateJson::new(crate::text::state(s), true))?
-        }
+        Topic::State(s) if json => render::json::write(
+            &mut out,
+            &explain::StateJson::new(crate::text::state(s), true),
+        )?,
         Topic::State(s) => explain::state(&mut out, s, width)?,
         Topic::Sysctls => {
             let s = explain::sysctls_json(&Sysctls::read_host(), "host");
@@ -81,9 +90,15 @@ mod tests {
     #[test]
     fn topics() {
         assert_eq!(topic(None).unwrap(), Topic::All);
-        assert_eq!(topic(Some("TIME_WAIT")).unwrap(), Topic::State(TcpState::TimeWait));
+        assert_eq!(
+            topic(Some("TIME_WAIT")).unwrap(),
+            Topic::State(TcpState::TimeWait)
+        );
         assert_eq!(topic(Some("sysctls")).unwrap(), Topic::Sysctls);
         let e = topic(Some("bogus")).unwrap_err().to_string();
-        assert!(e.contains("'bogus'") && e.contains("time-wait") && e.contains("sysctls"), "{e}");
+        assert!(
+            e.contains("'bogus'") && e.contains("time-wait") && e.contains("sysctls"),
+            "{e}"
+        );
     }
 }

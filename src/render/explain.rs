@@ -65,7 +65,9 @@ pub struct SysctlsJson {
 }
 
 pub fn states_json() -> StatesJson {
-    StatesJson { states: STATES.iter().map(|t| StateJson::new(t, false)).collect() }
+    StatesJson {
+        states: STATES.iter().map(|t| StateJson::new(t, false)).collect(),
+    }
 }
 
 pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
@@ -90,12 +92,24 @@ pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
 
 /// The terminal's width when stdout is one, else a width that reads well in a file.
 pub fn width() -> usize {
-    comfy_table::Table::new().width().map_or(120, usize::from).clamp(60, 200)
+    comfy_table::Table::new()
+        .width()
+        .map_or(120, usize::from)
+        .clamp(60, 200)
 }
 
 /// Every state in one table.
 pub fn states(w: &mut dyn Write, style: Style, width: usize) -> Result<()> {
-    let mut t = new_table(style, &["State", "Who gets there", "Waits for", "Lasts on Linux", "A large count means"]);
+    let mut t = new_table(
+        style,
+        &[
+            "State",
+            "Who gets there",
+            "Waits for",
+            "Lasts on Linux",
+            "A large count means",
+        ],
+    );
     t.set_content_arrangement(ContentArrangement::Dynamic);
     t.set_width(width as u16);
     for s in &STATES {
@@ -109,7 +123,10 @@ pub fn states(w: &mut dyn Write, style: Style, width: usize) -> Result<()> {
     }
     writeln!(w, "{t}")?;
     writeln!(w)?;
-    writeln!(w, "tw-inspect explain STATE tells the whole story of one state; tw-inspect explain sysctls reads this host's settings.")?;
+    writeln!(
+        w,
+        "tw-inspect explain STATE tells the whole story of one state; tw-inspect explain sysctls reads this host's settings."
+    )?;
     Ok(())
 }
 
@@ -125,7 +142,11 @@ pub fn state(w: &mut dyn Write, s: TcpState, width: usize) -> Result<()> {
         ("Lasts on Linux:", t.lasts),
         ("A large count:", t.many),
     ] {
-        writeln!(w, "{}", text::wrap(value, width, &format!("  {label:<17}"), &" ".repeat(19)))?;
+        writeln!(
+            w,
+            "{}",
+            text::wrap(value, width, &format!("  {label:<17}"), &" ".repeat(19))
+        )?;
     }
     writeln!(w)?;
     writeln!(w, "{}", text::long_wrapped(s, width))?;
@@ -145,9 +166,16 @@ pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
             None => writeln!(w, "net.ipv4.{}: absent", k.name)?,
         }
         writeln!(w, "{}", text::wrap(k.about, width, "    ", "    "))?;
-        writeln!(w, "{}", text::wrap(&format!("Here: {}", k.here), width, "    ", "    "))?;
+        writeln!(
+            w,
+            "{}",
+            text::wrap(&format!("Here: {}", k.here), width, "    ", "    ")
+        )?;
     }
     writeln!(w)?;
-    writeln!(w, "TIME_WAIT itself lasts 60 s whatever these say; tw-inspect explain time-wait tells why.")?;
+    writeln!(
+        w,
+        "TIME_WAIT itself lasts 60 s whatever these say; tw-inspect explain time-wait tells why."
+    )?;
     Ok(())
 }
