@@ -19,8 +19,13 @@ pub struct GroupBy {
 }
 
 impl GroupBy {
-    pub const PEER_PORT_PAIR: GroupBy =
-        GroupBy { state: false, peer: true, peer_port: true, local: false, local_port: false };
+    pub const PEER_PORT_PAIR: GroupBy = GroupBy {
+        state: false,
+        peer: true,
+        peer_port: true,
+        local: false,
+        local_port: false,
+    };
 
     /// Name as `--by` spells it (`peer+port`, `local-port`, ...).
     pub fn name(self) -> String {
@@ -105,6 +110,8 @@ pub struct Aggregate {
     pub total: u64,
     pub states: [u64; MAX_STATE],
     pub by_family: [u64; 2],
+    /// Per family (IPv4, IPv6) and state, for metrics labelled by both.
+    pub family_states: [[u64; MAX_STATE]; 2],
     /// FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK sockets the application has already closed.
     pub orphaned: [u64; MAX_STATE],
     pub groups: HashMap<GroupKey, GroupStats>,
@@ -118,6 +125,7 @@ impl Aggregate {
             total: 0,
             states: [0; MAX_STATE],
             by_family: [0; 2],
+            family_states: [[0; MAX_STATE]; 2],
             orphaned: [0; MAX_STATE],
             groups: HashMap::new(),
         }
@@ -144,10 +152,12 @@ impl Sink for Aggregate {
     fn push(&mut self, r: &SocketRecord) {
         self.total += 1;
         self.states[r.state.index()] += 1;
-        self.by_family[match r.family {
+        let fam = match r.family {
             Family::V4 => 0,
             Family::V6 => 1,
-        }] += 1;
+        };
+        self.by_family[fam] += 1;
+        self.family_states[fam][r.state.index()] += 1;
         if r.orphaned {
             self.orphaned[r.state.index()] += 1;
         }
@@ -155,7 +165,11 @@ impl Sink for Aggregate {
             let key = self.by.key(r);
             self.groups
                 .entry(key)
-                .or_insert(GroupStats { count: 0, expires_min_ms: None, expires_max_ms: None })
+                .or_insert(GroupStats {
+                    count: 0,
+                    expires_min_ms: None,
+                    expires_max_ms: None,
+                })
                 .add(r);
         }
     }
@@ -165,6 +179,8 @@ impl Sink for Aggregate {
         for i in 0..MAX_STATE {
             self.states[i] += other.states[i];
             self.orphaned[i] += other.orphaned[i];
+            self.family_states[0][i] += other.family_states[0][i];
+            self.family_states[1][i] += other.family_states[1][i];
         }
         self.by_family[0] += other.by_family[0];
         self.by_family[1] += other.by_family[1];
@@ -199,7 +215,10 @@ pub struct Destination {
 
 impl Pressure {
     pub fn new(range: (u16, u16)) -> Pressure {
-        Pressure { range, per_destination: HashMap::new() }
+        Pressure {
+            range,
+            per_destination: HashMap::new(),
+        }
     }
 
     /// Destinations sorted by sockets in use, busiest first.
@@ -212,13 +231,19 @@ impl Pressure {
 
 impl Sink for Pressure {
     fn push(&mut self, r: &SocketRecord) {
-        if matches!(r.state, TcpState::Listen | TcpState::BoundInactive | TcpState::Close)
-            || r.local_port < self.range.0
+        if matches!(
+            r.state,
+            TcpState::Listen | TcpState::BoundInactive | TcpState::Close
+        ) || r.local_port < self.range.0
             || r.local_port > self.range.1
         {
             return;
         }
-        let d = Destination { local: r.local, peer: r.peer, peer_port: r.peer_port };
+        let d = Destination {
+            local: r.local,
+            peer: r.peer,
+            peer_port: r.peer_port,
+        };
         *self.per_destination.entry(d).or_insert(0) += 1;
     }
     fn absorb(&mut self, other: Self) {
@@ -256,9 +281,16 @@ mod tests {
 
     #[test]
     fn groups_count_sort_and_spread() {
-        let mut a = Aggregate::new(GroupBy::PEER_PORT_PAIR, StateSet::from_states(&[TcpState::TimeWait]));
+        let mut a = Aggregate::new(
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        );
         let mut b = a.clone();
-        for (p, port, e) in [("10.0.0.2", 80, 100), ("10.0.0.1", 80, 5000), ("10.0.0.1", 80, 300)] {
+        for (p, port, e) in [
+            ("10.0.0.2", 80, 100),
+            ("10.0.0.1", 80, 5000),
+            ("10.0.0.1", 80, 300),
+        ] {
             a.push(&tw(p, port, e));
         }
         b.push(&tw("10.0.0.2", 80, 60000));
@@ -267,19 +299,31 @@ mod tests {
         assert_eq!(a.total, 5);
         assert_eq!(a.count(TcpState::TimeWait), 4);
         assert_eq!(a.by_family, [4, 1]);
+        assert_eq!(a.family_states[0][TcpState::TimeWait.index()], 4);
+        assert_eq!(a.family_states[1][TcpState::Established.index()], 1);
         let g = a.sorted_groups();
         assert_eq!(g.len(), 2);
         // Tie on count 2: 10.0.0.1 sorts before 10.0.0.2.
         assert_eq!(g[0].0.peer, Some("10.0.0.1".parse().unwrap()));
-        assert_eq!((g[0].1.expires_min_ms, g[0].1.expires_max_ms), (Some(300), Some(5000)));
-        assert_eq!((g[1].1.expires_min_ms, g[1].1.expires_max_ms), (Some(100), Some(60000)));
+        assert_eq!(
+            (g[0].1.expires_min_ms, g[0].1.expires_max_ms),
+            (Some(300), Some(5000))
+        );
+        assert_eq!(
+            (g[1].1.expires_min_ms, g[1].1.expires_max_ms),
+            (Some(100), Some(60000))
+        );
         assert_eq!(a.grouped_total(), 4);
     }
 
     #[test]
     fn group_names() {
         assert_eq!(GroupBy::PEER_PORT_PAIR.name(), "peer+port");
-        let g = GroupBy { state: true, local_port: true, ..GroupBy::default() };
+        let g = GroupBy {
+            state: true,
+            local_port: true,
+            ..GroupBy::default()
+        };
         assert_eq!(g.name(), "state,local-port");
     }
 }

@@ -13,7 +13,11 @@ use crate::output::is_broken_pipe;
 
 /// Runs the program with these arguments and returns its exit code.
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
-    let is_check = args.iter().skip(1).find(|a| !a.to_string_lossy().starts_with('-')).is_some_and(|a| a == "check");
+    let is_check = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "check");
     let cli = match cli::parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_exit(e, is_check),
@@ -43,10 +47,12 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
 /// Help and version go to stdout with exit 0; real parse errors become one line.
 fn clap_exit(e: clap::Error, is_check: bool) -> ExitCode {
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}", e.render().ansi());
-            let _ = out.flush();
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // clap styles only a terminal and honours NO_COLOR; a closed pipe is not an error.
+            let _ = e.print();
+            let _ = std::io::stdout().flush();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 return Exit::Usage.into();
             }
@@ -54,7 +60,11 @@ fn clap_exit(e: clap::Error, is_check: bool) -> ExitCode {
         }
         _ => {
             eprintln!("tw-inspect: {}", clap_one_line(&e));
-            if is_check { CheckStatus::Unknown.into() } else { Exit::Usage.into() }
+            if is_check {
+                CheckStatus::Unknown.into()
+            } else {
+                Exit::Usage.into()
+            }
         }
     }
 }
@@ -77,5 +87,9 @@ pub fn clap_one_line(e: &clap::Error) -> String {
 
 /// Joins a multi-line message into one line.
 pub fn one_line(s: &str) -> String {
-    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

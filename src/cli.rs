@@ -50,7 +50,14 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
-  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom";
+  tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
+  tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
+  tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
+  sudo tw-inspect list --all-netns                  every network namespace, then the total
+  sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net
+  tw-inspect list --save host.twsnap                capture now, analyse anywhere later
+  tw-inspect list --load host.twsnap --by local-port  the same views offline
+  tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
@@ -64,11 +71,20 @@ const DEMO_EXAMPLES: &str = "Examples:
 
 const WHO_EXAMPLES: &str = "Examples:
   sudo tw-inspect who --duration 30s
-  sudo tw-inspect who --duration 0        record until Ctrl-C";
+  sudo tw-inspect who --duration 0 --interval 5s     record until Ctrl-C, progress every 5 s
+  sudo tw-inspect who -d 1m --format json | jq '.processes[] | {comm, time_wait_now}'
+  sudo tw-inspect who -d 50s --format prometheus --top 5 -o /var/lib/node_exporter/tw_who.prom
+
+Needs root (CAP_SYS_ADMIN) for tracefs; mounts it on /sys/kernel/tracing if absent.
+Records in a private tracing instance that is removed on exit, Ctrl-C and SIGTERM.";
 
 const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
-  tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7";
+  tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7
+  sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
+
+Prints one line: TW_INSPECT OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata.
+A value above N alerts. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, netlink failure).";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -153,7 +169,13 @@ pub struct ListArgs {
     pub by: Option<GroupKeyArg>,
 
     /// Show the N largest groups; 0 shows all
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub top: u32,
 
     /// One row per socket instead of a summary
@@ -185,7 +207,7 @@ pub struct ListArgs {
     pub count: Option<u64>,
 
     /// Save the raw socket table and host facts to FILE for later analysis
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["load", "watch", "all_netns"])]
     pub save: Option<PathBuf>,
 
     /// Analyse a snapshot (from --save, or a dump written by `ss -D`) instead of the live kernel
@@ -235,7 +257,12 @@ pub struct DemoArgs {
     pub host: bool,
 
     /// Number of TIME_WAIT sockets the `cost` scenario makes
-    #[arg(long, value_name = "N", default_value_t = 10_000, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        allow_hyphen_values = true
+    )]
     pub count: u32,
 
     /// Output format (table or json)
@@ -254,7 +281,13 @@ pub struct WhoArgs {
     pub interval: Option<String>,
 
     /// Show the N busiest processes; 0 shows all
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub top: u32,
 
     /// Output format (table, json or prometheus)

@@ -26,11 +26,16 @@ pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
             conds.push(Cond::Port(side, r));
         }
     }
-    for (flag, side, vals) in [("--peer", Side::Peer, &f.peer), ("--local", Side::Local, &f.local)] {
+    for (flag, side, vals) in [
+        ("--peer", Side::Peer, &f.peer),
+        ("--local", Side::Local, &f.local),
+    ] {
         for v in vals {
             let p = Prefix::parse(v).map_err(|e| UsageError(format!("{flag}: {e}")))?;
             if f.ipv4 && p.addr.is_ipv6() {
-                return Err(UsageError(format!("{flag} '{v}' is an IPv6 address but -4 asks for IPv4 only")));
+                return Err(UsageError(format!(
+                    "{flag} '{v}' is an IPv6 address but -4 asks for IPv4 only"
+                )));
             }
             conds.push(Cond::Addr(side, p));
         }
@@ -48,12 +53,31 @@ pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
 pub fn grouping(by: Option<GroupKeyArg>, f: &FilterArgs, q: &Query) -> (GroupBy, StateSet) {
     let g = match by {
         None | Some(GroupKeyArg::PeerAndPort) => GroupBy::PEER_PORT_PAIR,
-        Some(GroupKeyArg::State) => GroupBy { state: true, ..GroupBy::default() },
-        Some(GroupKeyArg::Peer) => GroupBy { peer: true, ..GroupBy::default() },
-        Some(GroupKeyArg::PeerPort) => GroupBy { peer_port: true, ..GroupBy::default() },
-        Some(GroupKeyArg::Local) => GroupBy { local: true, ..GroupBy::default() },
-        Some(GroupKeyArg::LocalPort) => GroupBy { local_port: true, ..GroupBy::default() },
-        Some(GroupKeyArg::LocalAndPort) => GroupBy { local: true, local_port: true, ..GroupBy::default() },
+        Some(GroupKeyArg::State) => GroupBy {
+            state: true,
+            ..GroupBy::default()
+        },
+        Some(GroupKeyArg::Peer) => GroupBy {
+            peer: true,
+            ..GroupBy::default()
+        },
+        Some(GroupKeyArg::PeerPort) => GroupBy {
+            peer_port: true,
+            ..GroupBy::default()
+        },
+        Some(GroupKeyArg::Local) => GroupBy {
+            local: true,
+            ..GroupBy::default()
+        },
+        Some(GroupKeyArg::LocalPort) => GroupBy {
+            local_port: true,
+            ..GroupBy::default()
+        },
+        Some(GroupKeyArg::LocalAndPort) => GroupBy {
+            local: true,
+            local_port: true,
+            ..GroupBy::default()
+        },
         // Attribution by process is handled by the caller; group by peer+port underneath.
         Some(GroupKeyArg::Process) => GroupBy::PEER_PORT_PAIR,
     };
@@ -91,7 +115,9 @@ pub fn duration(what: &str, s: &str) -> Result<Duration, UsageError> {
     }
     let secs = v * mult;
     if secs > 366.0 * 86400.0 {
-        return Err(UsageError(format!("{what}: duration '{s}' is absurdly long (more than a year)")));
+        return Err(UsageError(format!(
+            "{what}: duration '{s}' is absurdly long (more than a year)"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -103,7 +129,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(duration("--x", "1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(duration("--x", "200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(
+            duration("--x", "200ms").unwrap(),
+            Duration::from_millis(200)
+        );
         assert_eq!(duration("--x", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(duration("--x", "0").unwrap(), Duration::ZERO);
         for bad in ["-1", "x", "", "1y", "NaN", "inf", "99999999h"] {
@@ -124,9 +153,16 @@ mod tests {
         let q = query(&f).unwrap();
         assert!(q.ipv4 && !q.ipv6);
         assert_eq!(q.conds.len(), 2);
-        let bad = FilterArgs { port: vec!["70000".into()], ..FilterArgs::default() };
+        let bad = FilterArgs {
+            port: vec!["70000".into()],
+            ..FilterArgs::default()
+        };
         assert!(query(&bad).unwrap_err().0.contains("70000"));
-        let mixed = FilterArgs { peer: vec!["::1".into()], ipv4: true, ..FilterArgs::default() };
+        let mixed = FilterArgs {
+            peer: vec!["::1".into()],
+            ipv4: true,
+            ..FilterArgs::default()
+        };
         assert!(query(&mixed).unwrap_err().0.contains("::1"));
     }
 }

@@ -40,7 +40,9 @@ impl PortRange {
             Some((a, b)) => {
                 let (lo, hi) = (port(a)?, port(b)?);
                 if lo > hi {
-                    return Err(format!("invalid port range '{s}': {lo} is greater than {hi}"));
+                    return Err(format!(
+                        "invalid port range '{s}': {lo} is greater than {hi}"
+                    ));
                 }
                 Ok(PortRange { lo, hi })
             }
@@ -89,11 +91,19 @@ impl Prefix {
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.addr, addr) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.len)
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - self.len) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.len)
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -174,11 +184,20 @@ mod tests {
 
     #[test]
     fn port_ranges() {
-        assert_eq!(PortRange::parse("80").unwrap(), PortRange { lo: 80, hi: 80 });
-        assert_eq!(PortRange::parse("1000-2000").unwrap(), PortRange { lo: 1000, hi: 2000 });
+        assert_eq!(
+            PortRange::parse("80").unwrap(),
+            PortRange { lo: 80, hi: 80 }
+        );
+        assert_eq!(
+            PortRange::parse("1000-2000").unwrap(),
+            PortRange { lo: 1000, hi: 2000 }
+        );
         for bad in ["70000", "-1", "x", "", "2000-1000", "1-", "65536-65537"] {
             let e = PortRange::parse(bad).unwrap_err();
-            assert!(e.contains(&format!("'{bad}'")) || e.contains("greater"), "{bad}: {e}");
+            assert!(
+                e.contains(&format!("'{bad}'")) || e.contains("greater"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -191,8 +210,16 @@ mod tests {
         let m = Prefix::parse("::ffff:10.0.0.1").unwrap();
         assert_eq!(m.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(m.len, 32);
-        assert!(Prefix::parse("[::1]").unwrap().contains("::1".parse().unwrap()));
-        assert!(Prefix::parse("::/0").unwrap().contains("fe80::1".parse().unwrap()));
+        assert!(
+            Prefix::parse("[::1]")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(
+            Prefix::parse("::/0")
+                .unwrap()
+                .contains("fe80::1".parse().unwrap())
+        );
         for bad in ["1.2.3", "1.2.3.4/33", "::1/129", "", "x/8", "1.2.3.4/"] {
             assert!(Prefix::parse(bad).is_err(), "{bad}");
         }
@@ -206,12 +233,20 @@ mod tests {
         r.local_port = 40000;
         r.peer_port = 80;
         let mut q = Query::default();
-        q.conds.push(Cond::Port(Side::Either, PortRange { lo: 80, hi: 80 }));
-        q.conds.push(Cond::Addr(Side::Peer, Prefix::parse("127.0.0.0/24").unwrap()));
+        q.conds
+            .push(Cond::Port(Side::Either, PortRange { lo: 80, hi: 80 }));
+        q.conds.push(Cond::Addr(
+            Side::Peer,
+            Prefix::parse("127.0.0.0/24").unwrap(),
+        ));
         assert!(q.matches(&r));
-        q.conds.push(Cond::Port(Side::Local, PortRange { lo: 80, hi: 80 }));
+        q.conds
+            .push(Cond::Port(Side::Local, PortRange { lo: 80, hi: 80 }));
         assert!(!q.matches(&r));
-        let q4 = Query { ipv6: false, ..Query::default() };
+        let q4 = Query {
+            ipv6: false,
+            ..Query::default()
+        };
         assert!(!q4.matches(&r));
     }
 
@@ -219,9 +254,13 @@ mod tests {
     fn families_follow_address_conditions() {
         let mut q = Query::default();
         assert_eq!(q.families(), vec![Family::V4, Family::V6]);
-        q.conds.push(Cond::Addr(Side::Peer, Prefix::parse("::1").unwrap()));
+        q.conds
+            .push(Cond::Addr(Side::Peer, Prefix::parse("::1").unwrap()));
         assert_eq!(q.families(), vec![Family::V6]);
-        let q = Query { ipv6: false, ..Query::default() };
+        let q = Query {
+            ipv6: false,
+            ..Query::default()
+        };
         assert_eq!(q.families(), vec![Family::V4]);
     }
 }

@@ -9,9 +9,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diag;
-pub mod ffi;
 pub mod exit;
+pub mod ffi;
 pub mod filter;
+pub mod netns;
 pub mod output;
 pub mod procs;
 pub mod socket;
@@ -21,9 +22,12 @@ pub mod sysctl;
 pub mod aggregate;
 pub mod diagnose;
 pub mod report;
+pub mod sample;
+pub mod snapshot;
 pub mod text;
 
 pub mod render;
 
 pub mod demo;
 pub mod trace;
+pub mod watch;

@@ -11,7 +11,10 @@ use anyhow::{Context, Result};
 /// A destination for a command's output.
 pub enum Output {
     Stdout(BufWriter<io::Stdout>),
-    File { tmp: BufWriter<tempfile::NamedTempFile>, path: PathBuf },
+    File {
+        tmp: BufWriter<tempfile::NamedTempFile>,
+        path: PathBuf,
+    },
 }
 
 impl Output {
@@ -19,7 +22,10 @@ impl Output {
     /// unwritable destination fails before any work is done.
     pub fn open(path: Option<&Path>) -> Result<Output> {
         let Some(path) = path else {
-            return Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout())));
+            return Ok(Output::Stdout(BufWriter::with_capacity(
+                64 * 1024,
+                io::stdout(),
+            )));
         };
         if path.as_os_str().is_empty() {
             return Err(crate::exit::UsageError("--output: empty file name".into()).into());
@@ -35,13 +41,25 @@ impl Output {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(dir)
-            .with_context(|| format!("cannot write '{}': creating a temporary file in '{}'", path.display(), dir.display()))?;
-        Ok(Output::File { tmp: BufWriter::new(tmp), path: path.to_path_buf() })
+            .with_context(|| {
+                format!(
+                    "cannot write '{}': creating a temporary file in '{}'",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
+        Ok(Output::File {
+            tmp: BufWriter::new(tmp),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -57,16 +75,23 @@ impl Output {
         match self {
             Output::Stdout(mut w) => w.flush().context("writing to stdout"),
             Output::File { tmp, path } => {
-                let tmp = tmp.into_inner().map_err(|e| e.into_error()).context("writing the temporary file")?;
+                let tmp = tmp
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .context("writing the temporary file")?;
                 // Keep the mode of the file we replace; a new file is world-readable
                 // (0644) so a collector running as another user can read it.
-                let mode = fs::metadata(&path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+                let mode = fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o7777)
+                    .unwrap_or(0o644);
                 fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
                     .with_context(|| format!("setting permissions on {}", tmp.path().display()))?;
-                tmp.as_file().sync_all().context("syncing the temporary file")?;
-                tmp.persist(&path)
-                    .map_err(|e| e.error)
-                    .with_context(|| format!("renaming the temporary file onto '{}'", path.display()))?;
+                tmp.as_file()
+                    .sync_all()
+                    .context("syncing the temporary file")?;
+                tmp.persist(&path).map_err(|e| e.error).with_context(|| {
+                    format!("renaming the temporary file onto '{}'", path.display())
+                })?;
                 Ok(())
             }
         }
@@ -97,7 +122,8 @@ impl Write for Output {
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut out = Output::open(Some(path))?;
-    out.write_all(bytes).with_context(|| format!("writing '{}'", path.display()))?;
+    out.write_all(bytes)
+        .with_context(|| format!("writing '{}'", path.display()))?;
     out.finish()
 }
 
@@ -105,7 +131,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// not a failure (`tw-inspect list | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -121,16 +148,25 @@ mod tests {
         o.write_all(b"half").unwrap();
         assert!(!path.exists(), "nothing visible before finish");
         drop(o);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "temporary file removed on drop");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temporary file removed on drop"
+        );
         write_atomic(&path, b"whole\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"whole\n");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn unwritable_directory_fails_early() {
-        let e = Output::open(Some(Path::new("/nonexistent-dir/x.prom"))).err().unwrap();
+        let e = Output::open(Some(Path::new("/nonexistent-dir/x.prom")))
+            .err()
+            .unwrap();
         assert!(format!("{e:#}").contains("/nonexistent-dir/x.prom"));
     }
 }

@@ -15,7 +15,10 @@ pub struct StateCounts(pub Vec<(TcpState, u64)>);
 
 impl StateCounts {
     pub fn get(&self, s: TcpState) -> u64 {
-        self.0.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n)
+        self.0
+            .iter()
+            .find(|(st, _)| *st == s)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -113,8 +116,35 @@ pub struct ListReport {
     /// `-p` was given: renderers show an owner column even when no owner was found.
     #[serde(skip)]
     pub processes: bool,
-    /// Time spent collecting from the kernel, in milliseconds.
+    /// Time spent collecting from the kernel, in milliseconds (for a snapshot:
+    /// the original capture's, 0 when the file does not say).
     pub collect_ms: f64,
+    /// Present when the sockets come from a snapshot (`list --load`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotInfo>,
+}
+
+/// Which snapshot a report was computed from (docs/snapshot-format.md).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub file: String,
+    /// `tw-inspect` (from `list --save`) or `ss-dump` (from `ss -D`).
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u16>,
+    /// Hostname of the captured machine.
+    pub host: Option<String>,
+    /// Its kernel release.
+    pub kernel: Option<String>,
+    /// Capture time, RFC 3339 UTC.
+    pub taken_at: Option<String>,
+    pub netns_inode: Option<u64>,
+    /// The states the capture asked for; sockets in other states are not in the file.
+    pub captured_states: Option<Vec<String>>,
+    /// The port/address conditions the capture ran with.
+    pub captured_filter: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
@@ -153,15 +183,27 @@ pub fn socket_row(r: &SocketRecord) -> SocketRow {
 
 impl ListReport {
     /// Builds the report from an aggregate; `top` = 0 keeps every group.
-    pub fn new(agg: &Aggregate, top: u32, sockets: Option<&[SocketRecord]>, collect_ms: f64) -> ListReport {
+    pub fn new(
+        agg: &Aggregate,
+        top: u32,
+        sockets: Option<&[SocketRecord]>,
+        collect_ms: f64,
+    ) -> ListReport {
         let sorted = agg.sorted_groups();
-        let keep = if top == 0 { sorted.len() } else { (top as usize).min(sorted.len()) };
+        let keep = if top == 0 {
+            sorted.len()
+        } else {
+            (top as usize).min(sorted.len())
+        };
         let other = &sorted[keep..];
         ListReport {
             source: "netlink".into(),
             total: agg.total,
             states: StateCounts(TcpState::ALL.iter().map(|s| (*s, agg.count(*s))).collect()),
-            families: Families { ipv4: agg.by_family[0], ipv6: agg.by_family[1] },
+            families: Families {
+                ipv4: agg.by_family[0],
+                ipv6: agg.by_family[1],
+            },
             orphaned: StateCounts(
                 TcpState::ALL
                     .iter()
@@ -171,7 +213,10 @@ impl ListReport {
             ),
             group_by: agg.by.name(),
             group_states: agg.group_states.iter().map(|s| s.name()).collect(),
-            groups: sorted[..keep].iter().map(|(k, s)| group_row(k, s)).collect(),
+            groups: sorted[..keep]
+                .iter()
+                .map(|(k, s)| group_row(k, s))
+                .collect(),
             other_groups: OtherGroups {
                 groups: other.len() as u64,
                 count: other.iter().map(|(_, s)| s.count).sum(),
@@ -180,6 +225,24 @@ impl ListReport {
             diagnoses: Vec::new(),
             processes: false,
             collect_ms,
+            snapshot: None,
         }
     }
+}
+
+/// `list` over network namespaces (`--netns`, `--all-netns`): the totals over
+/// every namespace at the top level, then each namespace's own report.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetnsListReport {
+    #[serde(flatten)]
+    pub total: ListReport,
+    pub namespaces: Vec<NamespaceReport>,
+}
+
+/// One namespace's report, under its label (name in /run/netns, `pid:PID (COMM)`, or the path given).
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceReport {
+    pub netns: String,
+    #[serde(flatten)]
+    pub report: ListReport,
 }

@@ -27,7 +27,9 @@ pub fn knob_path(name: &str) -> String {
 }
 
 fn read_at(root: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(root.join(name)).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(root.join(name))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 impl Sysctls {
@@ -59,7 +61,9 @@ impl Sysctls {
 
     /// Ports in `ip_local_reserved_ports` that fall inside `[lo, hi]`.
     pub fn reserved_in_range(&self, lo: u16, hi: u16) -> u64 {
-        let Some(list) = &self.ip_local_reserved_ports else { return 0 };
+        let Some(list) = &self.ip_local_reserved_ports else {
+            return 0;
+        };
         list.split(',')
             .filter_map(|item| {
                 let item = item.trim();
@@ -91,7 +95,11 @@ mod tests {
     fn reads_and_tolerates_missing_knobs() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("ip_local_port_range"), "32768\t60999\n").unwrap();
-        std::fs::write(d.path().join("ip_local_reserved_ports"), "40000-40009,50000,70\n").unwrap();
+        std::fs::write(
+            d.path().join("ip_local_reserved_ports"),
+            "40000-40009,50000,70\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("tcp_tw_reuse"), "2\n").unwrap();
         let s = Sysctls::read_from(d.path());
         assert_eq!(s.ip_local_port_range, Some((32768, 60999)));

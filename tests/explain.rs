@@ -200,3 +200,26 @@ fn explain_sysctls_shows_this_hosts_values() {
         "{text}"
     );
 }
+
+#[test]
+fn explain_sysctls_reads_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.twi");
+    let file_s = file.to_str().unwrap();
+    let o = tw(&[
+        "list",
+        "--state",
+        "listening",
+        "--save",
+        file_s,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&["explain", "sysctls", "--load", file_s, "--format", "json"]);
+    assert_eq!(v["source"], "snapshot");
+    let host = json(&["explain", "sysctls", "--format", "json"]);
+    assert_eq!(v["sysctls"], host["sysctls"], "saved just now on this host");
+    let text = stdout(&tw(&["explain", "sysctls", "--load", file_s]));
+    assert!(text.contains("In the snapshot: "), "{text}");
+}

@@ -52,11 +52,10 @@ pub fn run(args: &ExplainArgs, color: ColorChoice) -> Result<ExitCode> {
             "explain --format {name} is not available; valid: table, json"
         ));
     }
-    if args.load.is_some() {
-        if topic != Topic::Sysctls {
-            return usage("--load goes with 'explain sysctls'");
-        }
-        return usage("--load: snapshots are not available in this build");
+    if args.load.is_some() && topic != Topic::Sysctls {
+        return usage(
+            "--load goes with 'explain sysctls': a snapshot holds sysctls, not state texts",
+        );
     }
     let mut out = Output::open(None)?;
     let style = Style::resolve(color, out.is_terminal());
@@ -71,7 +70,12 @@ pub fn run(args: &ExplainArgs, color: ColorChoice) -> Result<ExitCode> {
         )?,
         Topic::State(s) => explain::state(&mut out, s, width)?,
         Topic::Sysctls => {
-            let s = explain::sysctls_json(&Sysctls::read_host(), "host");
+            let s = match &args.load {
+                Some(file) => {
+                    explain::sysctls_json(&crate::snapshot::load_sysctls(file)?, "snapshot")
+                }
+                None => explain::sysctls_json(&Sysctls::read_host(), "host"),
+            };
             if json {
                 render::json::write(&mut out, &s)?
             } else {

@@ -1,110 +1,286 @@
 //! `tw-inspect list`.
 
-use anyhow::{Context, Result};
+use std::io::Write;
 
-use std::collections::HashSet;
+use anyhow::Result;
 
-use crate::aggregate::{Aggregate, Pressure};
-use crate::cli::{ColorChoice, Format, ListArgs};
+use crate::aggregate::GroupBy;
+use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
 use crate::config;
-use crate::diag::{self, Options, Sink};
-use crate::diagnose::{self, Inputs, Teardown};
-use crate::filter::Query;
-use crate::procs;
+use crate::diagnose::{self, Inputs};
 use crate::exit::usage;
+use crate::netns::Scope;
 use crate::output::Output;
+use crate::procs;
 use crate::render::{self, Style};
-use crate::report::ListReport;
-use crate::socket::SocketRecord;
+use crate::report::{ListReport, NamespaceReport, NetnsListReport};
+use crate::sample::{self, Sample, Samples, Spec};
+use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
 use crate::sysctl::Sysctls;
+use std::collections::HashSet;
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
+    // Process attribution traces closes first; it lives with `who`.
+    if args.by == Some(crate::cli::GroupKeyArg::Process) {
+        return crate::commands::who::list_by_process(args, color).map(|_| ());
+    }
     let query = config::query(&args.filter)?;
-    let (by, group_states) = config::grouping(args.by, &args.filter, &query);
+    let (mut by, mut group_states) = config::grouping(args.by, &args.filter, &query);
     if args.processes && !args.sockets {
         return usage("--processes shows owners per socket: add --sockets");
     }
     if args.format == Format::Prometheus && args.sockets {
         return usage("--format prometheus reports counts, not sockets: drop --sockets");
     }
+    if args.format == Format::Prometheus {
+        if args.by.is_some_and(|b| b != GroupKeyArg::PeerAndPort) {
+            return usage(
+                "--format prometheus groups TIME_WAIT by peer+port only: drop --by or use --by peer+port",
+            );
+        }
+        (by, group_states) = (
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        );
+    }
+    if args.load.is_some() && args.processes {
+        return usage("--processes looks up owners on this host: not available with --load");
+    }
+    if args.save.is_some() && args.save == args.output {
+        return usage("--save and --output name the same file: give two different files");
+    }
+    let diagnose = args.watch.is_none() && args.format != Format::Prometheus;
+    let spec = Spec {
+        query,
+        by,
+        group_states,
+        sockets: args.sockets,
+        pressure: args.format == Format::Prometheus || diagnose,
+        tw_cookies: false,
+        keep_raw: args.save.is_some(),
+        diagnose,
+    };
+    if let Some(interval) = &args.watch {
+        return crate::watch::run(args, spec, config::duration("--watch", interval)?, color);
+    }
+    // A snapshot replaces the kernel as the source; --save keeps the datagrams.
+    let snap = args.load.as_deref().map(snapshot::load).transpose()?;
+    let save_to = args.save.as_deref().map(snapshot::create).transpose()?;
     let mut out = Output::open(args.output.as_deref())?;
     let style = Style::resolve(color, out.is_terminal());
-
-    let opts = Options::default();
-    let sysctls = Sysctls::read_host();
-    // Without a readable range the Pressure sink counts nothing: (1, 0) is empty.
-    let range = sysctls.ip_local_port_range.unwrap_or((1, 0));
-    let extra = || (Pressure::new(range), Teardown::default());
-    let (mut report, agg, (pressure, mut teardown)) = if args.sockets {
-        let c = diag::collect(&query, opts, || ((Aggregate::new(by, group_states), Vec::<SocketRecord>::new()), extra()))
-            .context("reading sockets from the kernel")?;
-        let ((agg, socks), more) = c.sink;
-        (ListReport::new(&agg, args.top, Some(&socks), c.elapsed.as_secs_f64() * 1e3), agg, more)
-    } else {
-        let c = diag::collect(&query, opts, || (Aggregate::new(by, group_states), extra()))
-            .context("reading sockets from the kernel")?;
-        let (agg, more) = c.sink;
-        (ListReport::new(&agg, args.top, None, c.elapsed.as_secs_f64() * 1e3), agg, more)
+    let scope;
+    let source = match &snap {
+        Some(s) => Source::Snapshot(s),
+        None => {
+            scope = Scope::from_flags(&args.filter)?;
+            Source::Live(&scope)
+        }
     };
-    complete_listeners(&query, &agg, &mut teardown)?;
-    attach_processes(&mut report, &teardown, args.processes, &agg, &pressure, &sysctls);
-    match args.format {
-        Format::Table => render::table::list(&mut out, &report, style, args.explain)?,
-        Format::Json => render::json::write(&mut out, &report)?,
-        Format::Csv => render::csv::list(&mut out, &report, args.explain)?,
-        Format::Prometheus => return usage("--format prometheus is not available yet"),
+    let mut samples = match collect_or_down(&mut out, args, &spec, &source)? {
+        Ok(s) => s,
+        Err(e) => {
+            out.finish()?;
+            return Err(e);
+        }
+    };
+    if let Some(file) = save_to {
+        let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
+        snapshot::save(file, &captured.expect("keep_raw was set"))?;
     }
+    write_report(&mut out, args, &spec, &source, &samples, style)?;
     out.finish()
 }
 
-/// server-time-wait needs every listening port: when the query left listeners
-/// out (by state or by an address/port condition), ask for them alone.
-fn complete_listeners(query: &Query, agg: &Aggregate, teardown: &mut Teardown) -> Result<()> {
-    if agg.count(TcpState::TimeWait) == 0 || (query.states.contains(TcpState::Listen) && query.conds.is_empty()) {
+/// Collects from `source`. When that fails in Prometheus format, writes
+/// `tw_inspect_up 0` and returns the error inside `Ok`, so the caller can
+/// publish the file before failing.
+pub fn collect_or_down(
+    w: &mut dyn Write,
+    args: &ListArgs,
+    spec: &Spec,
+    source: &Source,
+) -> Result<Result<Samples>> {
+    match source.collect(spec) {
+        Ok(s) => Ok(Ok(s)),
+        Err(e) if args.format == Format::Prometheus => {
+            render::prometheus::write_down(w)?;
+            Ok(Err(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Where the sockets come from.
+pub enum Source<'a> {
+    /// The kernel, in one or more network namespaces.
+    Live(&'a Scope),
+    /// A file written by `--save` or `ss -D`.
+    Snapshot(&'a Snapshot),
+}
+
+impl Source<'_> {
+    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
+        match self {
+            Source::Live(scope) => sample::collect_scope(scope, spec),
+            Source::Snapshot(snap) => Ok(vec![(None, sample::from_snapshot(snap, spec)?)]),
+        }
+    }
+
+    fn labelled(&self) -> bool {
+        matches!(self, Source::Live(s) if s.labelled())
+    }
+}
+
+/// Writes the report of `samples` (one per namespace) in the chosen format.
+pub fn write_report(
+    w: &mut dyn Write,
+    args: &ListArgs,
+    spec: &Spec,
+    source: &Source,
+    samples: &[(Option<String>, Sample)],
+    style: Style,
+) -> Result<()> {
+    let report = |s: &Sample| {
+        let mut r = ListReport::new(
+            &s.agg,
+            args.top,
+            s.sockets.as_deref(),
+            s.elapsed.as_secs_f64() * 1e3,
+        );
+        if let Source::Snapshot(snap) = source {
+            r.source = "snapshot".into();
+            r.snapshot = Some(snap.info());
+        }
+        if spec.diagnose {
+            diagnose_into(&mut r, s, matches!(source, Source::Live(_)), args.processes);
+        }
+        r
+    };
+    if args.format == Format::Prometheus {
+        let items: Vec<_> = samples
+            .iter()
+            .map(|(label, s)| render::prometheus::NsMetrics {
+                netns: label.as_deref(),
+                agg: &s.agg,
+                pressure: s.ephemeral_ports.map(|p| (&s.pressure, p)),
+                collect_seconds: s.elapsed.as_secs_f64(),
+            })
+            .collect();
+        render::prometheus::write(w, &items, args.top)?;
         return Ok(());
     }
-    let listeners = Query {
-        ipv4: query.ipv4,
-        ipv6: query.ipv6,
-        states: StateSet::from_states(&[TcpState::Listen]),
-        conds: Vec::new(),
-    };
-    let c = diag::collect(&listeners, Options::default(), Teardown::default)
-        .context("reading listening sockets from the kernel")?;
-    teardown.absorb(c.sink);
+    if !source.labelled() {
+        let r = report(&samples[0].1);
+        match args.format {
+            Format::Table => render::table::list(w, &r, style, args.explain)?,
+            Format::Json => render::json::write(w, &r)?,
+            _ => render::csv::list(w, &r, args.explain)?,
+        }
+        return Ok(());
+    }
+    // Several namespaces: each one's report, then the totals.
+    let per_ns: Vec<NamespaceReport> = samples
+        .iter()
+        .map(|(label, s)| NamespaceReport {
+            netns: label.clone().unwrap_or_default(),
+            report: report(s),
+        })
+        .collect();
+    let total_ms = samples
+        .iter()
+        .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
+        .sum();
+    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms);
+    if args.sockets {
+        total.sockets = Some(
+            per_ns
+                .iter()
+                .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
+                .collect(),
+        );
+    }
+    match args.format {
+        Format::Json => render::json::write(
+            w,
+            &NetnsListReport {
+                total,
+                namespaces: per_ns,
+            },
+        )?,
+        Format::Table => {
+            for (i, n) in per_ns.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                writeln!(w, "Network namespace {}", n.netns)?;
+                render::table::list(w, &n.report, style, args.explain)?;
+            }
+            // One namespace: its report is the total.
+            if per_ns.len() > 1 {
+                writeln!(w)?;
+                writeln!(w, "All {} network namespaces", per_ns.len())?;
+                render::table::list(w, &total, style, args.explain)?;
+            }
+        }
+        _ => {
+            // One CSV document with a leading `netns` column; an empty netns marks the totals.
+            let mut first = true;
+            let rows = per_ns.iter().map(|n| (n.netns.as_str(), &n.report));
+            let totals = (!args.sockets).then_some(("", &total));
+            for (label, r) in rows.chain(totals) {
+                let mut buf = Vec::new();
+                render::csv::list(&mut buf, r, args.explain)?;
+                let text = String::from_utf8_lossy(&buf);
+                for (i, line) in text.lines().enumerate() {
+                    if i == 0 {
+                        if first {
+                            writeln!(w, "netns,{line}")?;
+                        }
+                        continue;
+                    }
+                    writeln!(w, "{},{line}", render::csv::field(label))?;
+                }
+                first = false;
+            }
+        }
+    }
     Ok(())
 }
 
-/// Finds owners in /proc (only when CLOSE_WAIT sockets or `-p` need them),
-/// fills the socket rows for `-p` and computes the diagnoses.
-fn attach_processes(
-    report: &mut ListReport,
-    teardown: &Teardown,
-    processes: bool,
-    agg: &Aggregate,
-    pressure: &Pressure,
-    sysctls: &Sysctls,
-) {
-    let mut wanted: HashSet<u32> = teardown.close_wait_inodes.iter().copied().filter(|i| *i != 0).collect();
-    if processes {
-        if let Some(rows) = &report.sockets {
-            wanted.extend(rows.iter().map(|r| r.inode).filter(|i| *i != 0));
+/// Fills the diagnoses, and with `-p` the socket owners. Owners come from this
+/// host's /proc, so only for live sockets, and only when CLOSE_WAIT sockets or
+/// `-p` need them.
+fn diagnose_into(r: &mut ListReport, s: &Sample, live: bool, processes: bool) {
+    let mut wanted: HashSet<u32> = HashSet::new();
+    if live {
+        wanted.extend(s.teardown.close_wait_inodes.iter().filter(|i| **i != 0));
+        if processes && let Some(rows) = &r.sockets {
+            wanted.extend(rows.iter().map(|row| row.inode).filter(|i| *i != 0));
         }
     }
     let owners = procs::owners(&wanted);
     if processes {
-        report.processes = true;
-        for row in report.sockets.iter_mut().flatten() {
+        r.processes = true;
+        for row in r.sockets.iter_mut().flatten() {
             row.process = owners.get(&row.inode).cloned();
         }
     }
+    let mut teardown = s.teardown.clone();
+    for l in s.facts.listening.iter().flatten() {
+        teardown.listen_ports.insert(l.port);
+    }
     let close_wait = teardown.close_wait_owners(&owners);
-    let server_time_wait = teardown.server_time_wait();
-    report.diagnoses = diagnose::diagnose(&Inputs {
-        agg,
-        pressure: Some(pressure),
-        sysctls,
+    let server_time_wait = match s.facts.listening {
+        Some(_) => teardown.server_time_wait(),
+        None => Vec::new(),
+    };
+    // An `ss -D` dump has no sysctls: only the diagnoses that need none.
+    let none = Sysctls::default();
+    r.diagnoses = diagnose::diagnose(&Inputs {
+        agg: &s.agg,
+        pressure: s.facts.sysctls.as_ref().map(|_| &s.pressure),
+        sysctls: s.facts.sysctls.as_ref().unwrap_or(&none),
         close_wait: &close_wait,
         server_time_wait: &server_time_wait,
     });

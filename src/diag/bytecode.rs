@@ -40,7 +40,11 @@ enum Payload {
 }
 
 enum Item {
-    Op { code: u8, payload: Payload, no: Target },
+    Op {
+        code: u8,
+        payload: Payload,
+        no: Target,
+    },
     Label(usize),
 }
 
@@ -78,7 +82,11 @@ fn port_expr(local: bool, r: PortRange) -> Option<Expr> {
     if r.hi < u16::MAX {
         parts.push(Expr::Op(le, Payload::Port(r.hi)));
     }
-    if parts.is_empty() { None } else { Some(Expr::All(parts)) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(Expr::All(parts))
+    }
 }
 
 fn cond_expr(c: &Cond) -> Option<Expr> {
@@ -100,7 +108,11 @@ fn cond_expr(c: &Cond) -> Option<Expr> {
 
 fn emit(e: Expr, fail: Target, items: &mut Vec<Item>, labels: &mut usize) {
     match e {
-        Expr::Op(code, payload) => items.push(Item::Op { code, payload, no: fail }),
+        Expr::Op(code, payload) => items.push(Item::Op {
+            code,
+            payload,
+            no: fail,
+        }),
         Expr::All(parts) => {
             for p in parts {
                 emit(p, fail, items, labels);
@@ -112,7 +124,11 @@ fn emit(e: Expr, fail: Target, items: &mut Vec<Item>, labels: &mut usize) {
             for p in parts {
                 let next = new_label(labels);
                 emit(p, Target::Label(next), items, labels);
-                items.push(Item::Op { code: BC_JMP, payload: Payload::Jump, no: Target::Label(done) });
+                items.push(Item::Op {
+                    code: BC_JMP,
+                    payload: Payload::Jump,
+                    no: Target::Label(done),
+                });
                 items.push(Item::Label(next));
             }
             emit(last, fail, items, labels);
@@ -146,7 +162,9 @@ fn assemble(items: &[Item], nlabels: usize) -> Vec<u8> {
     let total = pos;
     let mut out = Vec::with_capacity(total);
     for it in items {
-        let Item::Op { code, payload, no } = it else { continue };
+        let Item::Op { code, payload, no } = it else {
+            continue;
+        };
         let here = out.len();
         let len = op_len(*payload);
         let target = match no {
@@ -265,7 +283,10 @@ mod tests {
         let ports = [0u16, 50, 80, 999, 1000, 1500, 2000, 2001, 65535];
         for cs in &cases {
             let bc = compile(cs);
-            let q = Query { conds: cs.clone(), ..Query::default() };
+            let q = Query {
+                conds: cs.clone(),
+                ..Query::default()
+            };
             for &sp in &ports {
                 for &dp in &ports {
                     for &sa in &addrs {

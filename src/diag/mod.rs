@@ -5,6 +5,7 @@
 //! and IPv6 dumps run at the same time on two netlink sockets.
 
 pub mod bytecode;
+pub mod destroy;
 pub mod parse;
 
 use std::io;
@@ -51,7 +52,11 @@ impl Sink for Vec<SocketRecord> {
 #[derive(Debug)]
 pub enum DiagError {
     /// A system call failed; `what` says which.
-    Io { what: &'static str, family: Option<Family>, err: io::Error },
+    Io {
+        what: &'static str,
+        family: Option<Family>,
+        err: io::Error,
+    },
     /// The reply did not parse, or the kernel answered with an error.
     Reply { family: Family, err: ParseError },
     /// A datagram was larger than our buffer.
@@ -63,7 +68,10 @@ impl DiagError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             DiagError::Io { err, .. } => err.raw_os_error(),
-            DiagError::Reply { err: ParseError::Kernel(e), .. } => Some(*e),
+            DiagError::Reply {
+                err: ParseError::Kernel(e),
+                ..
+            } => Some(*e),
             _ => None,
         }
     }
@@ -73,7 +81,14 @@ impl DiagError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self.errno(),
-            Some(libc::EPERM | libc::EACCES | libc::EPROTONOSUPPORT | libc::ENOENT | libc::EAFNOSUPPORT | libc::EOPNOTSUPP)
+            Some(
+                libc::EPERM
+                    | libc::EACCES
+                    | libc::EPROTONOSUPPORT
+                    | libc::ENOENT
+                    | libc::EAFNOSUPPORT
+                    | libc::EOPNOTSUPP
+            )
         )
     }
 }
@@ -82,8 +97,12 @@ impl std::fmt::Display for DiagError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let fam = |f: &Option<Family>| f.map(|f| format!(" ({})", f.name())).unwrap_or_default();
         match self {
-            DiagError::Io { what, family, err } => write!(f, "sock_diag {what}{}: {err}", fam(family)),
-            DiagError::Reply { family, err } => write!(f, "sock_diag dump ({}): {err}", family.name()),
+            DiagError::Io { what, family, err } => {
+                write!(f, "sock_diag {what}{}: {err}", fam(family))
+            }
+            DiagError::Reply { family, err } => {
+                write!(f, "sock_diag dump ({}): {err}", family.name())
+            }
             DiagError::Truncated { family, len } => write!(
                 f,
                 "sock_diag dump ({}): datagram of {len} bytes exceeds the {RECV_BUF}-byte buffer",
@@ -128,7 +147,11 @@ pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -
         },
     };
     debug_assert_eq!(req.buffer_len(), INET_DIAG_REQ_LEN);
-    let attr_len = if bytecode.is_empty() { 0 } else { 4 + bytecode.len() };
+    let attr_len = if bytecode.is_empty() {
+        0
+    } else {
+        4 + bytecode.len()
+    };
     let total = NLMSG_HDRLEN + INET_DIAG_REQ_LEN + attr_len;
     let mut buf = vec![0u8; total];
     buf[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
@@ -153,11 +176,16 @@ pub fn dump_family(
     raw: Option<&mut Vec<u8>>,
     mut on_socket: impl FnMut(&SocketRecord),
 ) -> Result<ParseStats, DiagError> {
-    let io_err = |what, err| DiagError::Io { what, family: Some(family), err };
+    let io_err = |what, err| DiagError::Io {
+        what,
+        family: Some(family),
+        err,
+    };
     let sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| io_err("socket", e))?;
     let seq = 1;
     let req = build_request(family, query, bytecode, seq);
-    sock.send_to(&req, &SocketAddr::new(0, 0), 0).map_err(|e| io_err("send", e))?;
+    sock.send_to(&req, &SocketAddr::new(0, 0), 0)
+        .map_err(|e| io_err("send", e))?;
     let mut raw = raw;
     let mut buf = vec![0u8; RECV_BUF];
     let mut stats = ParseStats::default();
@@ -174,7 +202,10 @@ pub fn dump_family(
             return Err(DiagError::Truncated { family, len: n });
         }
         if n == 0 {
-            return Err(io_err("recv", io::Error::from(io::ErrorKind::UnexpectedEof)));
+            return Err(io_err(
+                "recv",
+                io::Error::from(io::ErrorKind::UnexpectedEof),
+            ));
         }
         let data = &buf[..n];
         if let Some(r) = raw.as_deref_mut() {
@@ -208,7 +239,9 @@ pub fn collect<S: Sink>(
         [a, b] => std::thread::scope(|s| {
             let other = s.spawn(|| run(*b));
             let first = run(*a);
-            let second = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let second = other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
             vec![first, second]
         }),
         _ => families.iter().map(|f| run(*f)).collect(),
@@ -218,7 +251,12 @@ pub fn collect<S: Sink>(
         let (sink, stats, raw) = res?;
         match out.as_mut() {
             None => {
-                out = Some(Collection { sink, stats, elapsed: Duration::ZERO, raw: Vec::new() })
+                out = Some(Collection {
+                    sink,
+                    stats,
+                    elapsed: Duration::ZERO,
+                    raw: Vec::new(),
+                })
             }
             Some(c) => {
                 c.sink.absorb(sink);
@@ -233,7 +271,12 @@ pub fn collect<S: Sink>(
     }
     let mut c = match out {
         Some(c) => c,
-        None => Collection { sink: make(), stats: ParseStats::default(), elapsed: Duration::ZERO, raw: Vec::new() },
+        None => Collection {
+            sink: make(),
+            stats: ParseStats::default(),
+            elapsed: Duration::ZERO,
+            raw: Vec::new(),
+        },
     };
     c.elapsed = start.elapsed();
     Ok(c)

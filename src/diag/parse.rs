@@ -37,7 +37,11 @@ pub const NLM_F_DUMP_INTR: u16 = 0x10;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// A message header or body runs past the end of the datagram.
-    Truncated { offset: usize, need: usize, have: usize },
+    Truncated {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
     /// `nlmsg_len` is smaller than a header.
     BadLength { offset: usize, len: u32 },
     /// A socket message too short to hold `struct inet_diag_msg`.
@@ -65,7 +69,10 @@ impl fmt::Display for ParseError {
                 "sock_diag message at byte {offset} has {len} bytes, fewer than the {INET_DIAG_MSG_LEN} of inet_diag_msg"
             ),
             ParseError::BadFamily { offset, family } => {
-                write!(f, "sock_diag message at byte {offset} has unexpected family {family}")
+                write!(
+                    f,
+                    "sock_diag message at byte {offset} has unexpected family {family}"
+                )
             }
             ParseError::Kernel(errno) => write!(
                 f,
@@ -118,14 +125,22 @@ pub fn parse_datagram(
     while off < buf.len() {
         let have = buf.len() - off;
         if have < NLMSG_HDRLEN {
-            return Err(ParseError::Truncated { offset: off, need: NLMSG_HDRLEN, have });
+            return Err(ParseError::Truncated {
+                offset: off,
+                need: NLMSG_HDRLEN,
+                have,
+            });
         }
         let len = u32_ne(buf, off);
         if (len as usize) < NLMSG_HDRLEN {
             return Err(ParseError::BadLength { offset: off, len });
         }
         if len as usize > have {
-            return Err(ParseError::Truncated { offset: off, need: len as usize, have });
+            return Err(ParseError::Truncated {
+                offset: off,
+                need: len as usize,
+                have,
+            });
         }
         let ty = u16_ne(buf, off + 4);
         let flags = u16_ne(buf, off + 6);
@@ -140,15 +155,13 @@ pub fn parse_datagram(
             stats.interrupted = true;
         }
         match ty {
-            SOCK_DIAG_BY_FAMILY => {
-                match parse_inet_diag_msg(body, this)? {
-                    Some(rec) => {
-                        stats.sockets += 1;
-                        on_socket(&rec);
-                    }
-                    None => stats.unknown_state += 1,
+            SOCK_DIAG_BY_FAMILY => match parse_inet_diag_msg(body, this)? {
+                Some(rec) => {
+                    stats.sockets += 1;
+                    on_socket(&rec);
                 }
-            }
+                None => stats.unknown_state += 1,
+            },
             NLMSG_DONE => {
                 // A dump that failed midway reports the error in DONE's payload.
                 if body.len() >= 4 {
@@ -161,7 +174,11 @@ pub fn parse_datagram(
             }
             NLMSG_ERROR => {
                 if body.len() < 4 {
-                    return Err(ParseError::Truncated { offset: this, need: NLMSG_HDRLEN + 4, have: len as usize });
+                    return Err(ParseError::Truncated {
+                        offset: this,
+                        need: NLMSG_HDRLEN + 4,
+                        have: len as usize,
+                    });
                 }
                 let err = u32_ne(body, 0) as i32;
                 if err != 0 {
@@ -179,19 +196,32 @@ pub fn parse_datagram(
 /// Returns `Ok(None)` for a state number this build does not know.
 pub fn parse_inet_diag_msg(body: &[u8], offset: usize) -> Result<Option<SocketRecord>, ParseError> {
     if body.len() < INET_DIAG_MSG_LEN {
-        return Err(ParseError::ShortSocket { offset, len: body.len() });
+        return Err(ParseError::ShortSocket {
+            offset,
+            len: body.len(),
+        });
     }
     let family = match body[0] as i32 {
         libc::AF_INET => Family::V4,
         libc::AF_INET6 => Family::V6,
-        _ => return Err(ParseError::BadFamily { offset, family: body[0] }),
+        _ => {
+            return Err(ParseError::BadFamily {
+                offset,
+                family: body[0],
+            });
+        }
     };
     let Some(state) = TcpState::from_kernel(body[1]) else {
         return Ok(None);
     };
     let addr = |at: usize| -> IpAddr {
         match family {
-            Family::V4 => IpAddr::V4(Ipv4Addr::new(body[at], body[at + 1], body[at + 2], body[at + 3])),
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(
+                body[at],
+                body[at + 1],
+                body[at + 2],
+                body[at + 3],
+            )),
             Family::V6 => {
                 let mut o = [0u8; 16];
                 o.copy_from_slice(&body[at..at + 16]);

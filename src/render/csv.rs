@@ -35,8 +35,20 @@ pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
             write!(
                 w,
                 "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                s.state, s.local, s.local_port, s.peer, s.peer_port, s.timer, s.expires_ms,
-                s.retransmits, s.uid, s.inode, s.cookie, s.orphaned, pid, comm
+                s.state,
+                s.local,
+                s.local_port,
+                s.peer,
+                s.peer_port,
+                s.timer,
+                s.expires_ms,
+                s.retransmits,
+                s.uid,
+                s.inode,
+                s.cookie,
+                s.orphaned,
+                pid,
+                comm
             )?;
             if explain {
                 let st = crate::state::TcpState::parse(s.state);
@@ -46,7 +58,10 @@ pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
         }
         return Ok(());
     }
-    writeln!(w, "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms")?;
+    writeln!(
+        w,
+        "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms"
+    )?;
     for g in &r.groups {
         writeln!(
             w,

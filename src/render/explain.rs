@@ -156,6 +156,11 @@ pub fn state(w: &mut dyn Write, s: TcpState, width: usize) -> Result<()> {
 /// Each knob with its value and what it means here.
 pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
     let width = width.min(100);
+    let here = if s.source == "snapshot" {
+        "In the snapshot"
+    } else {
+        "Here"
+    };
     for (i, k) in s.sysctls.iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
@@ -169,7 +174,7 @@ pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
         writeln!(
             w,
             "{}",
-            text::wrap(&format!("Here: {}", k.here), width, "    ", "    ")
+            text::wrap(&format!("{here}: {}", k.here), width, "    ", "    ")
         )?;
     }
     writeln!(w)?;

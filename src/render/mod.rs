@@ -3,6 +3,7 @@
 pub mod csv;
 pub mod explain;
 pub mod json;
+pub mod prometheus;
 pub mod table;
 
 use std::io::{self, IsTerminal};
@@ -46,7 +47,11 @@ pub fn human_ms(ms: u32) -> String {
 
 /// `host:port`, bracketing IPv6 hosts as ss does.
 pub fn endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") }
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,11 @@ pub fn new_table(style: Style, header: &[&str]) -> Table {
     }
     t.set_header(header.iter().map(|h| {
         let c = Cell::new(h);
-        if style.color { c.add_attribute(Attribute::Bold) } else { c }
+        if style.color {
+            c.add_attribute(Attribute::Bold)
+        } else {
+            c
+        }
     }));
     t
 }
@@ -49,7 +53,7 @@ pub fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -59,8 +63,13 @@ pub fn grouped(n: u64) -> String {
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    if let Some(s) = &r.snapshot {
+        writeln!(w, "{}", snapshot_line(s))?;
+    }
     if let Some(sockets) = &r.sockets {
-        let mut head = vec!["State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode"];
+        let mut head = vec![
+            "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
+        ];
         let with_proc = r.processes || sockets.iter().any(|s| s.process.is_some());
         if with_proc {
             head.push("Process");
@@ -70,13 +79,21 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         }
         let mut t = new_table(style, &head);
         for s in sockets {
-            let state = if s.orphaned { format!("{} (orphaned)", s.state) } else { s.state.to_string() };
+            let state = if s.orphaned {
+                format!("{} (orphaned)", s.state)
+            } else {
+                s.state.to_string()
+            };
             let mut row = vec![
                 state_cell(style, &state),
                 Cell::new(endpoint(&s.local, s.local_port)),
                 Cell::new(endpoint(&s.peer, s.peer_port)),
                 Cell::new(s.timer),
-                num(if s.timer == "off" { "-".to_string() } else { human_ms(s.expires_ms) }),
+                num(if s.timer == "off" {
+                    "-".to_string()
+                } else {
+                    human_ms(s.expires_ms)
+                }),
                 num(s.retransmits),
                 num(s.uid),
                 num(s.inode),
@@ -84,11 +101,17 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             if with_proc {
                 row.push(Cell::new(match &s.process {
                     Some(p) => format!("{} ({})", p.comm, p.pid),
-                    None => TcpState::parse(s.state).map_or("-", |st| crate::text::no_owner(st, s.orphaned)).to_string(),
+                    None => TcpState::parse(s.state)
+                        .map_or("-", |st| crate::text::no_owner(st, s.orphaned))
+                        .to_string(),
                 }));
             }
             if explain {
-                row.push(Cell::new(TcpState::parse(s.state).map(crate::text::short).unwrap_or("")));
+                row.push(Cell::new(
+                    TcpState::parse(s.state)
+                        .map(crate::text::short)
+                        .unwrap_or(""),
+                ));
             }
             t.add_row(row);
         }
@@ -97,14 +120,18 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         return Ok(());
     }
 
+    // A snapshot's collect_ms is its capture's; an `ss -D` dump does not say.
+    let source = match (&r.snapshot, r.collect_ms > 0.0) {
+        (Some(_), true) => format!("captured in {:.1} ms", r.collect_ms),
+        (Some(_), false) => "from a snapshot".to_string(),
+        (None, _) => format!("read from {} in {:.1} ms", r.source, r.collect_ms),
+    };
     writeln!(
         w,
-        "TCP sockets: {} (IPv4 {}, IPv6 {}), read from {} in {:.1} ms",
+        "TCP sockets: {} (IPv4 {}, IPv6 {}), {source}",
         grouped(r.total),
         grouped(r.families.ipv4),
         grouped(r.families.ipv6),
-        r.source,
-        r.collect_ms
     )?;
     writeln!(w)?;
     let mut head = vec!["State", "Count"];
@@ -114,7 +141,11 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
     let mut t = new_table(style, &head);
     for (st, n) in &r.states.0 {
         let orphans = r.orphaned.get(*st);
-        let count = if orphans > 0 { format!("{} ({} orphaned)", grouped(*n), grouped(orphans)) } else { grouped(*n) };
+        let count = if orphans > 0 {
+            format!("{} ({} orphaned)", grouped(*n), grouped(orphans))
+        } else {
+            grouped(*n)
+        };
         let mut row = vec![state_cell(style, st.name()), num(count)];
         if explain {
             row.push(Cell::new(crate::text::short(*st)));
@@ -202,6 +233,30 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         }
     }
     Ok(())
+}
+
+/// One line saying which snapshot the numbers come from.
+pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
+    let Some(at) = &s.taken_at else {
+        let note = s.note.as_deref().unwrap_or("no host metadata");
+        return format!("From `ss -D` dump {}: {note}", s.file);
+    };
+    let mut line = format!(
+        "Snapshot of {} (kernel {}) taken {at}, from {}",
+        s.host.as_deref().unwrap_or("an unnamed host"),
+        s.kernel.as_deref().unwrap_or("unknown"),
+        s.file
+    );
+    // Say when the capture itself was narrowed: other sockets are not in the file.
+    let states = s.captured_states.as_deref().unwrap_or_default();
+    if states.len() < crate::state::MAX_STATE {
+        line.push_str(&format!("; holds only {}", states.join(", ")));
+    }
+    let filter = s.captured_filter.as_deref().unwrap_or_default();
+    if !filter.is_empty() {
+        line.push_str(&format!("; captured with {}", filter.join(", ")));
+    }
+    line
 }
 
 #[cfg(test)]

@@ -1,0 +1,196 @@
+//! One collection as `list`, `check` and `--watch` use it: counts, optional
+//! port pressure, optional sockets and TIME_WAIT cookies, per namespace.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::aggregate::{Aggregate, GroupBy, Pressure};
+use crate::diag::{self, Options, Sink};
+use crate::diagnose::Teardown;
+use crate::filter::Query;
+use crate::netns::Scope;
+use crate::snapshot::HostFacts;
+use crate::socket::SocketRecord;
+use crate::state::{StateSet, TcpState};
+use crate::sysctl::Sysctls;
+
+/// What to collect.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub query: Query,
+    pub by: GroupBy,
+    pub group_states: StateSet,
+    /// Keep every socket (`--sockets`).
+    pub sockets: bool,
+    /// Count outgoing sockets per destination and read the ephemeral range.
+    pub pressure: bool,
+    /// Keep the cookies of TIME_WAIT sockets (`--watch` arrival rate).
+    pub tw_cookies: bool,
+    /// Keep the raw datagrams and this namespace's facts for `--save`.
+    pub keep_raw: bool,
+    /// Gather what the diagnoses need: sysctls and listening ports.
+    pub diagnose: bool,
+}
+
+/// The result of one collection in one namespace.
+#[derive(Debug)]
+pub struct Sample {
+    pub agg: Aggregate,
+    pub pressure: Pressure,
+    /// Usable ephemeral ports in that namespace (when `pressure` was asked for).
+    pub ephemeral_ports: Option<u64>,
+    pub sockets: Option<Vec<SocketRecord>>,
+    pub tw_cookies: HashSet<u64>,
+    pub elapsed: Duration,
+    /// With `keep_raw`: the snapshot of this collection, facts read in its namespace.
+    pub capture: Option<crate::snapshot::Captured>,
+    /// TIME_WAIT per local port, listeners, CLOSE_WAIT inodes (for diagnoses).
+    pub teardown: Teardown,
+    /// Sysctls and listeners of the namespace or snapshot, when `diagnose` asked.
+    pub facts: HostFacts,
+}
+
+struct SampleSink {
+    agg: Aggregate,
+    pressure: Pressure,
+    sockets: Option<Vec<SocketRecord>>,
+    tw_cookies: Option<HashSet<u64>>,
+    teardown: Teardown,
+}
+
+impl Sink for SampleSink {
+    fn push(&mut self, r: &SocketRecord) {
+        self.agg.push(r);
+        self.pressure.push(r);
+        self.teardown.push(r);
+        if let Some(v) = &mut self.sockets {
+            v.push(*r);
+        }
+        if let Some(c) = &mut self.tw_cookies
+            && r.state == TcpState::TimeWait
+        {
+            c.insert(r.cookie);
+        }
+    }
+    fn absorb(&mut self, o: Self) {
+        self.agg.absorb(o.agg);
+        self.pressure.absorb(o.pressure);
+        self.teardown.absorb(o.teardown);
+        if let (Some(a), Some(b)) = (&mut self.sockets, o.sockets) {
+            a.extend(b);
+        }
+        if let (Some(a), Some(b)) = (&mut self.tw_cookies, o.tw_cookies) {
+            a.extend(b);
+        }
+    }
+}
+
+/// Collects in the calling thread's network namespace. Sysctls are read here
+/// too: /proc/sys/net shows the namespace of the thread that reads it.
+pub fn collect(spec: &Spec) -> Result<Sample> {
+    let ephemeral = spec
+        .pressure
+        .then(Sysctls::read_host)
+        .and_then(|s| s.ip_local_port_range.map(|r| (r, s)));
+    // An empty range (1, 0) makes the pressure sink ignore every socket.
+    let range = ephemeral.as_ref().map_or((1, 0), |(r, _)| *r);
+    let opts = Options {
+        keep_raw: spec.keep_raw,
+    };
+    let c = diag::collect(&spec.query, opts, || sink(spec, range))
+        .context("reading sockets from the kernel")?;
+    let capture = if spec.keep_raw {
+        Some(crate::snapshot::capture(&spec.query, c.raw, c.elapsed)?)
+    } else {
+        None
+    };
+    Ok(Sample {
+        agg: c.sink.agg,
+        pressure: c.sink.pressure,
+        ephemeral_ports: ephemeral.and_then(|(_, s)| s.ephemeral_ports()),
+        sockets: c.sink.sockets,
+        tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
+        elapsed: c.elapsed,
+        capture,
+        teardown: c.sink.teardown,
+        facts: match spec.diagnose {
+            true => HostFacts::live()?,
+            false => HostFacts::default(),
+        },
+    })
+}
+
+fn sink(spec: &Spec, range: (u16, u16)) -> SampleSink {
+    SampleSink {
+        agg: Aggregate::new(spec.by, spec.group_states),
+        pressure: Pressure::new(range),
+        sockets: spec.sockets.then(Vec::new),
+        tw_cookies: spec.tw_cookies.then(HashSet::new),
+        teardown: Teardown::default(),
+    }
+}
+
+/// The same collection replayed from a snapshot; port pressure uses the
+/// snapshot's own ephemeral range, never this host's.
+pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sample> {
+    let sysctls = snap.host_facts().sysctls;
+    let range = sysctls
+        .as_ref()
+        .and_then(|s| s.ip_local_port_range)
+        .filter(|_| spec.pressure)
+        .unwrap_or((1, 0));
+    let c = snap.collect(&spec.query, || sink(spec, range))?;
+    Ok(Sample {
+        agg: c.sink.agg,
+        pressure: c.sink.pressure,
+        ephemeral_ports: sysctls
+            .filter(|_| spec.pressure)
+            .and_then(|s| s.ephemeral_ports()),
+        sockets: c.sink.sockets,
+        tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
+        elapsed: c.elapsed,
+        capture: None,
+        teardown: c.sink.teardown,
+        facts: match spec.diagnose {
+            true => snap.host_facts(),
+            false => HostFacts::default(),
+        },
+    })
+}
+
+/// Samples labelled by namespace (`None` = the current namespace).
+pub type Samples = Vec<(Option<String>, Sample)>;
+
+/// One sample per namespace in `scope`, labelled (`None` = the current namespace).
+pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Vec<(Option<String>, Sample)>> {
+    scope.run(|| collect(spec))
+}
+
+impl Sample {
+    /// Highest share of usable ephemeral ports any destination uses, in percent.
+    pub fn max_pressure_percent(&self) -> Option<f64> {
+        let ports = self.ephemeral_ports.filter(|p| *p > 0)? as f64;
+        Some(
+            self.pressure
+                .per_destination
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0) as f64
+                * 100.0
+                / ports,
+        )
+    }
+}
+
+/// Sums counts and groups over namespaces. Port pressure is not summed: each
+/// namespace has its own ports, so it stays per namespace.
+pub fn total(samples: &[(Option<String>, Sample)], spec: &Spec) -> Aggregate {
+    let mut agg = Aggregate::new(spec.by, spec.group_states);
+    for (_, s) in samples {
+        agg.absorb(s.agg.clone());
+    }
+    agg
+}

@@ -1,0 +1,381 @@
+//! Lines of an instance's text `trace_pipe`, parsed.
+//!
+//! With the `record-tgid` option on, the kernel writes one line per event:
+//!
+//! ```text
+//!   python3-11487   (  11487) [000] .....   553.060319: inet_sock_set_state: family=AF_INET ...
+//!   <comm>-<tid>    (<tgid>)  [cpu] flags   timestamp:  event:               print fmt output
+//! ```
+//!
+//! The tgid reads `-------` when the kernel has not cached it, and the command
+//! `<...>` likewise. When a per-CPU buffer overflowed, a line `CPU:1 [LOST 12 EVENTS]`
+//! takes the place of the lost records. Anything else is an error: the parser
+//! returns it, it never panics.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::socket::canonical;
+use crate::state::TcpState;
+use crate::trace::format::FormatError;
+
+/// The keys of the event's print format the parser reads.
+pub const TEXT_KEYS: [&str; 9] = [
+    "family", "sport", "dport", "saddr", "daddr", "saddrv6", "daddrv6", "oldstate", "newstate",
+];
+
+/// One TCP state change, as the tracepoint recorded it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateChange {
+    /// The command of the task that was running, as the tracer cached it
+    /// (`<...>` when it had not).
+    pub comm: String,
+    /// Thread id of that task.
+    pub tid: u32,
+    /// Its process id, when the tracer knew it.
+    pub tgid: Option<u32>,
+    pub cpu: u32,
+    /// Recorded in interrupt context (softirq or hardirq, per the flags column):
+    /// the task shown merely happened to be running, e.g. a reset received from
+    /// the network. Process-context events belong to the task.
+    pub irq: bool,
+    /// Seconds on the instance's trace clock.
+    pub timestamp: f64,
+    pub old: Option<TcpState>,
+    pub new: Option<TcpState>,
+    /// Canonical addresses (IPv4-mapped IPv6 written as IPv4).
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+}
+
+/// A line of the pipe.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    Event(StateChange),
+    /// The kernel overwrote or dropped this many events on this CPU.
+    Lost {
+        cpu: u32,
+        count: u64,
+    },
+    /// An empty line or a `#` annotation.
+    Ignored,
+}
+
+fn bad<T>(line: &str, why: &str) -> Result<T, FormatError> {
+    let mut shown: String = line.chars().take(160).collect();
+    if shown.len() < line.len() {
+        shown.push_str("...");
+    }
+    Err(FormatError(format!(
+        "unreadable trace record ({why}): '{shown}'"
+    )))
+}
+
+/// Parses one line of `trace_pipe` for the event named `event`.
+pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') {
+        return Ok(Line::Ignored);
+    }
+    if let Some(rest) = t.strip_prefix("CPU:") {
+        return parse_lost(rest).map_or_else(|| bad(line, "lost-events marker"), Ok);
+    }
+    let marker = format!(": {event}: ");
+    let Some(at) = t.find(&marker) else {
+        return bad(line, "no event name");
+    };
+    let (head, body) = (&t[..at], &t[at + marker.len()..]);
+
+    // Head, from the right: timestamp, flags, [cpu], optional (tgid), comm-tid.
+    let Some(open) = head.rfind(" [") else {
+        return bad(line, "no CPU field");
+    };
+    let (task, tail) = (&head[..open], &head[open + 2..]);
+    let Some((cpu, after)) = tail.split_once(']') else {
+        return bad(line, "no CPU field");
+    };
+    let Ok(cpu) = cpu.trim().parse::<u32>() else {
+        return bad(line, "bad CPU number");
+    };
+    let cols: Vec<&str> = after.split_whitespace().collect();
+    let Some(ts) = cols.last() else {
+        return bad(line, "no timestamp");
+    };
+    // Flags column (`.ns2.`): the third character is `s` (softirq), `h`/`H`
+    // (hardirq) or `z`/`Z` (NMI) in interrupt context, `.` or `b` otherwise.
+    let irq =
+        cols.len() >= 2 && matches!(cols[0].chars().nth(2), Some('s' | 'h' | 'H' | 'z' | 'Z'));
+    let timestamp = match ts.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => v,
+        _ => return bad(line, "bad timestamp"),
+    };
+    let mut task = task.trim_end();
+    let mut tgid = None;
+    if task.ends_with(')') {
+        let Some(p) = task.rfind('(') else {
+            return bad(line, "bad tgid field");
+        };
+        let inner = task[p + 1..task.len() - 1].trim();
+        if !inner.chars().all(|c| c == '-') {
+            let Ok(n) = inner.parse::<u32>() else {
+                return bad(line, "bad tgid");
+            };
+            tgid = Some(n);
+        }
+        task = task[..p].trim_end();
+    }
+    let task = task.trim_start();
+    let Some((comm, tid)) = task.rsplit_once('-') else {
+        return bad(line, "no command-pid");
+    };
+    let Ok(tid) = tid.parse::<u32>() else {
+        return bad(line, "bad pid");
+    };
+
+    // Body: key=value pairs; values have no spaces.
+    let mut vals: [Option<&str>; TEXT_KEYS.len()] = [None; TEXT_KEYS.len()];
+    for pair in body.split_whitespace() {
+        let Some((k, v)) = pair.split_once('=') else {
+            return bad(line, "field without '='");
+        };
+        if let Some(i) = TEXT_KEYS.iter().position(|key| *key == k) {
+            vals[i] = Some(v);
+        }
+    }
+    let mut get = |i: usize| vals[i].take();
+    let [
+        Some(family),
+        Some(sport),
+        Some(dport),
+        Some(saddr),
+        Some(daddr),
+        Some(saddr6),
+        Some(daddr6),
+        Some(old),
+        Some(new),
+    ] = std::array::from_fn::<_, { TEXT_KEYS.len() }, _>(&mut get)
+    else {
+        return bad(line, "missing field");
+    };
+    let (Ok(sport), Ok(dport)) = (sport.parse::<u16>(), dport.parse::<u16>()) else {
+        return bad(line, "bad port");
+    };
+    let (local, peer) = match family {
+        "AF_INET" | "2" => match (saddr.parse::<Ipv4Addr>(), daddr.parse::<Ipv4Addr>()) {
+            (Ok(s), Ok(d)) => (IpAddr::V4(s), IpAddr::V4(d)),
+            _ => return bad(line, "bad IPv4 address"),
+        },
+        "AF_INET6" | "10" => match (saddr6.parse::<Ipv6Addr>(), daddr6.parse::<Ipv6Addr>()) {
+            (Ok(s), Ok(d)) => (canonical(IpAddr::V6(s)), canonical(IpAddr::V6(d))),
+            _ => return bad(line, "bad IPv6 address"),
+        },
+        _ => return bad(line, "unknown family"),
+    };
+    let (Some(old), Some(new)) = (state(old), state(new)) else {
+        return bad(line, "bad state");
+    };
+    Ok(Line::Event(StateChange {
+        comm: comm.to_string(),
+        tid,
+        tgid,
+        cpu,
+        irq,
+        timestamp,
+        old,
+        new,
+        local,
+        local_port: sport,
+        peer,
+        peer_port: dport,
+    }))
+}
+
+/// `TCP_FIN_WAIT1`, or the number the kernel prints for a value it has no
+/// name for. `Some(None)` is a well-formed but unknown state.
+fn state(s: &str) -> Option<Option<TcpState>> {
+    if let Some(name) = s.strip_prefix("TCP_") {
+        return TcpState::parse(name).map(Some);
+    }
+    let n = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok()?,
+        None => s.parse::<u64>().ok()?,
+    };
+    Some(u8::try_from(n).ok().and_then(TcpState::from_kernel))
+}
+
+/// `1 [LOST 12 EVENTS]` (after the `CPU:` prefix).
+fn parse_lost(rest: &str) -> Option<Line> {
+    let (cpu, rest) = rest.split_once(' ')?;
+    let count = rest
+        .trim()
+        .strip_prefix("[LOST ")?
+        .strip_suffix(" EVENTS]")?;
+    Some(Line::Lost {
+        cpu: cpu.parse().ok()?,
+        count: count.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EV: &str = "inet_sock_set_state";
+
+    fn ev(line: &str) -> StateChange {
+        match parse_line(line, EV).unwrap() {
+            Line::Event(e) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn captured_lines() {
+        let text = include_str!("../../tests/fixtures/trace/trace_pipe.txt");
+        let mut events = Vec::new();
+        for l in text.lines() {
+            if let Line::Event(e) = parse_line(l, EV).unwrap() {
+                events.push(e);
+            }
+        }
+        assert_eq!(events.len(), 14);
+        // The reset received in softirq, and the multi-threaded process.
+        assert_eq!(events.iter().filter(|e| e.irq).count(), 1);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.tid == 19849 && e.tgid == Some(19731))
+        );
+        let lost: Vec<Line> = text
+            .lines()
+            .map(|l| parse_line(l, EV).unwrap())
+            .filter(|l| matches!(l, Line::Lost { .. }))
+            .collect();
+        assert_eq!(
+            lost,
+            vec![Line::Lost {
+                cpu: 0,
+                count: 2915
+            }]
+        );
+        let first = &events[0];
+        assert_eq!(first.old, Some(TcpState::Established));
+        assert_eq!(first.new, Some(TcpState::FinWait1));
+        assert!(first.local.is_ipv4() && first.peer.is_ipv4());
+        // Mapped addresses of an AF_INET6 socket come out as IPv4; ::1 stays IPv6.
+        assert!(
+            events
+                .iter()
+                .any(|e| e.local == "::1".parse::<IpAddr>().unwrap())
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.local.is_ipv4() || e.local.to_string() == "::1")
+        );
+    }
+
+    #[test]
+    fn head_variants() {
+        let body = "family=AF_INET protocol=IPPROTO_TCP sport=1 dport=2 saddr=10.0.0.1 daddr=10.0.0.2 \
+                    saddrv6=::ffff:10.0.0.1 daddrv6=::ffff:10.0.0.2 oldstate=TCP_CLOSE_WAIT newstate=TCP_LAST_ACK";
+        let e = ev(&format!(
+            "   my-prog name-42 (   40) [001] d..1.   7.5: {EV}: {body}"
+        ));
+        assert_eq!(
+            (e.comm.as_str(), e.tid, e.tgid, e.cpu),
+            ("my-prog name", 42, Some(40), 1)
+        );
+        assert_eq!(
+            (e.old, e.new),
+            (Some(TcpState::CloseWait), Some(TcpState::LastAck))
+        );
+        let e = ev(&format!(
+            "<...>-11440   (-------) [000] .....   550.6: {EV}: {body}"
+        ));
+        assert_eq!((e.comm.as_str(), e.tgid), ("<...>", None));
+        assert!(!e.irq);
+        let e = ev(&format!("<idle>-0 [000] ..s1. 1.0: {EV}: {body}"));
+        assert_eq!((e.tid, e.tgid, e.irq), (0, None, true));
+        let unknown = body.replace("TCP_LAST_ACK", "0x2a");
+        assert_eq!(ev(&format!("a-1 [0] . 1.0: {EV}: {unknown}")).new, None);
+    }
+
+    #[test]
+    fn lost_and_ignored() {
+        assert_eq!(
+            parse_line("CPU:1 [LOST 12 EVENTS]", EV).unwrap(),
+            Line::Lost { cpu: 1, count: 12 }
+        );
+        assert_eq!(parse_line("", EV).unwrap(), Line::Ignored);
+        assert_eq!(
+            parse_line("##### CPU 1 buffer started ####", EV).unwrap(),
+            Line::Ignored
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_errors() {
+        let good = include_str!("../../tests/fixtures/trace/trace_pipe.txt")
+            .lines()
+            .next()
+            .unwrap();
+        for bad in [
+            "CPU:x [LOST 1 EVENTS]",
+            "CPU:1 [LOST many EVENTS]",
+            "garbage",
+            &good.replace("[001]", "[xx]"),
+            &good.replace("[001]", "001"),
+            &good.replace("sport=", "sport:"),
+            &good.replace("sport=44230", "sport=99999"),
+            &good.replace("saddr=127.0.0.1", "saddr=1.2.3"),
+            &good.replace("family=AF_INET", "family=AF_UNIX"),
+            &good.replace("newstate=TCP_FIN_WAIT1", "newstate=TCP_SOMETHING"),
+            &good.replace(" newstate=TCP_FIN_WAIT1", ""),
+            &good.replace("550.650722", "nan"),
+            &good.replace("-11440", "-x"),
+            &good.replace("(-------)", "(12a)"),
+            &good[..good.len() / 2],
+        ] {
+            let r = parse_line(bad, EV);
+            assert!(r.is_err(), "accepted {bad:?}: {r:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = "          python3-11487   (  11487) [000] .....   553.060319: inet_sock_set_state: family=AF_INET6 \
+        protocol=IPPROTO_TCP sport=55181 dport=44230 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 \
+        daddrv6=::ffff:127.0.0.1 oldstate=TCP_CLOSE_WAIT newstate=TCP_LAST_ACK";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text at all: an answer, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,200}") {
+            let _ = parse_line(&s, "inet_sock_set_state");
+        }
+
+        /// A real record cut anywhere, or with one byte replaced, parses or errors: never panics.
+        #[test]
+        fn damaged_records_never_panic(cut in 0usize..GOOD.len(), at in 0usize..GOOD.len(), b in any::<u8>()) {
+            let _ = parse_line(&GOOD[..cut], "inet_sock_set_state");
+            let mut bytes = GOOD.as_bytes().to_vec();
+            bytes[at] = b;
+            let _ = parse_line(&String::from_utf8_lossy(&bytes), "inet_sock_set_state");
+        }
+
+        /// A record cut short anywhere after its first character is rejected
+        /// (newstate is the last field, and no prefix of its value is a state).
+        #[test]
+        fn truncated_records_are_errors(cut in GOOD.len() - GOOD.trim_start().len() + 1..GOOD.len()) {
+            prop_assert!(parse_line(&GOOD[..cut], "inet_sock_set_state").is_err());
+        }
+    }
+}

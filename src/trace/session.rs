@@ -1,0 +1,134 @@
+//! One recording: signals, tracefs, the instance, the read loop. Used by `who`
+//! and by `list --by process --trace`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::trace::attribute::{Attribution, Procfs};
+use crate::trace::record::{Line, parse_line};
+use crate::trace::tracefs::{self, Instance};
+
+/// How many unreadable records are shown on stderr before they are only counted.
+const SHOW_UNPARSED: u64 = 3;
+/// How often four-tuples too old to match any TIME_WAIT are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+
+/// What a recording produced; match TIME_WAIT sockets against `attr` next.
+pub struct Recording {
+    pub attr: Attribution,
+    pub elapsed: Duration,
+}
+
+/// Records closes for `duration` (zero: until SIGINT/SIGTERM), printing a
+/// progress line on stderr every `interval`. The instance is gone on return,
+/// whether it returns Ok or Err.
+pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recording> {
+    // SIGINT/SIGTERM only raise this flag (signal-hook does the async-signal-safe
+    // part); the loop below sees it and returns normally, so the instance guard
+    // runs and the report is still printed. A second signal, once the flag is
+    // up, exits at once (status 1) for someone who really wants out; an instance
+    // left that way is removed by the next run.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+    }
+
+    let (root, mounted) = tracefs::discover_or_mount()?;
+    if mounted {
+        eprintln!(
+            "tw-inspect: tracefs was not mounted; mounted it on {} (left mounted)",
+            root.display()
+        );
+    }
+    for name in tracefs::remove_stale(&root) {
+        eprintln!(
+            "tw-inspect: removed tracing instance {name} left by an earlier run that was killed"
+        );
+    }
+    let (mut inst, format) = Instance::start(&root, &tracefs::unique_name())?;
+    let event = format.name.clone();
+    let until = if duration.is_zero() {
+        "until Ctrl-C".to_string()
+    } else {
+        format!("for {:.1}s", duration.as_secs_f64())
+    };
+    eprintln!(
+        "tw-inspect: recording TCP closes {until} (tracing instance {})",
+        inst.dir.display()
+    );
+
+    let start = Instant::now();
+    let mut attr = Attribution::new();
+    let mut procfs = Procfs;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut next_progress = interval.map(|i| start + i);
+    let mut next_prune = start + PRUNE_EVERY;
+    let mut consume = |buf: &mut Vec<u8>, attr: &mut Attribution, final_chunk: bool| {
+        let upto = if final_chunk {
+            buf.len()
+        } else {
+            buf.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)
+        };
+        for raw in buf[..upto].split(|b| *b == b'\n') {
+            let text = String::from_utf8_lossy(raw);
+            match parse_line(&text, &event) {
+                Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
+                Ok(Line::Lost { count, .. }) => attr.lost += count,
+                Ok(Line::Ignored) => {}
+                Err(e) => {
+                    attr.unparsed += 1;
+                    if attr.unparsed <= SHOW_UNPARSED {
+                        eprintln!("tw-inspect: warning: {e}");
+                    }
+                }
+            }
+        }
+        buf.drain(..upto);
+    };
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) || (!duration.is_zero() && now >= start + duration) {
+            break;
+        }
+        let mut wait = Duration::from_millis(200);
+        if !duration.is_zero() {
+            wait = wait.min((start + duration).saturating_duration_since(now));
+        }
+        inst.read_some(&mut buf, wait)?;
+        consume(&mut buf, &mut attr, false);
+        if Instant::now() >= next_prune {
+            attr.prune();
+            next_prune += PRUNE_EVERY;
+        }
+        if let (Some(at), Some(i)) = (next_progress, interval)
+            && Instant::now() >= at
+        {
+            let active: u64 = attr.procs.values().map(|s| s.active).sum();
+            eprintln!(
+                "tw-inspect: {:.0}s: {} active closes by {} process(es), {} lost events",
+                start.elapsed().as_secs_f64(),
+                active,
+                attr.procs.len(),
+                attr.lost
+            );
+            next_progress = Some(at + i);
+        }
+    }
+    let elapsed = start.elapsed();
+    inst.disable()?;
+    // Whatever the buffer still holds was recorded inside the window.
+    while inst.read_some(&mut buf, Duration::ZERO)? > 0 {
+        consume(&mut buf, &mut attr, false);
+    }
+    consume(&mut buf, &mut attr, true);
+    // The markers and the per-CPU counters describe the same losses: take the larger.
+    attr.lost = attr.lost.max(inst.lost_from_stats());
+    drop(inst);
+    Ok(Recording { attr, elapsed })
+}

@@ -1,0 +1,156 @@
+//! Repository chores. `cargo xtask gen` writes man/ and completions/ from the
+//! clap definition; `cargo xtask check-gen` fails when they are stale.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use clap_complete::Shell;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+use tw_inspect::cli::Cli;
+use tw_inspect::state::TcpState;
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+        .to_path_buf();
+    let res = match task.as_str() {
+        "gen" => write_all(&root),
+        "check-gen" => check(&root),
+        _ => {
+            eprintln!("usage: cargo xtask gen | check-gen");
+            return ExitCode::from(2);
+        }
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every generated file: path relative to the repo, and its contents.
+pub fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let cmd = Cli::command();
+    let mut page = Vec::new();
+    let man = Man::new(cmd.clone());
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
+    page.extend(extra_sections().render().as_bytes());
+    man.render_version_section(&mut page)?;
+    out.push((PathBuf::from("man/tw-inspect.1"), page));
+    for sub in cmd.get_subcommands() {
+        let name = format!("tw-inspect-{}", sub.get_name());
+        // clap keeps names as 'static strings; a few leaked bytes in a build tool are fine.
+        let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        let sub = sub.clone().name(static_name);
+        let mut page = Vec::new();
+        Man::new(sub).render(&mut page)?;
+        out.push((PathBuf::from(format!("man/{name}.1")), page));
+    }
+    for (shell, file) in [
+        (Shell::Bash, "tw-inspect.bash"),
+        (Shell::Zsh, "_tw-inspect"),
+        (Shell::Fish, "tw-inspect.fish"),
+    ] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "tw-inspect", &mut buf);
+        out.push((PathBuf::from(format!("completions/{file}")), buf));
+    }
+    Ok(out)
+}
+
+/// EXIT STATUS and TCP STATES, from the same tables the program uses.
+fn extra_sections() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["EXIT STATUS"]);
+    for (code, text) in [
+        (
+            "0",
+            "Success. Also when the reader of the output goes away (broken pipe).",
+        ),
+        (
+            "1",
+            "Runtime failure: sock_diag refused, a file could not be written, a demo claim was contradicted.",
+        ),
+        (
+            "2",
+            "Usage error: unknown state, bad address or prefix, port out of range, conflicting flags, bad snapshot file.",
+        ),
+    ] {
+        r.control("TP", []).text([bold(code)]).text([roman(text)]);
+    }
+    r.text([roman(
+        "tw-inspect check follows the monitoring-plugins convention:",
+    )]);
+    for (code, text) in [
+        ("0", "OK"),
+        ("1", "WARNING"),
+        ("2", "CRITICAL"),
+        ("3", "UNKNOWN, including usage errors and netlink failures"),
+    ] {
+        r.control("TP", []).text([bold(code)]).text([roman(text)]);
+    }
+    r.control("SH", ["TCP STATES"]);
+    for s in TcpState::ALL {
+        r.control("TP", [])
+            .text([bold(s.name())])
+            .text([roman(tw_inspect::text::short(s))]);
+    }
+    r
+}
+
+fn write_all(root: &Path) -> Result<()> {
+    for (rel, bytes) in generated()? {
+        let path = root.join(&rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", rel.display());
+    }
+    Ok(())
+}
+
+fn check(root: &Path) -> Result<()> {
+    let mut stale = Vec::new();
+    for (rel, bytes) in generated()? {
+        if std::fs::read(root.join(&rel)).ok().as_deref() != Some(&bytes[..]) {
+            stale.push(rel.display().to_string());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "stale generated files (run `cargo xtask gen`): {}",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_files_are_current() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        check(root).unwrap();
+    }
+
+    #[test]
+    fn man_page_has_exit_codes_and_states() {
+        let all = generated().unwrap();
+        let page = String::from_utf8(all[0].1.clone()).unwrap();
+        assert!(page.contains("EXIT STATUS") && page.contains("time\\-wait"));
+    }
+}
