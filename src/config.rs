@@ -12,7 +12,7 @@ use crate::state::{StateSet, TcpState};
 /// Builds the kernel query from the filter flags.
 pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
     let states = match &f.state {
-        None => StateSet::all(),
+        None => StateSet::unfiltered(),
         Some(s) => StateSet::parse_list(s).map_err(|e| UsageError(format!("--state: {e}")))?,
     };
     let mut conds = Vec::new();

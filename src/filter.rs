@@ -132,7 +132,7 @@ impl Default for Query {
         Query {
             ipv4: true,
             ipv6: true,
-            states: StateSet::all(),
+            states: StateSet::unfiltered(),
             conds: Vec::new(),
         }
     }

@@ -101,6 +101,9 @@ pub struct ListReport {
     /// Sockets that matched the filters.
     pub total: u64,
     pub states: StateCounts,
+    /// The states asked of the kernel; a state outside it counts 0 because it was
+    /// not looked at (`bound-inactive` is left out unless asked for).
+    pub counted_states: Vec<&'static str>,
     pub families: Families,
     /// Orphaned sockets (closed by their application, still finishing) per state.
     pub orphaned: StateCounts,
@@ -200,6 +203,7 @@ impl ListReport {
             source: "netlink".into(),
             total: agg.total,
             states: StateCounts(TcpState::ALL.iter().map(|s| (*s, agg.count(*s))).collect()),
+            counted_states: TcpState::ALL.iter().map(|s| s.name()).collect(),
             families: Families {
                 ipv4: agg.by_family[0],
                 ipv6: agg.by_family[1],
@@ -227,6 +231,12 @@ impl ListReport {
             collect_ms,
             snapshot: None,
         }
+    }
+
+    /// Records which states were asked of the kernel.
+    pub fn counted(mut self, states: crate::state::StateSet) -> ListReport {
+        self.counted_states = states.iter().map(|s| s.name()).collect();
+        self
     }
 }
 

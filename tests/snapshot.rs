@@ -73,6 +73,11 @@ fn strip(mut v: Value, timers: bool) -> Value {
     o.remove("source");
     o.remove("snapshot");
     o.remove("collect_ms");
+    // Socket order is the kernel's walk order (one walk for both families live,
+    // one per family in a snapshot), not part of the contract: compare by cookie.
+    if let Some(rows) = o.get_mut("sockets").and_then(Value::as_array_mut) {
+        rows.sort_by_key(|r| r["cookie"].as_u64());
+    }
     if timers {
         for g in o
             .get_mut("groups")

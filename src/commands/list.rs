@@ -147,7 +147,8 @@ pub fn write_report(
             args.top,
             s.sockets.as_deref(),
             s.elapsed.as_secs_f64() * 1e3,
-        );
+        )
+        .counted(spec.query.states);
         if let Source::Snapshot(snap) = source {
             r.source = "snapshot".into();
             r.snapshot = Some(snap.info());
@@ -191,7 +192,8 @@ pub fn write_report(
         .iter()
         .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
         .sum();
-    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms);
+    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms)
+        .counted(spec.query.states);
     if args.sockets {
         total.sockets = Some(
             per_ns

@@ -155,13 +155,16 @@ pub fn parse_datagram(
             stats.interrupted = true;
         }
         match ty {
-            SOCK_DIAG_BY_FAMILY => match parse_inet_diag_msg(body, this)? {
-                Some(rec) => {
-                    stats.sockets += 1;
-                    on_socket(&rec);
+            // The both-families request is answered with its own type.
+            SOCK_DIAG_BY_FAMILY | super::TCPDIAG_GETSOCK => {
+                match parse_inet_diag_msg(body, this)? {
+                    Some(rec) => {
+                        stats.sockets += 1;
+                        on_socket(&rec);
+                    }
+                    None => stats.unknown_state += 1,
                 }
-                None => stats.unknown_state += 1,
-            },
+            }
             NLMSG_DONE => {
                 // A dump that failed midway reports the error in DONE's payload.
                 if body.len() >= 4 {

@@ -141,7 +141,9 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
     let mut t = new_table(style, &head);
     for (st, n) in &r.states.0 {
         let orphans = r.orphaned.get(*st);
-        let count = if orphans > 0 {
+        let count = if !r.counted_states.contains(&st.name()) {
+            "-".to_string() // not asked of the kernel
+        } else if orphans > 0 {
             format!("{} ({} orphaned)", grouped(*n), grouped(orphans))
         } else {
             grouped(*n)
@@ -153,6 +155,12 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         t.add_row(row);
     }
     writeln!(w, "{t}")?;
+    if r.counted_states.len() < r.states.0.len() {
+        writeln!(
+            w,
+            " (- : not asked of the kernel; --state all counts every state)"
+        )?;
+    }
 
     let grouped_total: u64 = r.groups.iter().map(|g| g.count).sum::<u64>() + r.other_groups.count;
     writeln!(w)?;
