@@ -57,14 +57,16 @@ struct SampleSink {
     pressure: Pressure,
     sockets: Option<Vec<SocketRecord>>,
     tw_cookies: Option<HashSet<u64>>,
-    teardown: Teardown,
+    teardown: Option<Teardown>,
 }
 
 impl Sink for SampleSink {
     fn push(&mut self, r: &SocketRecord) {
         self.agg.push(r);
         self.pressure.push(r);
-        self.teardown.push(r);
+        if let Some(t) = &mut self.teardown {
+            t.push(r);
+        }
         if let Some(v) = &mut self.sockets {
             v.push(*r);
         }
@@ -77,7 +79,9 @@ impl Sink for SampleSink {
     fn absorb(&mut self, o: Self) {
         self.agg.absorb(o.agg);
         self.pressure.absorb(o.pressure);
-        self.teardown.absorb(o.teardown);
+        if let (Some(a), Some(b)) = (&mut self.teardown, o.teardown) {
+            a.absorb(b);
+        }
         if let (Some(a), Some(b)) = (&mut self.sockets, o.sockets) {
             a.extend(b);
         }
@@ -114,7 +118,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture,
-        teardown: c.sink.teardown,
+        teardown: c.sink.teardown.unwrap_or_default(),
         facts: match spec.diagnose {
             true => HostFacts::live()?,
             false => HostFacts::default(),
@@ -128,7 +132,7 @@ fn sink(spec: &Spec, range: (u16, u16)) -> SampleSink {
         pressure: Pressure::new(range),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
-        teardown: Teardown::default(),
+        teardown: spec.diagnose.then(Teardown::default),
     }
 }
 
@@ -152,7 +156,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture: None,
-        teardown: c.sink.teardown,
+        teardown: c.sink.teardown.unwrap_or_default(),
         facts: match spec.diagnose {
             true => snap.host_facts(),
             false => HostFacts::default(),
