@@ -62,7 +62,9 @@ const LIST_EXAMPLES: &str = "Examples:
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
   tw-inspect explain time-wait    the long story of TIME_WAIT
-  tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean";
+  tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean
+  tw-inspect explain sysctls --load snap.twi   the settings saved in a snapshot
+  tw-inspect explain close-wait --format json  the same text as data";
 
 const DEMO_EXAMPLES: &str = "Examples:
   tw-inspect demo --list
