@@ -389,3 +389,76 @@ fn nix_is_root() -> bool {
         .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
         .unwrap_or(false)
 }
+
+#[test]
+fn server_time_wait_and_orphaned_fin_wait2_on_loopback() {
+    const N: usize = 100;
+    // Server closes first: TIME_WAIT lands on the listening port.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    for _ in 0..N {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server, _) = l.accept().unwrap();
+        drop(server);
+        let mut buf = [0u8; 1];
+        assert_eq!((&client).read(&mut buf).unwrap(), 0, "the server's FIN");
+    }
+    let port_s = port.to_string();
+    let v = poll("100 server-side TIME_WAIT", Duration::from_secs(20), || {
+        let v = tw_json(&[
+            "list",
+            "--state",
+            "time-wait",
+            "--local-port",
+            &port_s,
+            "--format",
+            "json",
+        ]);
+        (v["states"]["time-wait"] == N as u64).then_some(v)
+    });
+    let d = diagnoses(&v, "server-time-wait");
+    assert_eq!(d.len(), 1, "{v:#}");
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["data"]["ports"][0]["port"], port);
+    assert_eq!(d[0]["data"]["ports"][0]["count"], N as u64);
+    let msg = d[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "100 TIME_WAIT sockets on listening ports {port} (100)"
+        )),
+        "{msg}"
+    );
+
+    // Clients close first and the server never does: orphaned FIN_WAIT2 on the client side.
+    let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port2 = l2.local_addr().unwrap().port();
+    let mut held = Vec::new();
+    for _ in 0..N {
+        let client = TcpStream::connect(("127.0.0.1", port2)).unwrap();
+        held.push(l2.accept().unwrap().0);
+        drop(client);
+    }
+    let port2_s = port2.to_string();
+    let v = poll("100 orphaned FIN_WAIT2", Duration::from_secs(20), || {
+        let v = tw_json(&[
+            "list",
+            "--state",
+            "fin-wait-2",
+            "--peer-port",
+            &port2_s,
+            "--format",
+            "json",
+        ]);
+        (v["orphaned"]["fin-wait-2"] == N as u64).then_some(v)
+    });
+    let d = diagnoses(&v, "orphan-fin-wait2");
+    assert_eq!(d.len(), 1, "{v:#}");
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["data"]["count"], N as u64);
+    let fin = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fin_timeout").unwrap();
+    assert_eq!(
+        d[0]["data"]["tcp_fin_timeout"],
+        fin.trim().parse::<u64>().unwrap()
+    );
+    drop(held);
+}
