@@ -229,7 +229,7 @@ has not closed its ends, the likely leak. They stay until it closes them or exit
                     severity,
                     message: format!(
                         "{n} CLOSE_WAIT sockets, of {total} in all, held by processes that could not be identified \
-(another namespace, or no permission to read /proc/PID/fd: run as root): their peers closed and the \
+(sockets from a snapshot, processes in another PID namespace, or no permission to read /proc/PID/fd: run as root): their peers closed and the \
 application has not closed its ends, the likely leak."
                     ),
                     data: json!({ "pid": null, "comm": null, "count": n, "total": total }),
