@@ -20,7 +20,8 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
         .is_some_and(|a| a == "check");
     let cli = match cli::parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_exit(e, is_check),
+        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => return bad_utf8(&args, is_check),
+        Err(e) => return clap_exit(e, is_check, &args),
     };
     let result = match &cli.command {
         Command::List(a) => commands::list::run(a, cli.color).map(|_| Exit::Ok.into()),
@@ -45,7 +46,7 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
 }
 
 /// Help and version go to stdout with exit 0; real parse errors become one line.
-fn clap_exit(e: clap::Error, is_check: bool) -> ExitCode {
+fn clap_exit(e: clap::Error, is_check: bool, args: &[OsString]) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -59,13 +60,43 @@ fn clap_exit(e: clap::Error, is_check: bool) -> ExitCode {
             Exit::Ok.into()
         }
         _ => {
-            eprintln!("tw-inspect: {}", clap_one_line(&e));
+            eprintln!("tw-inspect: {}", escape_non_utf8(clap_one_line(&e), args));
             if is_check {
                 CheckStatus::Unknown.into()
             } else {
                 Exit::Usage.into()
             }
         }
+    }
+}
+
+/// Clap shows a non-UTF-8 argument with U+FFFD in place of its bytes; show
+/// the bytes (`\xff`) so the message names the value actually given.
+fn escape_non_utf8(mut msg: String, args: &[OsString]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    for a in args.iter().filter(|a| a.to_str().is_none()) {
+        msg = msg.replace(
+            &*a.to_string_lossy(),
+            &a.as_bytes().escape_ascii().to_string(),
+        );
+    }
+    msg
+}
+
+/// Clap says only that some argument was not UTF-8; name it (bytes escaped).
+fn bad_utf8(args: &[OsString], is_check: bool) -> ExitCode {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = args.iter().skip(1).find(|a| a.to_str().is_none());
+    let shown = bad
+        .map(|a| a.as_bytes().escape_ascii().to_string())
+        .unwrap_or_default();
+    eprintln!(
+        "tw-inspect: argument '{shown}' is not valid UTF-8; names, states and numbers must be UTF-8 text"
+    );
+    if is_check {
+        CheckStatus::Unknown.into()
+    } else {
+        Exit::Usage.into()
     }
 }
 

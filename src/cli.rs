@@ -57,7 +57,12 @@ const LIST_EXAMPLES: &str = "Examples:
   sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net
   tw-inspect list --save host.twsnap                capture now, analyse anywhere later
   tw-inspect list --load host.twsnap --by local-port  the same views offline
-  tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`";
+  tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`
+
+  TW_INSPECT_SOURCE=proc tw-inspect list            read /proc/net/tcp instead of sock_diag
+
+If sock_diag is refused or missing (EPERM, EACCES, no inet_diag), list reads /proc/net/tcp and
+/proc/net/tcp6 instead, warns once on stderr and reports \"source\": \"proc\" in JSON.";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table

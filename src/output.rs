@@ -15,6 +15,9 @@ pub enum Output {
         tmp: BufWriter<tempfile::NamedTempFile>,
         path: PathBuf,
     },
+    /// A FIFO, terminal or device (`-o /dev/stdout`): written in place, since
+    /// renaming a file over it would replace the device node itself.
+    Special(BufWriter<fs::File>),
 }
 
 impl Output {
@@ -28,7 +31,7 @@ impl Output {
             )));
         };
         if path.as_os_str().is_empty() {
-            return Err(crate::exit::UsageError("--output: empty file name".into()).into());
+            return Err(crate::exit::UsageError("--output '': empty file name".into()).into());
         }
         if path.is_dir() {
             return Err(crate::exit::UsageError(format!(
@@ -36,6 +39,13 @@ impl Output {
                 path.display()
             ))
             .into());
+        }
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            return Ok(Output::Special(BufWriter::new(f)));
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -66,6 +76,7 @@ impl Output {
         match self {
             Output::Stdout(_) => io::IsTerminal::is_terminal(&io::stdout()),
             Output::File { .. } => false,
+            Output::Special(f) => io::IsTerminal::is_terminal(f.get_ref()),
         }
     }
 
@@ -74,6 +85,7 @@ impl Output {
     pub fn finish(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("writing to stdout"),
+            Output::Special(mut w) => w.flush().context("writing the output"),
             Output::File { tmp, path } => {
                 let tmp = tmp
                     .into_inner()
@@ -103,18 +115,21 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.write(buf),
             Output::File { tmp, .. } => tmp.write(buf),
+            Output::Special(w) => w.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.write_all(buf),
             Output::File { tmp, .. } => tmp.write_all(buf),
+            Output::Special(w) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
             Output::File { tmp, .. } => tmp.flush(),
+            Output::Special(w) => w.flush(),
         }
     }
 }
@@ -131,8 +146,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// not a failure (`tw-inspect list | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            // serde_json wraps the writer's error in its own type.
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
     })
 }
 

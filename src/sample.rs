@@ -50,6 +50,8 @@ pub struct Sample {
     pub teardown: Teardown,
     /// Sysctls and listeners of the namespace or snapshot, when `diagnose` asked.
     pub facts: HostFacts,
+    /// Where the sockets came from: `netlink`, `proc` or `snapshot`.
+    pub source: &'static str,
 }
 
 struct SampleSink {
@@ -103,8 +105,19 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     let opts = Options {
         keep_raw: spec.keep_raw,
     };
-    let c = diag::collect(&spec.query, opts, || sink(spec, range))
+    // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
+    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range))
         .context("reading sockets from the kernel")?;
+    if let Some(w) = source.warning() {
+        eprintln!("tw-inspect: warning: {w}");
+    }
+    if spec.keep_raw && c.raw.is_empty() {
+        return Err(crate::exit::UsageError(format!(
+            "--save needs sock_diag's raw messages, but the sockets came from {}",
+            source.name()
+        ))
+        .into());
+    }
     let capture = if spec.keep_raw {
         Some(crate::snapshot::capture(&spec.query, c.raw, c.elapsed)?)
     } else {
@@ -119,10 +132,16 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         elapsed: c.elapsed,
         capture,
         teardown: c.sink.teardown.unwrap_or_default(),
+        // Listeners take a sock_diag dump of their own; where sock_diag is refused
+        // (the /proc fallback) the diagnoses that need them are skipped.
         facts: match spec.diagnose {
-            true => HostFacts::live()?,
+            true => HostFacts {
+                sysctls: Some(Sysctls::read_host()),
+                listening: crate::snapshot::listeners().ok(),
+            },
             false => HostFacts::default(),
         },
+        source: source.name(),
     })
 }
 
@@ -161,6 +180,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
             true => snap.host_facts(),
             false => HostFacts::default(),
         },
+        source: "snapshot",
     })
 }
 

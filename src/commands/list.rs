@@ -149,8 +149,8 @@ pub fn write_report(
             s.elapsed.as_secs_f64() * 1e3,
         )
         .counted(spec.query.states);
+        r.source = s.source.into();
         if let Source::Snapshot(snap) = source {
-            r.source = "snapshot".into();
             r.snapshot = Some(snap.info());
         }
         if spec.diagnose {

@@ -12,6 +12,9 @@
 pub mod bytecode;
 pub mod destroy;
 pub mod parse;
+pub mod procfs;
+
+pub use procfs::{Source, collect_any};
 
 use std::io;
 use std::time::{Duration, Instant};

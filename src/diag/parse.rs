@@ -147,7 +147,17 @@ pub fn parse_datagram(
         let msg_seq = u32_ne(buf, off + 8);
         let body = &buf[off + NLMSG_HDRLEN..off + len as usize];
         let this = off;
-        off += (len as usize + 3) & !3;
+        // The kernel pads every message to 4 bytes, the last one included; a
+        // datagram that ends inside the padding was cut short.
+        let padded = (len as usize + 3) & !3;
+        if padded > have {
+            return Err(ParseError::Truncated {
+                offset: off,
+                need: padded,
+                have,
+            });
+        }
+        off += padded;
         if seq.is_some_and(|s| s != msg_seq) {
             continue;
         }
@@ -170,7 +180,8 @@ pub fn parse_datagram(
                 if body.len() >= 4 {
                     let err = u32_ne(body, 0) as i32;
                     if err < 0 {
-                        return Err(ParseError::Kernel(-err));
+                        // saturating: a hostile i32::MIN must not overflow.
+                        return Err(ParseError::Kernel(err.saturating_neg()));
                     }
                 }
                 return Ok(Flow::Done);
