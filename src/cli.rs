@@ -67,7 +67,9 @@ If sock_diag is refused or missing (EPERM, EACCES, no inet_diag), list reads /pr
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
   tw-inspect explain time-wait    the long story of TIME_WAIT
-  tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean";
+  tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean
+  tw-inspect explain sysctls --load snap.twi   the settings saved in a snapshot
+  tw-inspect explain close-wait --format json  the same text as data";
 
 const DEMO_EXAMPLES: &str = "Examples:
   tw-inspect demo --list

@@ -1,6 +1,18 @@
-//! Pure diagnosis: aggregates and host settings in, findings out.
+//! Pure diagnosis: aggregates and host settings in, findings out. Every
+//! threshold is a constant here, and every message carries its numbers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use serde::Serialize;
+use serde_json::json;
+
+use crate::aggregate::{Aggregate, Pressure};
+use crate::diag::Sink;
+use crate::report::ProcessRef;
+use crate::socket::SocketRecord;
+use crate::state::TcpState;
+use crate::sysctl::Sysctls;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -21,4 +33,529 @@ pub struct Diagnosis {
     pub message: String,
     /// The numbers behind the message, for machines.
     pub data: serde_json::Value,
+}
+
+/// Share of the usable ephemeral ports one destination uses: warning, critical (percent).
+pub const PORT_PRESSURE: (f64, f64) = (50.0, 80.0);
+/// Share of `tcp_max_tw_buckets` in use: warning, critical (percent).
+pub const TW_BUCKETS: (f64, f64) = (50.0, 90.0);
+/// CLOSE_WAIT sockets held by one process: warning from, critical from.
+pub const CLOSE_WAIT: (u64, u64) = (10, 1000);
+/// Orphaned FIN_WAIT2 sockets: info from, warning from.
+pub const ORPHAN_FIN_WAIT2: (u64, u64) = (100, 1000);
+/// TIME_WAIT sockets on listening ports: info from.
+pub const SERVER_TIME_WAIT: u64 = 100;
+/// At most this many findings of one kind (the busiest first).
+pub const MAX_PER_KIND: usize = 5;
+
+/// What the diagnoses need beyond [`Aggregate`]: TIME_WAIT per local port,
+/// the listening ports and the inodes of CLOSE_WAIT sockets. Memory grows with
+/// ports and with CLOSE_WAIT sockets only.
+#[derive(Clone, Debug, Default)]
+pub struct Teardown {
+    pub time_wait_by_port: HashMap<u16, u64>,
+    pub listen_ports: BTreeSet<u16>,
+    pub close_wait_inodes: Vec<u32>,
+}
+
+impl Sink for Teardown {
+    fn push(&mut self, r: &SocketRecord) {
+        match r.state {
+            TcpState::TimeWait => *self.time_wait_by_port.entry(r.local_port).or_insert(0) += 1,
+            TcpState::Listen => {
+                self.listen_ports.insert(r.local_port);
+            }
+            TcpState::CloseWait => self.close_wait_inodes.push(r.inode),
+            _ => {}
+        }
+    }
+
+    fn absorb(&mut self, other: Self) {
+        for (p, n) in other.time_wait_by_port {
+            *self.time_wait_by_port.entry(p).or_insert(0) += n;
+        }
+        self.listen_ports.extend(other.listen_ports);
+        self.close_wait_inodes.extend(other.close_wait_inodes);
+    }
+}
+
+impl Teardown {
+    /// TIME_WAIT count per listening port, busiest first.
+    pub fn server_time_wait(&self) -> Vec<(u16, u64)> {
+        let mut v: Vec<(u16, u64)> = self
+            .listen_ports
+            .iter()
+            .filter_map(|p| self.time_wait_by_port.get(p).map(|n| (*p, *n)))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// CLOSE_WAIT sockets per owning process (`None`: owner not found), busiest first.
+    pub fn close_wait_owners(
+        &self,
+        owners: &HashMap<u32, ProcessRef>,
+    ) -> Vec<(Option<ProcessRef>, u64)> {
+        let mut counts: HashMap<Option<u32>, (Option<&ProcessRef>, u64)> = HashMap::new();
+        for ino in &self.close_wait_inodes {
+            let owner = owners.get(ino);
+            counts.entry(owner.map(|p| p.pid)).or_insert((owner, 0)).1 += 1;
+        }
+        let mut v: Vec<(Option<ProcessRef>, u64)> =
+            counts.into_values().map(|(p, n)| (p.cloned(), n)).collect();
+        v.sort_by(|a, b| {
+            b.1.cmp(&a.1).then(
+                a.0.as_ref()
+                    .map(|p| p.pid)
+                    .cmp(&b.0.as_ref().map(|p| p.pid)),
+            )
+        });
+        v
+    }
+}
+
+/// Everything the diagnoses read.
+pub struct Inputs<'a> {
+    pub agg: &'a Aggregate,
+    pub pressure: Option<&'a Pressure>,
+    pub sysctls: &'a Sysctls,
+    /// From [`Teardown::close_wait_owners`].
+    pub close_wait: &'a [(Option<ProcessRef>, u64)],
+    /// From [`Teardown::server_time_wait`].
+    pub server_time_wait: &'a [(u16, u64)],
+}
+
+/// The findings, most severe first. Empty when nothing is wrong.
+pub fn diagnose(i: &Inputs) -> Vec<Diagnosis> {
+    let mut out = Vec::new();
+    if let Some(p) = i.pressure {
+        out.extend(port_pressure(p, i.sysctls));
+    }
+    out.extend(close_wait(i.close_wait, i.agg.count(TcpState::CloseWait)));
+    out.extend(tw_buckets(i.agg, i.sysctls));
+    out.extend(orphan_fin_wait2(i.agg, i.sysctls));
+    out.extend(server_time_wait(i.server_time_wait));
+    out.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    out
+}
+
+fn pct(n: u64, of: u64) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / of as f64
+    }
+}
+
+fn endpoint(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+fn level(value: f64, (warn, crit): (f64, f64)) -> Option<Severity> {
+    if value >= crit {
+        Some(Severity::Critical)
+    } else if value >= warn {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}
+
+fn port_pressure(p: &Pressure, s: &Sysctls) -> Vec<Diagnosis> {
+    let Some(usable) = s.ephemeral_ports().filter(|n| *n > 0) else {
+        return Vec::new();
+    };
+    let (lo, hi) = p.range;
+    let reserved = s.reserved_in_range(lo, hi);
+    let reuse = match s.tcp_tw_reuse {
+        Some(v) => format!("now {v}"),
+        None => "absent here".into(),
+    };
+    p.sorted()
+        .into_iter()
+        .filter_map(|(d, n)| {
+            let share = pct(n, usable);
+            let severity = level(share, PORT_PRESSURE)?;
+            Some(Diagnosis {
+                kind: "port-pressure",
+                severity,
+                message: format!(
+                    "{n} of {usable} ephemeral ports in use from {} to {} ({share:.0}%; range {lo}-{hi}, {reserved} reserved): \
+at {usable}, new connections to that destination fail with EADDRNOTAVAIL. \
+Remedies: reuse connections (keep-alive, pooling); more source addresses or destinations; \
+a wider ip_local_port_range; tcp_tw_reuse=1 for outgoing connections ({reuse}).",
+                    d.local,
+                    endpoint(d.peer, d.peer_port)
+                ),
+                data: json!({
+                    "local": d.local.to_string(),
+                    "peer": d.peer.to_string(),
+                    "peer_port": d.peer_port,
+                    "in_use": n,
+                    "usable": usable,
+                    "percent": (share * 10.0).round() / 10.0,
+                    "range": [lo, hi],
+                    "reserved": reserved,
+                }),
+            })
+        })
+        .take(MAX_PER_KIND)
+        .collect()
+}
+
+fn close_wait(owners: &[(Option<ProcessRef>, u64)], total: u64) -> Vec<Diagnosis> {
+    owners
+        .iter()
+        .filter(|(_, n)| *n >= CLOSE_WAIT.0)
+        .take(MAX_PER_KIND)
+        .map(|(p, n)| {
+            let severity = if *n >= CLOSE_WAIT.1 { Severity::Critical } else { Severity::Warning };
+            match p {
+                Some(p) => Diagnosis {
+                    kind: "close-wait",
+                    severity,
+                    message: format!(
+                        "{n} CLOSE_WAIT sockets held by {} (pid {}), of {total} in all: their peers closed and this process \
+has not closed its ends, the likely leak. They stay until it closes them or exits.",
+                        p.comm, p.pid
+                    ),
+                    data: json!({ "pid": p.pid, "comm": p.comm, "count": n, "total": total }),
+                },
+                None => Diagnosis {
+                    kind: "close-wait",
+                    severity,
+                    message: format!(
+                        "{n} CLOSE_WAIT sockets, of {total} in all, held by processes that could not be identified \
+(sockets from a snapshot, processes in another PID namespace, or no permission to read /proc/PID/fd: run as root): their peers closed and the \
+application has not closed its ends, the likely leak."
+                    ),
+                    data: json!({ "pid": null, "comm": null, "count": n, "total": total }),
+                },
+            }
+        })
+        .collect()
+}
+
+fn tw_buckets(agg: &Aggregate, s: &Sysctls) -> Option<Diagnosis> {
+    let max = s.tcp_max_tw_buckets.filter(|m| *m > 0)?;
+    let tw = agg.count(TcpState::TimeWait);
+    let fw2 = agg.orphaned[TcpState::FinWait2.index()];
+    let used = tw + fw2;
+    let share = pct(used, max);
+    let severity = level(share, TW_BUCKETS)?;
+    Some(Diagnosis {
+        kind: "tw-buckets",
+        severity,
+        message: format!(
+            "{used} timewait sockets ({tw} TIME_WAIT, {fw2} orphaned FIN_WAIT2) of tcp_max_tw_buckets = {max} ({share:.0}%): \
+beyond {max}, closing connections skip TIME_WAIT and the kernel logs \"TCP: time wait bucket table overflow\". \
+Reuse connections so fewer close, or raise tcp_max_tw_buckets (256 bytes each)."
+        ),
+        data: json!({
+            "time_wait": tw,
+            "orphaned_fin_wait2": fw2,
+            "used": used,
+            "max": max,
+            "percent": (share * 10.0).round() / 10.0,
+        }),
+    })
+}
+
+fn orphan_fin_wait2(agg: &Aggregate, s: &Sysctls) -> Option<Diagnosis> {
+    let n = agg.orphaned[TcpState::FinWait2.index()];
+    let severity = if n >= ORPHAN_FIN_WAIT2.1 {
+        Severity::Warning
+    } else if n >= ORPHAN_FIN_WAIT2.0 {
+        Severity::Info
+    } else {
+        return None;
+    };
+    let timeout = match s.tcp_fin_timeout {
+        Some(t) => format!("tcp_fin_timeout = {t} s"),
+        None => "tcp_fin_timeout (absent here)".into(),
+    };
+    Some(Diagnosis {
+        kind: "orphan-fin-wait2",
+        severity,
+        message: format!(
+            "{n} orphaned FIN_WAIT2 sockets: this host closed them and the peers have not sent their FIN; \
+each is dropped after {timeout}. The peers' applications are not closing their side; \
+a lower tcp_fin_timeout frees them sooner (it does not change TIME_WAIT)."
+        ),
+        data: json!({ "count": n, "tcp_fin_timeout": s.tcp_fin_timeout }),
+    })
+}
+
+fn server_time_wait(per_port: &[(u16, u64)]) -> Option<Diagnosis> {
+    let total: u64 = per_port.iter().map(|(_, n)| n).sum();
+    if total < SERVER_TIME_WAIT {
+        return None;
+    }
+    let ports: Vec<String> = per_port
+        .iter()
+        .take(MAX_PER_KIND)
+        .map(|(p, n)| format!("{p} ({n})"))
+        .collect();
+    Some(Diagnosis {
+        kind: "server-time-wait",
+        severity: Severity::Info,
+        message: format!(
+            "{total} TIME_WAIT sockets on listening ports {}: this host's server closes connections first, so TIME_WAIT \
+stays here rather than on the clients. Each holds one client's address and port for 60 s, which rarely limits a \
+server, but a client reconnecting from the same port is refused meanwhile. Usual remedies: keep connections alive \
+and let clients close first; keep SO_REUSEADDR on the listener so a restart can bind the port.",
+            ports.join(", ")
+        ),
+        data: json!({
+            "count": total,
+            "ports": per_port.iter().map(|(p, n)| json!({ "port": p, "count": n })).collect::<Vec<_>>(),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::GroupBy;
+    use crate::socket::Family;
+    use crate::state::StateSet;
+
+    fn sysctls(range: (u16, u16), max_tw: u64) -> Sysctls {
+        Sysctls {
+            ip_local_port_range: Some(range),
+            ip_local_reserved_ports: Some(String::new()),
+            tcp_tw_reuse: Some(2),
+            tcp_max_tw_buckets: Some(max_tw),
+            tcp_fin_timeout: Some(60),
+            ..Sysctls::default()
+        }
+    }
+
+    fn rec(state: TcpState, local: &str, lport: u16, peer: &str, pport: u16) -> SocketRecord {
+        let mut r = SocketRecord::blank(Family::V4, state);
+        r.local = local.parse().unwrap();
+        r.local_port = lport;
+        r.peer = peer.parse().unwrap();
+        r.peer_port = pport;
+        r
+    }
+
+    fn agg() -> Aggregate {
+        Aggregate::new(
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        )
+    }
+
+    fn run(
+        a: &Aggregate,
+        p: Option<&Pressure>,
+        s: &Sysctls,
+        cw: &[(Option<ProcessRef>, u64)],
+        stw: &[(u16, u64)],
+    ) -> Vec<Diagnosis> {
+        diagnose(&Inputs {
+            agg: a,
+            pressure: p,
+            sysctls: s,
+            close_wait: cw,
+            server_time_wait: stw,
+        })
+    }
+
+    fn pressure_with(n: u16) -> Pressure {
+        let mut p = Pressure::new((40000, 40099));
+        for i in 0..n {
+            p.push(&rec(
+                TcpState::TimeWait,
+                "127.0.0.1",
+                40000 + i,
+                "127.0.0.2",
+                80,
+            ));
+        }
+        p
+    }
+
+    #[test]
+    fn nothing_wrong_means_no_diagnosis() {
+        let s = sysctls((40000, 40099), 1000);
+        assert!(run(&agg(), Some(&Pressure::new((40000, 40099))), &s, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn port_pressure_thresholds() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        for (n, want) in [
+            (49, None),
+            (50, Some(Severity::Warning)),
+            (79, Some(Severity::Warning)),
+            (80, Some(Severity::Critical)),
+        ] {
+            let d = run(&agg(), Some(&pressure_with(n)), &s, &[], &[]);
+            assert_eq!(d.first().map(|d| d.severity), want, "{n}");
+            if let Some(d) = d.first() {
+                assert_eq!(d.kind, "port-pressure");
+                assert!(
+                    d.message.contains(&format!(
+                        "{n} of 100 ephemeral ports in use from 127.0.0.1 to 127.0.0.2:80"
+                    )),
+                    "{}",
+                    d.message
+                );
+                assert_eq!(d.data["in_use"], n as u64);
+                assert_eq!(d.data["usable"], 100);
+            }
+        }
+    }
+
+    #[test]
+    fn port_pressure_counts_reserved_ports_out() {
+        let mut s = sysctls((40000, 40099), 1_000_000);
+        s.ip_local_reserved_ports = Some("40000-40019".into());
+        // 45 of 80 usable = 56 %: a warning that 45 of 100 would not be.
+        let d = run(&agg(), Some(&pressure_with(45)), &s, &[], &[]);
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(d[0].data["usable"], 80);
+        assert_eq!(d[0].data["reserved"], 20);
+    }
+
+    #[test]
+    fn tw_bucket_thresholds_include_orphaned_fin_wait2() {
+        let s = sysctls((40000, 40099), 100);
+        let mut a = agg();
+        for _ in 0..45 {
+            a.push(&rec(TcpState::TimeWait, "10.0.0.1", 5000, "10.0.0.2", 80));
+        }
+        assert!(run(&a, None, &s, &[], &[]).is_empty());
+        let mut fw2 = rec(TcpState::FinWait2, "10.0.0.1", 5001, "10.0.0.2", 80);
+        fw2.orphaned = true;
+        for _ in 0..5 {
+            a.push(&fw2);
+        }
+        let d = run(&a, None, &s, &[], &[]);
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("tw-buckets", Severity::Warning)
+        );
+        assert_eq!(d[0].data["used"], 50);
+        for _ in 0..40 {
+            a.push(&fw2);
+        }
+        let d = run(&a, None, &s, &[], &[]);
+        assert_eq!(d[0].severity, Severity::Critical);
+        assert!(d[0].message.contains("time wait bucket table overflow"));
+    }
+
+    #[test]
+    fn close_wait_names_the_process() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        let mut a = agg();
+        let mut t = Teardown::default();
+        for ino in 1..=60u32 {
+            let mut r = rec(TcpState::CloseWait, "127.0.0.1", 80, "127.0.0.1", 40000);
+            r.inode = ino;
+            a.push(&r);
+            t.push(&r);
+        }
+        let app = ProcessRef {
+            pid: 42,
+            comm: "leaky".into(),
+        };
+        let other = ProcessRef {
+            pid: 43,
+            comm: "fine".into(),
+        };
+        let mut owners: HashMap<u32, ProcessRef> = (1..=50).map(|i| (i, app.clone())).collect();
+        owners.extend((51..=59).map(|i| (i, other.clone())));
+        let cw = t.close_wait_owners(&owners);
+        assert_eq!(cw[0], (Some(app), 50));
+        let d = run(&a, None, &s, &cw, &[]);
+        // 9 for "fine" and 1 unknown stay under the threshold of 10.
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(d[0].data["pid"], 42);
+        assert_eq!(d[0].data["comm"], "leaky");
+        assert!(
+            d[0].message
+                .starts_with("50 CLOSE_WAIT sockets held by leaky (pid 42), of 60")
+        );
+        let crit = run(&a, None, &s, &[(None, 1000)], &[]);
+        assert_eq!(crit[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn orphan_fin_wait2_thresholds() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        let mut a = agg();
+        let mut fw2 = rec(TcpState::FinWait2, "10.0.0.1", 5001, "10.0.0.2", 80);
+        fw2.orphaned = true;
+        for _ in 0..99 {
+            a.push(&fw2);
+        }
+        // A FIN_WAIT2 the application still holds is not orphaned.
+        a.push(&rec(TcpState::FinWait2, "10.0.0.1", 5002, "10.0.0.2", 80));
+        assert!(run(&a, None, &s, &[], &[]).is_empty());
+        a.push(&fw2);
+        let d = run(&a, None, &s, &[], &[]);
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("orphan-fin-wait2", Severity::Info)
+        );
+        assert!(d[0].message.contains("tcp_fin_timeout = 60 s"));
+        for _ in 0..900 {
+            a.push(&fw2);
+        }
+        assert_eq!(run(&a, None, &s, &[], &[])[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn server_time_wait_needs_a_listening_port() {
+        let mut t = Teardown::default();
+        for i in 0..150u16 {
+            t.push(&rec(
+                TcpState::TimeWait,
+                "10.0.0.1",
+                8080,
+                "10.0.0.9",
+                30000 + i,
+            ));
+            t.push(&rec(
+                TcpState::TimeWait,
+                "10.0.0.1",
+                30000 + i,
+                "10.0.0.9",
+                443,
+            ));
+        }
+        assert!(t.server_time_wait().is_empty());
+        let mut l = Teardown::default();
+        l.push(&rec(TcpState::Listen, "0.0.0.0", 8080, "0.0.0.0", 0));
+        t.absorb(l);
+        assert_eq!(t.server_time_wait(), vec![(8080, 150)]);
+        let s = sysctls((40000, 40099), 1_000_000);
+        let d = run(&agg(), None, &s, &[], &t.server_time_wait());
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("server-time-wait", Severity::Info)
+        );
+        assert!(
+            d[0].message
+                .starts_with("150 TIME_WAIT sockets on listening ports 8080 (150)")
+        );
+        assert!(run(&agg(), None, &s, &[], &[(8080, 99)]).is_empty());
+    }
+
+    #[test]
+    fn most_severe_first() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        let d = run(&agg(), Some(&pressure_with(80)), &s, &[], &[(80, 500)]);
+        assert_eq!(
+            d.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            ["port-pressure", "server-time-wait"]
+        );
+    }
 }

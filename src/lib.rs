@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod filter;
 pub mod netns;
 pub mod output;
+pub mod procs;
 pub mod socket;
 pub mod state;
 pub mod sysctl;

@@ -116,6 +116,9 @@ pub struct ListReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets: Option<Vec<SocketRow>>,
     pub diagnoses: Vec<Diagnosis>,
+    /// `-p` was given: renderers show an owner column even when no owner was found.
+    #[serde(skip)]
+    pub processes: bool,
     /// Time spent collecting from the kernel, in milliseconds (for a snapshot:
     /// the original capture's, 0 when the file does not say).
     pub collect_ms: f64,
@@ -224,6 +227,7 @@ impl ListReport {
             },
             sockets: sockets.map(|v| v.iter().map(socket_row).collect()),
             diagnoses: Vec::new(),
+            processes: false,
             collect_ms,
             snapshot: None,
         }

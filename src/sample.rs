@@ -8,8 +8,10 @@ use anyhow::{Context, Result};
 
 use crate::aggregate::{Aggregate, GroupBy, Pressure};
 use crate::diag::{self, Options, Sink};
+use crate::diagnose::Teardown;
 use crate::filter::Query;
 use crate::netns::Scope;
+use crate::snapshot::HostFacts;
 use crate::socket::SocketRecord;
 use crate::state::{StateSet, TcpState};
 use crate::sysctl::Sysctls;
@@ -28,6 +30,8 @@ pub struct Spec {
     pub tw_cookies: bool,
     /// Keep the raw datagrams and this namespace's facts for `--save`.
     pub keep_raw: bool,
+    /// Gather what the diagnoses need: sysctls and listening ports.
+    pub diagnose: bool,
 }
 
 /// The result of one collection in one namespace.
@@ -42,6 +46,10 @@ pub struct Sample {
     pub elapsed: Duration,
     /// With `keep_raw`: the snapshot of this collection, facts read in its namespace.
     pub capture: Option<crate::snapshot::Captured>,
+    /// TIME_WAIT per local port, listeners, CLOSE_WAIT inodes (for diagnoses).
+    pub teardown: Teardown,
+    /// Sysctls and listeners of the namespace or snapshot, when `diagnose` asked.
+    pub facts: HostFacts,
     /// Where the sockets came from: `netlink`, `proc` or `snapshot`.
     pub source: &'static str,
 }
@@ -51,12 +59,16 @@ struct SampleSink {
     pressure: Pressure,
     sockets: Option<Vec<SocketRecord>>,
     tw_cookies: Option<HashSet<u64>>,
+    teardown: Option<Teardown>,
 }
 
 impl Sink for SampleSink {
     fn push(&mut self, r: &SocketRecord) {
         self.agg.push(r);
         self.pressure.push(r);
+        if let Some(t) = &mut self.teardown {
+            t.push(r);
+        }
         if let Some(v) = &mut self.sockets {
             v.push(*r);
         }
@@ -69,6 +81,9 @@ impl Sink for SampleSink {
     fn absorb(&mut self, o: Self) {
         self.agg.absorb(o.agg);
         self.pressure.absorb(o.pressure);
+        if let (Some(a), Some(b)) = (&mut self.teardown, o.teardown) {
+            a.absorb(b);
+        }
         if let (Some(a), Some(b)) = (&mut self.sockets, o.sockets) {
             a.extend(b);
         }
@@ -116,6 +131,16 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture,
+        teardown: c.sink.teardown.unwrap_or_default(),
+        // Listeners take a sock_diag dump of their own; where sock_diag is refused
+        // (the /proc fallback) the diagnoses that need them are skipped.
+        facts: match spec.diagnose {
+            true => HostFacts {
+                sysctls: Some(Sysctls::read_host()),
+                listening: crate::snapshot::listeners().ok(),
+            },
+            false => HostFacts::default(),
+        },
         source: source.name(),
     })
 }
@@ -126,6 +151,7 @@ fn sink(spec: &Spec, range: (u16, u16)) -> SampleSink {
         pressure: Pressure::new(range),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
+        teardown: spec.diagnose.then(Teardown::default),
     }
 }
 
@@ -149,6 +175,11 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture: None,
+        teardown: c.sink.teardown.unwrap_or_default(),
+        facts: match spec.diagnose {
+            true => snap.host_facts(),
+            false => HostFacts::default(),
+        },
         source: "snapshot",
     })
 }

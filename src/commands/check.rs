@@ -219,6 +219,7 @@ fn check(args: &CheckArgs) -> Result<(CheckStatus, String)> {
         pressure,
         tw_cookies: false,
         keep_raw: false,
+        diagnose: false,
     };
     let scope = Scope::from_flags(&args.filter)?;
     let samples = sample::collect_scope(&scope, &spec)?;

@@ -7,14 +7,18 @@ use anyhow::Result;
 use crate::aggregate::GroupBy;
 use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
 use crate::config;
+use crate::diagnose::{self, Inputs};
 use crate::exit::usage;
 use crate::netns::Scope;
 use crate::output::Output;
+use crate::procs;
 use crate::render::{self, Style};
 use crate::report::{ListReport, NamespaceReport, NetnsListReport};
 use crate::sample::{self, Sample, Samples, Spec};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
+use crate::sysctl::Sysctls;
+use std::collections::HashSet;
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
     // Process attribution traces closes first; it lives with `who`.
@@ -46,14 +50,16 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
     if args.save.is_some() && args.save == args.output {
         return usage("--save and --output name the same file: give two different files");
     }
+    let diagnose = args.watch.is_none() && args.format != Format::Prometheus;
     let spec = Spec {
         query,
         by,
         group_states,
         sockets: args.sockets,
-        pressure: args.format == Format::Prometheus,
+        pressure: args.format == Format::Prometheus || diagnose,
         tw_cookies: false,
         keep_raw: args.save.is_some(),
+        diagnose,
     };
     if let Some(interval) = &args.watch {
         return crate::watch::run(args, spec, config::duration("--watch", interval)?, color);
@@ -147,6 +153,9 @@ pub fn write_report(
         if let Source::Snapshot(snap) = source {
             r.snapshot = Some(snap.info());
         }
+        if spec.diagnose {
+            diagnose_into(&mut r, s, matches!(source, Source::Live(_)), args.processes);
+        }
         r
     };
     if args.format == Format::Prometheus {
@@ -239,4 +248,42 @@ pub fn write_report(
         }
     }
     Ok(())
+}
+
+/// Fills the diagnoses, and with `-p` the socket owners. Owners come from this
+/// host's /proc, so only for live sockets, and only when CLOSE_WAIT sockets or
+/// `-p` need them.
+fn diagnose_into(r: &mut ListReport, s: &Sample, live: bool, processes: bool) {
+    let mut wanted: HashSet<u32> = HashSet::new();
+    if live {
+        wanted.extend(s.teardown.close_wait_inodes.iter().filter(|i| **i != 0));
+        if processes && let Some(rows) = &r.sockets {
+            wanted.extend(rows.iter().map(|row| row.inode).filter(|i| *i != 0));
+        }
+    }
+    let owners = procs::owners(&wanted);
+    if processes {
+        r.processes = true;
+        for row in r.sockets.iter_mut().flatten() {
+            row.process = owners.get(&row.inode).cloned();
+        }
+    }
+    let mut teardown = s.teardown.clone();
+    for l in s.facts.listening.iter().flatten() {
+        teardown.listen_ports.insert(l.port);
+    }
+    let close_wait = teardown.close_wait_owners(&owners);
+    let server_time_wait = match s.facts.listening {
+        Some(_) => teardown.server_time_wait(),
+        None => Vec::new(),
+    };
+    // An `ss -D` dump has no sysctls: only the diagnoses that need none.
+    let none = Sysctls::default();
+    r.diagnoses = diagnose::diagnose(&Inputs {
+        agg: &s.agg,
+        pressure: s.facts.sysctls.as_ref().map(|_| &s.pressure),
+        sysctls: s.facts.sysctls.as_ref().unwrap_or(&none),
+        close_wait: &close_wait,
+        server_time_wait: &server_time_wait,
+    });
 }

@@ -1,6 +1,7 @@
 //! Renderers: they read the report model and write text. They never see netlink types.
 
 pub mod csv;
+pub mod explain;
 pub mod json;
 pub mod prometheus;
 pub mod table;

@@ -70,7 +70,7 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         let mut head = vec![
             "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
         ];
-        let with_proc = sockets.iter().any(|s| s.process.is_some());
+        let with_proc = r.processes || sockets.iter().any(|s| s.process.is_some());
         if with_proc {
             head.push("Process");
         }
@@ -101,8 +101,9 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             if with_proc {
                 row.push(Cell::new(match &s.process {
                     Some(p) => format!("{} ({})", p.comm, p.pid),
-                    None if s.inode == 0 => "- (no owner)".to_string(),
-                    None => "-".to_string(),
+                    None => TcpState::parse(s.state)
+                        .map_or("-", |st| crate::text::no_owner(st, s.orphaned))
+                        .to_string(),
                 }));
             }
             if explain {

@@ -1,0 +1,186 @@
+//! `explain` output: the state table, one state's long form, the sysctls.
+//! All words come from `text`; this module only lays them out.
+
+use std::io::Write;
+
+use anyhow::Result;
+use comfy_table::{Cell, ContentArrangement};
+use serde::Serialize;
+
+use super::Style;
+use super::table::new_table;
+use crate::state::TcpState;
+use crate::sysctl::{Sysctls, knob_path};
+use crate::text::{self, KNOBS, STATES, StateText};
+
+/// One state in JSON; `long` only for `explain STATE`.
+#[derive(Serialize, Debug, Clone)]
+pub struct StateJson {
+    pub state: &'static str,
+    pub kernel_name: &'static str,
+    pub short: &'static str,
+    pub who: &'static str,
+    pub waits_for: &'static str,
+    pub lasts: &'static str,
+    pub many: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long: Option<&'static str>,
+}
+
+impl StateJson {
+    pub fn new(t: &StateText, long: bool) -> StateJson {
+        StateJson {
+            state: t.state.name(),
+            kernel_name: t.state.kernel_name(),
+            short: t.short,
+            who: t.who,
+            waits_for: t.waits_for,
+            lasts: t.lasts,
+            many: t.many,
+            long: long.then_some(t.long),
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct StatesJson {
+    pub states: Vec<StateJson>,
+}
+
+/// One knob in JSON: its value as /proc/sys prints it, or `null` when absent.
+#[derive(Serialize, Debug, Clone)]
+pub struct KnobJson {
+    pub name: &'static str,
+    pub path: String,
+    pub present: bool,
+    pub value: Option<String>,
+    pub about: &'static str,
+    pub here: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct SysctlsJson {
+    pub source: &'static str,
+    pub sysctls: Vec<KnobJson>,
+}
+
+pub fn states_json() -> StatesJson {
+    StatesJson {
+        states: STATES.iter().map(|t| StateJson::new(t, false)).collect(),
+    }
+}
+
+pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
+    SysctlsJson {
+        source,
+        sysctls: KNOBS
+            .iter()
+            .map(|k| {
+                let value = text::knob_value(s, k.name);
+                KnobJson {
+                    name: k.name,
+                    path: knob_path(k.name),
+                    present: value.is_some(),
+                    value,
+                    about: k.about,
+                    here: text::knob_here(s, k.name),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The terminal's width when stdout is one, else a width that reads well in a file.
+pub fn width() -> usize {
+    comfy_table::Table::new()
+        .width()
+        .map_or(120, usize::from)
+        .clamp(60, 200)
+}
+
+/// Every state in one table.
+pub fn states(w: &mut dyn Write, style: Style, width: usize) -> Result<()> {
+    let mut t = new_table(
+        style,
+        &[
+            "State",
+            "Who gets there",
+            "Waits for",
+            "Lasts on Linux",
+            "A large count means",
+        ],
+    );
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_width(width as u16);
+    for s in &STATES {
+        t.add_row(vec![
+            Cell::new(s.state.name()),
+            Cell::new(s.who),
+            Cell::new(s.waits_for),
+            Cell::new(s.lasts),
+            Cell::new(s.many),
+        ]);
+    }
+    writeln!(w, "{t}")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "tw-inspect explain STATE tells the whole story of one state; tw-inspect explain sysctls reads this host's settings."
+    )?;
+    Ok(())
+}
+
+/// The long form of one state.
+pub fn state(w: &mut dyn Write, s: TcpState, width: usize) -> Result<()> {
+    let t = text::state(s);
+    let width = width.min(100);
+    writeln!(w, "{} ({}): {}", s.kernel_name(), s.name(), t.short)?;
+    writeln!(w)?;
+    for (label, value) in [
+        ("Who gets there:", t.who),
+        ("Waits for:", t.waits_for),
+        ("Lasts on Linux:", t.lasts),
+        ("A large count:", t.many),
+    ] {
+        writeln!(
+            w,
+            "{}",
+            text::wrap(value, width, &format!("  {label:<17}"), &" ".repeat(19))
+        )?;
+    }
+    writeln!(w)?;
+    writeln!(w, "{}", text::long_wrapped(s, width))?;
+    Ok(())
+}
+
+/// Each knob with its value and what it means here.
+pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
+    let width = width.min(100);
+    let here = if s.source == "snapshot" {
+        "In the snapshot"
+    } else {
+        "Here"
+    };
+    for (i, k) in s.sysctls.iter().enumerate() {
+        if i > 0 {
+            writeln!(w)?;
+        }
+        match &k.value {
+            Some(v) if v.is_empty() => writeln!(w, "net.ipv4.{} = (empty)", k.name)?,
+            Some(v) => writeln!(w, "net.ipv4.{} = {v}", k.name)?,
+            None => writeln!(w, "net.ipv4.{}: absent", k.name)?,
+        }
+        writeln!(w, "{}", text::wrap(k.about, width, "    ", "    "))?;
+        writeln!(
+            w,
+            "{}",
+            text::wrap(&format!("{here}: {}", k.here), width, "    ", "    ")
+        )?;
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "TIME_WAIT itself lasts 60 s whatever these say; tw-inspect explain time-wait tells why."
+    )?;
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Diagnoses in `list` against real sockets: a child process that leaks
+//! CLOSE_WAIT sockets, and port pressure in a private network namespace.
+//!
+//! Helper roles run in a child copy of this test binary: the parent re-executes
+//! it with `TWI_ROLE` set and `--ignored --exact <helper>`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tw-inspect");
+const CLOSE_WAIT_SOCKETS: usize = 50;
+
+fn tw(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run tw-inspect")
+}
+
+fn tw_json(args: &[&str]) -> Value {
+    let o = tw(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("valid JSON")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `limit`.
+fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn helper(role: &str, test: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("TWI_ROLE", role);
+    c
+}
+
+/// The helper's stdout lines, read on a thread so a stuck helper cannot hang the test.
+fn lines_of(out: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            // Keep draining after the test stops listening, so the helper never gets EPIPE.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `tag` (the harness may print "test NAME ... " before
+/// it on the same line) and returns what follows the tag.
+fn read_tagged(lines: &Receiver<String>, tag: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(at) = line.find(tag) {
+                    return line[at + tag.len()..].trim().to_string();
+                }
+            }
+            Err(e) => panic!("no '{tag}' line from the helper: {e}"),
+        }
+    }
+}
+
+fn diagnoses<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
+    v["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .collect()
+}
+
+/// Helper role: accepts CLOSE_WAIT_SOCKETS connections and never closes them,
+/// until its stdin reaches EOF.
+#[test]
+#[ignore = "helper, run in a child process by close_wait_names_the_holding_process"]
+fn helper_close_wait_holder() {
+    assert_eq!(
+        std::env::var("TWI_ROLE").as_deref(),
+        Ok("close-wait-holder")
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("PORT {}", l.local_addr().unwrap().port());
+    let held: Vec<TcpStream> = (0..CLOSE_WAIT_SOCKETS)
+        .map(|_| l.accept().unwrap().0)
+        .collect();
+    println!("READY {}", held.len());
+    std::io::stdout().flush().unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+    drop(held);
+}
+
+struct Holder(Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn close_wait_names_the_holding_process() {
+    let child = helper("close-wait-holder", "helper_close_wait_holder")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = Holder(child);
+    let pid = holder.0.id();
+    let out = lines_of(holder.0.stdout.take().unwrap());
+    let port: u16 = read_tagged(&out, "PORT ").parse().unwrap();
+    let clients: Vec<TcpStream> = (0..CLOSE_WAIT_SOCKETS)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    assert_eq!(read_tagged(&out, "READY "), CLOSE_WAIT_SOCKETS.to_string());
+    // Our ends close first: the helper's accepted sockets go to CLOSE_WAIT and stay.
+    drop(clients);
+
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap()
+        .trim_end()
+        .to_string();
+    let port_s = port.to_string();
+    let args = [
+        "list",
+        "--state",
+        "close-wait",
+        "--local-port",
+        &port_s,
+        "--format",
+        "json",
+    ];
+    let report = poll("50 CLOSE_WAIT sockets", Duration::from_secs(20), || {
+        let v = tw_json(&args);
+        (v["states"]["close-wait"] == CLOSE_WAIT_SOCKETS as u64).then_some(v)
+    });
+    let cw = diagnoses(&report, "close-wait");
+    assert_eq!(cw.len(), 1, "{report:#}");
+    let d = cw[0];
+    assert_eq!(d["severity"], "warning");
+    assert_eq!(d["data"]["pid"], pid);
+    assert_eq!(d["data"]["comm"], comm.as_str());
+    assert_eq!(d["data"]["count"], CLOSE_WAIT_SOCKETS as u64);
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("50 CLOSE_WAIT sockets held by {comm} (pid {pid})")),
+        "{msg}"
+    );
+
+    // The summary table shows the same finding.
+    let table = String::from_utf8(tw(&args[..5]).stdout).unwrap();
+    assert!(
+        table.contains(&format!(
+            "[WARNING] close-wait: 50 CLOSE_WAIT sockets held by {comm} (pid {pid})"
+        )),
+        "{table}"
+    );
+
+    // -p names the owner of every socket.
+    let v = tw_json(&[
+        "list",
+        "--state",
+        "close-wait",
+        "--local-port",
+        &port_s,
+        "--sockets",
+        "-p",
+        "--format",
+        "json",
+    ]);
+    let rows = v["sockets"].as_array().unwrap();
+    assert_eq!(rows.len(), CLOSE_WAIT_SOCKETS);
+    for r in rows {
+        assert_eq!(r["process"]["pid"], pid, "{r}");
+        assert_eq!(r["process"]["comm"], comm.as_str());
+    }
+}
+
+#[test]
+fn processes_flag_shows_owners_and_why_time_wait_has_none() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
+    let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        .unwrap()
+        .ino();
+    // One TIME_WAIT on the server side: the accepted socket closes first.
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = l.accept().unwrap();
+    drop(server);
+    let mut buf = [0u8; 1];
+    assert_eq!((&client).read(&mut buf).unwrap(), 0, "the server's FIN");
+    drop(client);
+
+    let port_s = port.to_string();
+    let v = poll("a TIME_WAIT on our port", Duration::from_secs(10), || {
+        let v = tw_json(&[
+            "list",
+            "--local-port",
+            &port_s,
+            "--sockets",
+            "-p",
+            "--format",
+            "json",
+        ]);
+        (v["states"]["time-wait"] == 1).then_some(v)
+    });
+    let rows = v["sockets"].as_array().unwrap();
+    let listen = rows
+        .iter()
+        .find(|r| r["state"] == "listening")
+        .expect("our listener");
+    assert_eq!(listen["inode"], inode);
+    assert_eq!(listen["process"]["pid"], std::process::id());
+    let tw_row = rows.iter().find(|r| r["state"] == "time-wait").unwrap();
+    assert_eq!(tw_row["inode"], 0);
+    assert!(tw_row.get("process").is_none());
+
+    let o = tw(&["list", "--local-port", &port_s, "--sockets", "-p"]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("time-wait"))
+        .unwrap();
+    assert!(
+        line.contains("none: closed; the kernel holds TIME_WAIT alone"),
+        "{table}"
+    );
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert!(
+        table.contains(&format!("{} ({})", me.trim_end(), std::process::id())),
+        "{table}"
+    );
+
+    let usage = tw(&["list", "-p"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+const PRESSURE_PORTS: (u16, u16) = (40000, 40099);
+const PRESSURE_TIME_WAIT: usize = 80;
+const SERVER_PORT: u16 = 8080;
+
+fn net_ns_inode() -> u64 {
+    std::fs::metadata("/proc/self/ns/net").unwrap().ino()
+}
+
+/// Helper role, inside a private network namespace: narrows the port range
+/// to 100 ports, makes 80 TIME_WAIT sockets to one destination and checks
+/// what `list` says.
+#[test]
+#[ignore = "helper, run in a private network namespace by port_pressure_in_a_namespace"]
+fn helper_port_pressure() {
+    assert_eq!(std::env::var("TWI_ROLE").as_deref(), Ok("port-pressure"));
+    let host_ns: u64 = std::env::var("TWI_HOST_NETNS").unwrap().parse().unwrap();
+    // Never touch the host's sysctls: only go on inside a namespace of our own.
+    assert_ne!(
+        net_ns_inode(),
+        host_ns,
+        "not in a private network namespace"
+    );
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run ip");
+    assert!(up.success(), "ip link set lo up");
+    let sys = |k: &str, v: &str| std::fs::write(format!("/proc/sys/net/ipv4/{k}"), v).unwrap();
+    sys(
+        "ip_local_port_range",
+        &format!("{} {}", PRESSURE_PORTS.0, PRESSURE_PORTS.1),
+    );
+    // Reuse would let connect() take over older TIME_WAIT ports and lower the count.
+    sys("tcp_tw_reuse", "0");
+
+    let l = TcpListener::bind(("127.0.0.1", SERVER_PORT)).unwrap();
+    for _ in 0..PRESSURE_TIME_WAIT {
+        let client = TcpStream::connect(("127.0.0.1", SERVER_PORT)).unwrap();
+        let (mut server, _) = l.accept().unwrap();
+        let port = client.local_addr().unwrap().port();
+        assert!(
+            (PRESSURE_PORTS.0..=PRESSURE_PORTS.1).contains(&port),
+            "{port}"
+        );
+        // The client closes first and so gets the TIME_WAIT.
+        drop(client);
+        let mut buf = [0u8; 16];
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+        drop(server);
+    }
+
+    let v = poll("80 TIME_WAIT sockets", Duration::from_secs(20), || {
+        let v = tw_json(&["list", "--format", "json"]);
+        (v["states"]["time-wait"] == PRESSURE_TIME_WAIT as u64 && v["states"]["fin-wait-2"] == 0)
+            .then_some(v)
+    });
+    let pp = diagnoses(&v, "port-pressure");
+    assert_eq!(pp.len(), 1, "{v:#}");
+    let d = pp[0];
+    assert_eq!(d["severity"], "critical", "{d}");
+    assert_eq!(d["data"]["in_use"], 80);
+    assert_eq!(d["data"]["usable"], 100);
+    assert_eq!(d["data"]["peer_port"], SERVER_PORT);
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("80 of 100 ephemeral ports in use from 127.0.0.1 to 127.0.0.1:8080"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("tcp_tw_reuse=1") && msg.contains("ip_local_port_range"),
+        "{msg}"
+    );
+    // Nothing else is wrong here.
+    assert_eq!(v["diagnoses"].as_array().unwrap().len(), 1, "{v:#}");
+
+    // explain sysctls reads the namespace's own values.
+    let s = tw_json(&["explain", "sysctls", "--format", "json"]);
+    let range = s["sysctls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ip_local_port_range")
+        .unwrap();
+    assert_eq!(range["value"], "40000 40099");
+    println!("PRESSURE-OK");
+}
+
+#[test]
+fn port_pressure_in_a_namespace() {
+    let root = nix_is_root();
+    let mut c = Command::new("unshare");
+    c.arg("--net");
+    if !root {
+        c.arg("--map-root-user");
+    }
+    let exe = std::env::current_exe().unwrap();
+    c.arg(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "helper_port_pressure",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TWI_ROLE", "port-pressure")
+        .env("TWI_HOST_NETNS", net_ns_inode().to_string());
+    let o = c.output().expect("run unshare");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("PRESSURE-OK"),
+        "helper failed ({:?}):\n{out}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn server_time_wait_and_orphaned_fin_wait2_on_loopback() {
+    const N: usize = 100;
+    // Server closes first: TIME_WAIT lands on the listening port.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    for _ in 0..N {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server, _) = l.accept().unwrap();
+        drop(server);
+        let mut buf = [0u8; 1];
+        assert_eq!((&client).read(&mut buf).unwrap(), 0, "the server's FIN");
+    }
+    let port_s = port.to_string();
+    let v = poll("100 server-side TIME_WAIT", Duration::from_secs(20), || {
+        let v = tw_json(&[
+            "list",
+            "--state",
+            "time-wait",
+            "--local-port",
+            &port_s,
+            "--format",
+            "json",
+        ]);
+        (v["states"]["time-wait"] == N as u64).then_some(v)
+    });
+    let d = diagnoses(&v, "server-time-wait");
+    assert_eq!(d.len(), 1, "{v:#}");
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["data"]["ports"][0]["port"], port);
+    assert_eq!(d[0]["data"]["ports"][0]["count"], N as u64);
+    let msg = d[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "100 TIME_WAIT sockets on listening ports {port} (100)"
+        )),
+        "{msg}"
+    );
+
+    // Clients close first and the server never does: orphaned FIN_WAIT2 on the client side.
+    let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port2 = l2.local_addr().unwrap().port();
+    let mut held = Vec::new();
+    for _ in 0..N {
+        let client = TcpStream::connect(("127.0.0.1", port2)).unwrap();
+        held.push(l2.accept().unwrap().0);
+        drop(client);
+    }
+    let port2_s = port2.to_string();
+    let v = poll("100 orphaned FIN_WAIT2", Duration::from_secs(20), || {
+        let v = tw_json(&[
+            "list",
+            "--state",
+            "fin-wait-2",
+            "--peer-port",
+            &port2_s,
+            "--format",
+            "json",
+        ]);
+        (v["orphaned"]["fin-wait-2"] == N as u64).then_some(v)
+    });
+    let d = diagnoses(&v, "orphan-fin-wait2");
+    assert_eq!(d.len(), 1, "{v:#}");
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["data"]["count"], N as u64);
+    let fin = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fin_timeout").unwrap();
+    assert_eq!(
+        d[0]["data"]["tcp_fin_timeout"],
+        fin.trim().parse::<u64>().unwrap()
+    );
+    drop(held);
+}
