@@ -17,10 +17,6 @@ struct Case {
     code: i32,
     /// Text the one stderr line must contain: the bad value (or flag).
     names: String,
-    /// `Some(issue)`: the check is decided by code that lives on another
-    /// branch (the subcommand is a stub here). Run with
-    /// `cargo test --test bad_input -- --ignored` once it has landed.
-    after: Option<&'static str>,
 }
 
 fn case(args: &[&str], code: i32, names: &str) -> Case {
@@ -28,14 +24,6 @@ fn case(args: &[&str], code: i32, names: &str) -> Case {
         args: args.iter().map(OsString::from).collect(),
         code,
         names: names.into(),
-        after: None,
-    }
-}
-
-fn later(issue: &'static str, args: &[&str], code: i32, names: &str) -> Case {
-    Case {
-        after: Some(issue),
-        ..case(args, code, names)
     }
 }
 
@@ -44,7 +32,6 @@ fn raw(args: Vec<OsString>, code: i32, names: &str) -> Case {
         args,
         code,
         names: names.into(),
-        after: None,
     }
 }
 
@@ -178,51 +165,32 @@ fn cases(tmp: &Path) -> Vec<Case> {
             "--all-netns",
         ),
         case(&["check", "--bogus"], UNKNOWN, "--bogus"),
-        // --- decided by code on other branches; enable after merging
-        later(
-            "#5",
-            &["list", "--netns", "no-such-ns"],
-            USAGE,
-            "no-such-ns",
-        ),
-        later("#5", &["list", "--watch", "fast"], USAGE, "fast"),
-        later("#5", &["list", "--watch", "-5"], USAGE, "-5"),
-        later("#5", &["list", "--watch", "99999h"], USAGE, "99999h"),
-        later("#5", &["check", "-w", "time-wait=abc"], UNKNOWN, "abc"),
-        later("#5", &["check", "-w", "bogus=5"], UNKNOWN, "bogus"),
-        later("#5", &["check", "--port", "70000"], UNKNOWN, "70000"),
-        later(
-            "#5",
-            &["check", "--netns", "no-such-ns"],
-            UNKNOWN,
-            "no-such-ns",
-        ),
-        later("#3", &["explain", "no-such-state"], USAGE, "no-such-state"),
-        later("#3", &["explain", ""], USAGE, "''"),
-        later(
-            "#4",
-            &["demo", "no-such-scenario"],
-            USAGE,
-            "no-such-scenario",
-        ),
-        later("#4", &["demo", "--pace", "fast"], USAGE, "fast"),
-        later("#4", &["demo", "--pace", "-1s"], USAGE, "-1"),
-        later("#8", &["who", "--duration", "forever"], USAGE, "forever"),
-        later("#8", &["who", "--interval", "0"], USAGE, "0"),
-        later(
-            "#8",
+        case(&["list", "--netns", "no-such-ns"], USAGE, "no-such-ns"),
+        case(&["list", "--watch", "fast"], USAGE, "fast"),
+        case(&["list", "--watch", "-5"], USAGE, "-5"),
+        case(&["list", "--watch", "99999h"], USAGE, "99999h"),
+        case(&["check", "-w", "time-wait=abc"], UNKNOWN, "abc"),
+        case(&["check", "-w", "bogus=5"], UNKNOWN, "bogus"),
+        case(&["check", "--port", "70000"], UNKNOWN, "70000"),
+        case(&["check", "--netns", "no-such-ns"], UNKNOWN, "no-such-ns"),
+        case(&["explain", "no-such-state"], USAGE, "no-such-state"),
+        case(&["explain", ""], USAGE, "''"),
+        case(&["demo", "no-such-scenario"], USAGE, "no-such-scenario"),
+        case(&["demo", "--pace", "fast"], USAGE, "fast"),
+        case(&["demo", "--pace", "-1s"], USAGE, "-1"),
+        case(&["who", "--duration", "forever"], USAGE, "forever"),
+        case(&["who", "--interval", "0"], USAGE, "0"),
+        case(
             &["who", "--output", "/nonexistent-dir/who.txt"],
             FAILURE,
             "/nonexistent-dir/who.txt",
         ),
-        later(
-            "#8",
+        case(
             &["list", "--by", "process", "--trace", "soon"],
             USAGE,
             "soon",
         ),
-        later(
-            "#9",
+        case(
             &["list", "--load", "/nonexistent-dir/snap"],
             FAILURE,
             "/nonexistent-dir/snap",
@@ -310,14 +278,8 @@ fn run(which: impl Fn(&Case) -> bool) -> usize {
 
 #[test]
 fn wrong_invocations_fail_cleanly() {
-    let n = run(|c| c.after.is_none());
+    let n = run(|_| true);
     assert!(n >= 40, "only {n} cases");
-}
-
-#[test]
-#[ignore = "needs explain (#3), demo (#4), monitoring (#5), who (#8), snapshots (#9) merged"]
-fn wrong_invocations_decided_on_other_branches() {
-    run(|c| c.after.is_some());
 }
 
 /// `-o` onto a FIFO (or a device such as /dev/stdout) writes into it rather

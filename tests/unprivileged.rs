@@ -135,9 +135,7 @@ fn list_works_unprivileged() {
     drop(l);
 }
 
-// Enable when `explain` is merged: it reads sysctls and the text table only.
 #[test]
-#[ignore = "explain is still a stub on this branch"]
 fn explain_works_unprivileged() {
     let (_dir, bin) = public_binary();
     for args in [
@@ -153,6 +151,37 @@ fn explain_works_unprivileged() {
             out.stderr.is_empty(),
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `demo` as nobody: it runs (in a user namespace where the kernel allows one,
+/// on the host loopback otherwise) and confirms the claims it can check.
+#[test]
+fn demo_works_unprivileged() {
+    let (_dir, bin) = public_binary();
+    for extra in [&[][..], &["--host"][..]] {
+        let mut args = vec![
+            "demo",
+            "--pace",
+            "0",
+            "--format",
+            "json",
+            "active-close",
+            "abort",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_unprivileged(&bin, &args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let scenarios = v["scenarios"].as_array().unwrap();
+        assert_eq!(scenarios.len(), 2);
+        for s in scenarios {
+            assert_ne!(s["verdict"], "contradicted", "{s}");
+        }
+        assert_eq!(
+            scenarios[1]["verdict"], "confirmed",
+            "abort needs no privilege"
         );
     }
 }
