@@ -48,12 +48,15 @@ pub const SERVER_TIME_WAIT: u64 = 100;
 /// At most this many findings of one kind (the busiest first).
 pub const MAX_PER_KIND: usize = 5;
 
-/// What the diagnoses need beyond [`Aggregate`]: TIME_WAIT per local port,
+/// What the diagnoses need beyond [`Aggregate`]: TIME_WAIT on listening ports,
 /// the listening ports and the inodes of CLOSE_WAIT sockets. Memory grows with
-/// ports and with CLOSE_WAIT sockets only.
+/// listening ports and CLOSE_WAIT sockets only, never with TIME_WAIT.
 #[derive(Clone, Debug, Default)]
 pub struct Teardown {
-    pub time_wait_by_port: HashMap<u16, u64>,
+    /// The listening ports, known before the dump, as a 65,536-bit set (8 KiB).
+    watched: Option<Box<[u64]>>,
+    /// TIME_WAIT per watched (listening) port.
+    time_wait_by_port: foldhash::HashMap<u16, u64>,
     pub listen_ports: BTreeSet<u16>,
     pub close_wait_inodes: Vec<u32>,
 }
@@ -61,7 +64,14 @@ pub struct Teardown {
 impl Sink for Teardown {
     fn push(&mut self, r: &SocketRecord) {
         match r.state {
-            TcpState::TimeWait => *self.time_wait_by_port.entry(r.local_port).or_insert(0) += 1,
+            TcpState::TimeWait => {
+                let p = r.local_port as usize;
+                if let Some(w) = &self.watched
+                    && w[p / 64] & (1 << (p % 64)) != 0
+                {
+                    *self.time_wait_by_port.entry(r.local_port).or_insert(0) += 1;
+                }
+            }
             TcpState::Listen => {
                 self.listen_ports.insert(r.local_port);
             }
@@ -80,6 +90,19 @@ impl Sink for Teardown {
 }
 
 impl Teardown {
+    /// Counts TIME_WAIT on these ports (the listening ones, read before the
+    /// dump); without any, server-side TIME_WAIT is not counted.
+    pub fn watching(ports: impl IntoIterator<Item = u16>) -> Teardown {
+        let mut bits = vec![0u64; 1024].into_boxed_slice();
+        for p in ports {
+            bits[p as usize / 64] |= 1 << (p % 64);
+        }
+        Teardown {
+            watched: Some(bits),
+            ..Teardown::default()
+        }
+    }
+
     /// TIME_WAIT count per listening port, busiest first.
     pub fn server_time_wait(&self) -> Vec<(u16, u64)> {
         let mut v: Vec<(u16, u64)> = self
@@ -514,7 +537,8 @@ mod tests {
 
     #[test]
     fn server_time_wait_needs_a_listening_port() {
-        let mut t = Teardown::default();
+        // Port 8080 listens (known before the dump); 30000+ are client ports.
+        let mut t = Teardown::watching([8080]);
         for i in 0..150u16 {
             t.push(&rec(
                 TcpState::TimeWait,
@@ -531,7 +555,8 @@ mod tests {
                 443,
             ));
         }
-        assert!(t.server_time_wait().is_empty());
+        assert!(t.server_time_wait().is_empty(), "no listener seen yet");
+        assert_eq!(t.time_wait_by_port.len(), 1, "client ports are not counted");
         let mut l = Teardown::default();
         l.push(&rec(TcpState::Listen, "0.0.0.0", 8080, "0.0.0.0", 0));
         t.absorb(l);

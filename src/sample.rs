@@ -105,8 +105,15 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     let opts = Options {
         keep_raw: spec.keep_raw,
     };
+    // Listeners first (a LISTEN-only dump skips the connection table, so it is
+    // cheap): the diagnoses then count TIME_WAIT on listening ports only.
+    let listening = match spec.diagnose {
+        true => crate::snapshot::listeners().ok(),
+        false => None,
+    };
+    let ports: Vec<u16> = listening.iter().flatten().map(|l| l.port).collect();
     // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
-    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range))
+    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range, &ports))
         .context("reading sockets from the kernel")?;
     if let Some(w) = source.warning() {
         eprintln!("tw-inspect: warning: {w}");
@@ -132,12 +139,12 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         elapsed: c.elapsed,
         capture,
         teardown: c.sink.teardown.unwrap_or_default(),
-        // Listeners take a sock_diag dump of their own; where sock_diag is refused
-        // (the /proc fallback) the diagnoses that need them are skipped.
+        // Where sock_diag is refused (the /proc fallback) there are no listeners,
+        // and the diagnoses that need them are skipped.
         facts: match spec.diagnose {
             true => HostFacts {
                 sysctls: Some(Sysctls::read_host()),
-                listening: crate::snapshot::listeners().ok(),
+                listening,
             },
             false => HostFacts::default(),
         },
@@ -145,13 +152,15 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     })
 }
 
-fn sink(spec: &Spec, range: (u16, u16)) -> SampleSink {
+fn sink(spec: &Spec, range: (u16, u16), listening: &[u16]) -> SampleSink {
     SampleSink {
         agg: Aggregate::new(spec.by, spec.group_states),
         pressure: Pressure::new(range),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
-        teardown: spec.diagnose.then(Teardown::default),
+        teardown: spec
+            .diagnose
+            .then(|| Teardown::watching(listening.iter().copied())),
     }
 }
 
@@ -164,7 +173,9 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         .and_then(|s| s.ip_local_port_range)
         .filter(|_| spec.pressure)
         .unwrap_or((1, 0));
-    let c = snap.collect(&spec.query, || sink(spec, range))?;
+    let facts = snap.host_facts();
+    let ports: Vec<u16> = facts.listening.iter().flatten().map(|l| l.port).collect();
+    let c = snap.collect(&spec.query, || sink(spec, range, &ports))?;
     Ok(Sample {
         agg: c.sink.agg,
         pressure: c.sink.pressure,
@@ -177,7 +188,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         capture: None,
         teardown: c.sink.teardown.unwrap_or_default(),
         facts: match spec.diagnose {
-            true => snap.host_facts(),
+            true => facts,
             false => HostFacts::default(),
         },
         source: "snapshot",
