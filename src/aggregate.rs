@@ -86,6 +86,12 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
+    const EMPTY: GroupStats = GroupStats {
+        count: 0,
+        expires_min_ms: None,
+        expires_max_ms: None,
+    };
+
     fn add(&mut self, r: &SocketRecord) {
         self.count += 1;
         if r.timer != crate::socket::Timer::Off {
@@ -154,8 +160,9 @@ impl Aggregate {
     }
 }
 
-impl Sink for Aggregate {
-    fn push(&mut self, r: &SocketRecord) {
+impl Aggregate {
+    /// Counts a socket by state and family, without grouping it.
+    pub fn count_socket(&mut self, r: &SocketRecord) {
         self.total += 1;
         self.states[r.state.index()] += 1;
         let fam = match r.family {
@@ -167,6 +174,12 @@ impl Sink for Aggregate {
         if r.orphaned {
             self.orphaned[r.state.index()] += 1;
         }
+    }
+}
+
+impl Sink for Aggregate {
+    fn push(&mut self, r: &SocketRecord) {
+        self.count_socket(r);
         if self.group_states.contains(r.state) {
             let key = self.by.key(r);
             self.groups
@@ -268,14 +281,20 @@ impl Pressure {
     }
 }
 
-impl Sink for Pressure {
-    fn push(&mut self, r: &SocketRecord) {
-        if matches!(
+impl Pressure {
+    /// True when `r` holds an ephemeral port for an outgoing connection.
+    pub fn takes(&self, r: &SocketRecord) -> bool {
+        !matches!(
             r.state,
             TcpState::Listen | TcpState::BoundInactive | TcpState::Close
-        ) || r.local_port < self.range.0
-            || r.local_port > self.range.1
-        {
+        ) && r.local_port >= self.range.0
+            && r.local_port <= self.range.1
+    }
+}
+
+impl Sink for Pressure {
+    fn push(&mut self, r: &SocketRecord) {
+        if !self.takes(r) {
             return;
         }
         let d = Destination {
@@ -288,6 +307,94 @@ impl Sink for Pressure {
     fn absorb(&mut self, other: Self) {
         for (d, n) in other.per_destination {
             *self.per_destination.entry(d).or_insert(0) += n;
+        }
+    }
+}
+
+/// [`Aggregate`] and [`Pressure`] fed from one map when the groups are
+/// peer+port: a destination (local, peer, peer port) refines a peer+port group,
+/// so each socket costs one map lookup instead of two. [`Fused::finish`]
+/// folds the map into the two results.
+#[derive(Clone, Debug)]
+pub struct Fused {
+    agg: Aggregate,
+    pressure: Pressure,
+    by_destination: HashMap<Destination, (GroupStats, u64)>,
+}
+
+impl Fused {
+    /// `None` unless `agg` groups by peer+port (and has no groups yet).
+    pub fn new(agg: Aggregate, pressure: Pressure) -> Result<Fused, (Aggregate, Pressure)> {
+        if agg.by == GroupBy::PEER_PORT_PAIR
+            && agg.groups.is_empty()
+            && pressure.per_destination.is_empty()
+        {
+            Ok(Fused {
+                agg,
+                pressure,
+                by_destination: HashMap::default(),
+            })
+        } else {
+            Err((agg, pressure))
+        }
+    }
+
+    pub fn finish(self) -> (Aggregate, Pressure) {
+        let (mut agg, mut pressure) = (self.agg, self.pressure);
+        for (d, (g, n)) in self.by_destination {
+            if g.count > 0 {
+                let key = GroupKey {
+                    peer: Some(d.peer),
+                    peer_port: Some(d.peer_port),
+                    local: None,
+                    local_port: None,
+                    state: None,
+                };
+                agg.groups
+                    .entry(key)
+                    .and_modify(|e| e.merge(&g))
+                    .or_insert(g);
+            }
+            if n > 0 {
+                pressure.per_destination.insert(d, n);
+            }
+        }
+        (agg, pressure)
+    }
+}
+
+impl Sink for Fused {
+    fn push(&mut self, r: &SocketRecord) {
+        self.agg.count_socket(r);
+        let grouped = self.agg.group_states.contains(r.state);
+        let outgoing = self.pressure.takes(r);
+        if grouped || outgoing {
+            let d = Destination {
+                local: r.local,
+                peer: r.peer,
+                peer_port: r.peer_port,
+            };
+            let e = self
+                .by_destination
+                .entry(d)
+                .or_insert((GroupStats::EMPTY, 0));
+            if grouped {
+                e.0.add(r);
+            }
+            if outgoing {
+                e.1 += 1;
+            }
+        }
+    }
+    fn absorb(&mut self, other: Self) {
+        self.agg.absorb(other.agg);
+        for (d, (g, n)) in other.by_destination {
+            let e = self
+                .by_destination
+                .entry(d)
+                .or_insert((GroupStats::EMPTY, 0));
+            e.0.merge(&g);
+            e.1 += n;
         }
     }
 }
@@ -353,6 +460,55 @@ mod tests {
             (Some(100), Some(60000))
         );
         assert_eq!(a.grouped_total(), 4);
+    }
+
+    #[test]
+    fn fused_equals_separate() {
+        let group_states = StateSet::from_states(&[TcpState::TimeWait, TcpState::Established]);
+        let agg = Aggregate::new(GroupBy::PEER_PORT_PAIR, group_states);
+        let (mut a, mut p) = (agg.clone(), Pressure::new((32768, 60999)));
+        let mut f = Fused::new(agg.clone(), Pressure::new((32768, 60999))).unwrap();
+        let mut g = Fused::new(agg, Pressure::new((32768, 60999))).unwrap();
+        let states = [
+            TcpState::TimeWait,
+            TcpState::Established,
+            TcpState::Listen,
+            TcpState::CloseWait,
+        ];
+        for i in 0..2000u32 {
+            let mut r = tw(
+                ["10.0.0.1", "10.0.0.2", "::1"][(i % 3) as usize],
+                [80, 443][(i % 2) as usize],
+                i * 7 % 60000,
+            );
+            r.state = states[(i % 4) as usize];
+            r.local = ["127.0.0.1", "127.0.0.2"][(i / 5 % 2) as usize]
+                .parse()
+                .unwrap();
+            r.local_port = (30000 + i * 13 % 35000) as u16;
+            a.push(&r);
+            p.push(&r);
+            if i % 2 == 0 { f.push(&r) } else { g.push(&r) }
+        }
+        f.absorb(g);
+        let (fa, fp) = f.finish();
+        assert_eq!(fa.sorted_groups(), a.sorted_groups());
+        assert_eq!((fa.total, fa.states), (a.total, a.states));
+        assert_eq!(fp.sorted(), p.sorted());
+        assert!(!p.per_destination.is_empty() && !a.groups.is_empty());
+        assert!(
+            Fused::new(
+                Aggregate::new(
+                    GroupBy {
+                        local_port: true,
+                        ..GroupBy::default()
+                    },
+                    group_states
+                ),
+                Pressure::new((1, 0))
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::aggregate::{Aggregate, GroupBy, Pressure};
+use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure};
 use crate::diag::{self, Options, Sink};
 use crate::diagnose::Teardown;
 use crate::filter::Query;
@@ -54,9 +54,30 @@ pub struct Sample {
     pub source: &'static str,
 }
 
+/// Counts and pressure: fused into one map where the grouping allows it.
+enum Counts {
+    Split(Aggregate, Pressure),
+    Fused(Fused),
+}
+
+impl Counts {
+    fn new(agg: Aggregate, pressure: Pressure) -> Counts {
+        match Fused::new(agg, pressure) {
+            Ok(f) => Counts::Fused(f),
+            Err((a, p)) => Counts::Split(a, p),
+        }
+    }
+
+    fn finish(self) -> (Aggregate, Pressure) {
+        match self {
+            Counts::Split(a, p) => (a, p),
+            Counts::Fused(f) => f.finish(),
+        }
+    }
+}
+
 struct SampleSink {
-    agg: Aggregate,
-    pressure: Pressure,
+    counts: Counts,
     sockets: Option<Vec<SocketRecord>>,
     tw_cookies: Option<HashSet<u64>>,
     teardown: Option<Teardown>,
@@ -64,8 +85,13 @@ struct SampleSink {
 
 impl Sink for SampleSink {
     fn push(&mut self, r: &SocketRecord) {
-        self.agg.push(r);
-        self.pressure.push(r);
+        match &mut self.counts {
+            Counts::Fused(f) => f.push(r),
+            Counts::Split(a, p) => {
+                a.push(r);
+                p.push(r);
+            }
+        }
         if let Some(t) = &mut self.teardown {
             t.push(r);
         }
@@ -79,8 +105,28 @@ impl Sink for SampleSink {
         }
     }
     fn absorb(&mut self, o: Self) {
-        self.agg.absorb(o.agg);
-        self.pressure.absorb(o.pressure);
+        match (&mut self.counts, o.counts) {
+            (Counts::Fused(a), Counts::Fused(b)) => a.absorb(b),
+            (Counts::Split(a, p), Counts::Split(b, q)) => {
+                a.absorb(b);
+                p.absorb(q);
+            }
+            // Sinks of one collection are made alike.
+            (a, b) => {
+                let (mut agg, mut pressure) = std::mem::replace(
+                    a,
+                    Counts::Split(
+                        Aggregate::new(GroupBy::default(), StateSet::EMPTY),
+                        Pressure::new((1, 0)),
+                    ),
+                )
+                .finish();
+                let (b_agg, b_pressure) = b.finish();
+                agg.absorb(b_agg);
+                pressure.absorb(b_pressure);
+                *a = Counts::Split(agg, pressure);
+            }
+        }
         if let (Some(a), Some(b)) = (&mut self.teardown, o.teardown) {
             a.absorb(b);
         }
@@ -130,9 +176,10 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     } else {
         None
     };
+    let (agg, pressure) = c.sink.counts.finish();
     Ok(Sample {
-        agg: c.sink.agg,
-        pressure: c.sink.pressure,
+        agg,
+        pressure,
         ephemeral_ports: ephemeral.and_then(|(_, s)| s.ephemeral_ports()),
         sockets: c.sink.sockets,
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
@@ -154,8 +201,10 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
 
 fn sink(spec: &Spec, range: (u16, u16), listening: &[u16]) -> SampleSink {
     SampleSink {
-        agg: Aggregate::new(spec.by, spec.group_states),
-        pressure: Pressure::new(range),
+        counts: Counts::new(
+            Aggregate::new(spec.by, spec.group_states),
+            Pressure::new(range),
+        ),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
         teardown: spec
@@ -176,9 +225,10 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
     let facts = snap.host_facts();
     let ports: Vec<u16> = facts.listening.iter().flatten().map(|l| l.port).collect();
     let c = snap.collect(&spec.query, || sink(spec, range, &ports))?;
+    let (agg, pressure) = c.sink.counts.finish();
     Ok(Sample {
-        agg: c.sink.agg,
-        pressure: c.sink.pressure,
+        agg,
+        pressure,
         ephemeral_ports: sysctls
             .filter(|_| spec.pressure)
             .and_then(|s| s.ephemeral_ports()),
