@@ -467,8 +467,8 @@ mod tests {
         let group_states = StateSet::from_states(&[TcpState::TimeWait, TcpState::Established]);
         let agg = Aggregate::new(GroupBy::PEER_PORT_PAIR, group_states);
         let (mut a, mut p) = (agg.clone(), Pressure::new((32768, 60999)));
-        let mut f = Fused::new(agg.clone(), Pressure::new((32768, 60999))).unwrap();
-        let mut g = Fused::new(agg, Pressure::new((32768, 60999))).unwrap();
+        let mut f = Fused::new(agg.clone(), Pressure::new((32768, 60999)));
+        let mut g = Fused::new(agg, Pressure::new((32768, 60999)));
         let states = [
             TcpState::TimeWait,
             TcpState::Established,

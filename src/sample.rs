@@ -62,9 +62,10 @@ enum Counts {
 
 impl Counts {
     fn new(agg: Aggregate, pressure: Pressure) -> Counts {
-        match Fused::new(agg, pressure) {
-            Ok(f) => Counts::Fused(f),
-            Err((a, p)) => Counts::Split(a, p),
+        if Fused::applies(&agg, &pressure) {
+            Counts::Fused(Fused::new(agg, pressure))
+        } else {
+            Counts::Split(agg, pressure)
         }
     }
 
