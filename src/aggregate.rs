@@ -323,19 +323,20 @@ pub struct Fused {
 }
 
 impl Fused {
-    /// `None` unless `agg` groups by peer+port (and has no groups yet).
-    pub fn new(agg: Aggregate, pressure: Pressure) -> Result<Fused, (Aggregate, Pressure)> {
-        if agg.by == GroupBy::PEER_PORT_PAIR
+    /// True when `agg` groups by peer+port and nothing is counted yet.
+    pub fn applies(agg: &Aggregate, pressure: &Pressure) -> bool {
+        agg.by == GroupBy::PEER_PORT_PAIR
             && agg.groups.is_empty()
             && pressure.per_destination.is_empty()
-        {
-            Ok(Fused {
-                agg,
-                pressure,
-                by_destination: HashMap::default(),
-            })
-        } else {
-            Err((agg, pressure))
+    }
+
+    /// Call only where [`Fused::applies`].
+    pub fn new(agg: Aggregate, pressure: Pressure) -> Fused {
+        debug_assert!(Fused::applies(&agg, &pressure));
+        Fused {
+            agg,
+            pressure,
+            by_destination: HashMap::default(),
         }
     }
 
@@ -488,7 +489,8 @@ mod tests {
             r.local_port = (30000 + i * 13 % 35000) as u16;
             a.push(&r);
             p.push(&r);
-            if i % 2 == 0 { f.push(&r) } else { g.push(&r) }
+            let half = if i % 2 == 0 { &mut f } else { &mut g };
+            half.push(&r);
         }
         f.absorb(g);
         let (fa, fp) = f.finish();
@@ -496,19 +498,14 @@ mod tests {
         assert_eq!((fa.total, fa.states), (a.total, a.states));
         assert_eq!(fp.sorted(), p.sorted());
         assert!(!p.per_destination.is_empty() && !a.groups.is_empty());
-        assert!(
-            Fused::new(
-                Aggregate::new(
-                    GroupBy {
-                        local_port: true,
-                        ..GroupBy::default()
-                    },
-                    group_states
-                ),
-                Pressure::new((1, 0))
-            )
-            .is_err()
+        let by_port = Aggregate::new(
+            GroupBy {
+                local_port: true,
+                ..GroupBy::default()
+            },
+            group_states,
         );
+        assert!(!Fused::applies(&by_port, &Pressure::new((1, 0))));
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub fn private_netns(test: &str) -> bool {
             .status()
             .expect("run ip");
         assert!(st.success(), "ip link set lo up failed");
+        // No reuse of TIME_WAIT tuples: with the default (2, loopback) a connect
+        // more than tcp_tw_reuse_delay after an earlier one may take over its
+        // tuple and silently end a TIME_WAIT socket a test is counting.
+        std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "0")
+            .expect("set tcp_tw_reuse in the namespace");
         return true;
     }
     let root = nix::unistd::geteuid().is_root();
