@@ -240,26 +240,6 @@ impl NetAdminLowered {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use caps::{CapSet, Capability};
-
-    #[test]
-    fn a_dump_gives_net_admin_back() {
-        let before = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap();
-        let during = {
-            let _g = NetAdminLowered::new();
-            caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap()
-        };
-        assert!(!during, "lowered while dumping");
-        let q = Query::default();
-        collect(&q, Options::default(), Vec::new).unwrap();
-        let after = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap();
-        assert_eq!(before, after);
-    }
-}
-
 impl Drop for NetAdminLowered {
     fn drop(&mut self) {
         if self.0 {
@@ -398,4 +378,24 @@ pub fn collect<S: Sink>(
     };
     c.elapsed = start.elapsed();
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caps::{CapSet, Capability};
+
+    #[test]
+    fn a_dump_gives_net_admin_back() {
+        let before = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap();
+        let during = {
+            let _g = NetAdminLowered::new();
+            caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap()
+        };
+        assert!(!during, "lowered while dumping");
+        let q = Query::default();
+        collect(&q, Options::default(), Vec::new).unwrap();
+        let after = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).unwrap();
+        assert_eq!(before, after);
+    }
 }
