@@ -1,6 +1,8 @@
 //! The /proc fallback reports the same sockets as sock_diag: listeners,
-//! established connections and TIME_WAIT, over IPv4 and IPv6, on ports this
-//! test owns.
+//! established connections and TIME_WAIT, over IPv4 and IPv6, in a private network
+//! namespace.
+
+mod util;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -114,6 +116,11 @@ fn wait_for_time_wait(q: &Query, ports: &[u16], tw_client: SocketAddr) {
 
 #[test]
 fn proc_reports_the_same_sockets_as_netlink() {
+    // Ports are per family: another test's IPv4 port may equal ours on IPv6,
+    // so the comparison runs in a namespace of its own.
+    if !util::private_netns("proc_reports_the_same_sockets_as_netlink") {
+        return;
+    }
     let v4 = scene("127.0.0.1");
     let v6 = scene("::1");
     let ports = [v4.port, v6.port];
@@ -155,6 +162,11 @@ fn proc_reports_the_same_sockets_as_netlink() {
 
 #[test]
 fn proc_applies_the_query() {
+    // Ports are per family: another test's IPv4 port may equal ours on IPv6,
+    // so the comparison runs in a namespace of its own.
+    if !util::private_netns("proc_applies_the_query") {
+        return;
+    }
     let v4 = scene("127.0.0.1");
     let ports = [v4.port];
     let mut q = query_for(&ports);
@@ -172,6 +184,11 @@ fn proc_applies_the_query() {
 
 #[test]
 fn binary_falls_back_on_request_and_says_so() {
+    // Ports are per family: another test's IPv4 port may equal ours on IPv6,
+    // so the comparison runs in a namespace of its own.
+    if !util::private_netns("binary_falls_back_on_request_and_says_so") {
+        return;
+    }
     let v4 = scene("127.0.0.1");
     let ports = [v4.port];
     wait_for_time_wait(&query_for(&ports), &ports, v4.tw_client);

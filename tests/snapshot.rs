@@ -335,9 +335,43 @@ fn port_pressure_offline_uses_the_snapshots_sysctls() {
     let path = dir.path().join("p.twsnap");
     let out = run(&["list", "--save", s(&path), "--format", "json"]);
     assert!(out.status.success());
+    let live_report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // The machine reading the snapshot has other settings: they must not matter.
     std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "32768 60999").unwrap();
+
+    // The same port-pressure diagnosis offline as live: 8 of 10 ports, critical.
+    let offline = json(&["list", "--load", s(&path), "--format", "json"]);
+    let pressure = |v: &serde_json::Value| {
+        v["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == "port-pressure")
+            .cloned()
+            .unwrap_or_else(|| panic!("no port-pressure diagnosis in {}", v["diagnoses"]))
+    };
+    let (live_d, off_d) = (pressure(&live_report), pressure(&offline));
+    assert_eq!(off_d, live_d);
+    assert_eq!(off_d["severity"], "critical");
+    assert!(
+        off_d["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("8 of 10 ephemeral ports"),
+        "{off_d}"
+    );
+    // And this host, with its wide range, sees no pressure at all.
+    let now = json(&["list", "--format", "json"]);
+    assert!(
+        !now["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "port-pressure"),
+        "{}",
+        now["diagnoses"]
+    );
 
     let snap = snapshot::load(&path).unwrap();
     let facts = snap.host_facts();
