@@ -108,6 +108,17 @@ impl SocketRecord {
     }
 }
 
+/// True for a socket its application has already closed and that is still
+/// finishing its teardown (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK without an
+/// inode); orphaned FIN_WAIT2 is what `tcp_fin_timeout` limits.
+pub fn is_orphaned(state: TcpState, inode: u32) -> bool {
+    inode == 0
+        && matches!(
+            state,
+            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
+        )
+}
+
 /// Turns `::ffff:a.b.c.d` into `a.b.c.d`; leaves everything else alone.
 pub fn canonical(addr: IpAddr) -> IpAddr {
     match addr {

@@ -2,31 +2,13 @@
 
 mod util;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, connect, socket};
 use serde_json::Value;
 use util::*;
-
-/// Groups from `list --format json` as (peer, peer_port) → count.
-fn groups(v: &Value) -> BTreeMap<(String, u64), u64> {
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                (
-                    g["peer"].as_str().unwrap().to_string(),
-                    g["peer_port"].as_u64().unwrap(),
-                ),
-                g["count"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn time_wait_groups_are_exact_and_match_ss() {
@@ -39,15 +21,7 @@ fn time_wait_groups_are_exact_and_match_ss() {
         ("[::1]:0", 6),
         ("127.0.0.3:0", 1),
     ];
-    let mut expect = BTreeMap::new();
-    let mut listeners = Vec::new();
-    for (addr, n) in plan {
-        let l = listen(addr);
-        make_time_wait(&l, n);
-        let a = l.local_addr().unwrap();
-        expect.insert((a.ip().to_string(), a.port() as u64), n as u64);
-        listeners.push(l);
-    }
+    let (expect, listeners) = time_wait_groups(&plan);
     let total: u64 = expect.values().sum();
     let v = wait_for(10, "all TIME_WAIT sockets", || {
         let v = json(&[

@@ -26,22 +26,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// (peer, peer_port) → count from `list --format json` groups.
-fn groups(v: &Value) -> BTreeMap<(String, u64), u64> {
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            let key = (
-                g["peer"].as_str().unwrap().to_string(),
-                g["peer_port"].as_u64().unwrap(),
-            );
-            (key, g["count"].as_u64().unwrap())
-        })
-        .collect()
-}
-
 /// What `TCPDIAG_FILE=FILE ss -tanH` prints, as (peer, peer_port) → count of TIME-WAIT rows.
 fn ss_replay(file: &Path) -> BTreeMap<(String, u64), u64> {
     let out = Command::new("ss")
@@ -113,15 +97,7 @@ fn ss_dump_loads_with_the_counts_ss_replays() {
         ("127.0.0.3:0", 5),
         ("[::1]:0", 3),
     ];
-    let mut expect = BTreeMap::new();
-    let mut keep = Vec::new();
-    for (addr, n) in plan {
-        let l = listen(addr);
-        make_time_wait(&l, n);
-        let a = l.local_addr().unwrap();
-        expect.insert((a.ip().to_string(), a.port() as u64), n as u64);
-        keep.push(l);
-    }
+    let (expect, keep) = time_wait_groups(&plan);
     let total: u64 = expect.values().sum();
     wait_for(10, "the TIME_WAIT sockets", || {
         (ss_rows(&["state", "time-wait"]).len() as u64 == total).then_some(())

@@ -244,11 +244,7 @@ pub fn parse_inet_diag_msg(body: &[u8], offset: usize) -> Result<Option<SocketRe
         }
     };
     let inode = u32_ne(body, 68);
-    let orphaned = inode == 0
-        && matches!(
-            state,
-            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
-        );
+    let orphaned = crate::socket::is_orphaned(state, inode);
     Ok(Some(SocketRecord {
         family,
         state,

@@ -251,11 +251,7 @@ pub fn parse_line(line: &str, family: Family) -> Result<Option<SocketRecord>, &'
     } else {
         ticks_to_ms(when)
     };
-    let orphaned = inode == 0
-        && matches!(
-            state,
-            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
-        );
+    let orphaned = crate::socket::is_orphaned(state, inode);
     Ok(Some(SocketRecord {
         family,
         state,

@@ -35,6 +35,22 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Groups from `list --format json` as (peer, peer_port) → count.
+pub fn groups(v: &serde_json::Value) -> std::collections::BTreeMap<(String, u64), u64> {
+    v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let key = (
+                g["peer"].as_str().unwrap().to_string(),
+                g["peer_port"].as_u64().unwrap(),
+            );
+            (key, g["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
 const NETNS_ENV: &str = "TW_INSPECT_TEST_NETNS";
 
 /// Runs the calling test again inside a private network namespace (with `lo` up).
@@ -119,6 +135,26 @@ pub fn make_time_wait(listener: &TcpListener, n: usize) -> Vec<u16> {
         drop(s); // server closes second: LAST_ACK → gone
     }
     ports
+}
+
+/// One listener per `(address, n)` with `n` client-closed connections to it:
+/// TIME_WAIT groups of known size. Returns (peer, port) → n and the listeners.
+pub fn time_wait_groups(
+    plan: &[(&str, usize)],
+) -> (
+    std::collections::BTreeMap<(String, u64), u64>,
+    Vec<TcpListener>,
+) {
+    let mut expect = std::collections::BTreeMap::new();
+    let mut keep = Vec::new();
+    for (addr, n) in plan {
+        let l = listen(addr);
+        make_time_wait(&l, *n);
+        let a = l.local_addr().unwrap();
+        expect.insert((a.ip().to_string(), a.port() as u64), *n as u64);
+        keep.push(l);
+    }
+    (expect, keep)
 }
 
 pub fn listen(addr: &str) -> TcpListener {
