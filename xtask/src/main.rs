@@ -54,9 +54,21 @@ pub fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         let name = format!("tw-inspect-{}", sub.get_name());
         // clap keeps names as 'static strings; a few leaked bytes in a build tool are fine.
         let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        let is_explain = sub.get_name() == "explain";
         let sub = sub.clone().name(static_name);
         let mut page = Vec::new();
-        Man::new(sub).render(&mut page)?;
+        let man = Man::new(sub);
+        if is_explain {
+            man.render_title(&mut page)?;
+            man.render_name_section(&mut page)?;
+            man.render_synopsis_section(&mut page)?;
+            man.render_description_section(&mut page)?;
+            man.render_options_section(&mut page)?;
+            page.extend(explain_sections().render().as_bytes());
+            man.render_extra_section(&mut page)?;
+        } else {
+            man.render(&mut page)?;
+        }
         out.push((PathBuf::from(format!("man/{name}.1")), page));
     }
     for (shell, file) in [
@@ -111,6 +123,38 @@ fn extra_sections() -> Roff {
     r
 }
 
+/// The long form of every state and the settings, from the same table
+/// `tw-inspect explain` prints.
+fn explain_sections() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["TCP STATES IN DETAIL"]);
+    for s in TcpState::ALL {
+        let t = tw_inspect::text::state(s);
+        r.control("SS", [s.name()]);
+        r.text([roman(t.short)]);
+        for (label, value) in [
+            ("Who gets here: ", t.who),
+            ("Waits for: ", t.waits_for),
+            ("Lasts: ", t.lasts),
+            ("Many of them: ", t.many),
+        ] {
+            r.control("TP", [])
+                .text([bold(label.trim_end_matches(": "))])
+                .text([roman(value)]);
+        }
+        for para in t.long.split("\n\n") {
+            r.control("PP", []).text([roman(para)]);
+        }
+    }
+    r.control("SH", ["SETTINGS"]);
+    for k in tw_inspect::text::KNOBS.iter() {
+        r.control("TP", [])
+            .text([bold(format!("net.ipv4.{}", k.name))])
+            .text([roman(k.about)]);
+    }
+    r
+}
+
 fn write_all(root: &Path) -> Result<()> {
     for (rel, bytes) in generated()? {
         let path = root.join(&rel);
@@ -152,5 +196,14 @@ mod tests {
         let all = generated().unwrap();
         let page = String::from_utf8(all[0].1.clone()).unwrap();
         assert!(page.contains("EXIT STATUS") && page.contains("time\\-wait"));
+        let explain = all
+            .iter()
+            .find(|(p, _)| p.ends_with("tw-inspect-explain.1"))
+            .unwrap();
+        let explain = String::from_utf8(explain.1.clone()).unwrap();
+        assert!(
+            explain.contains("TCP STATES IN DETAIL")
+                && explain.contains("net.ipv4.tcp_max_tw_buckets")
+        );
     }
 }
