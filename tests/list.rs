@@ -78,50 +78,21 @@ fn time_wait_groups_are_exact_and_match_ss() {
     assert_eq!(v["other_groups"]["groups"], 2);
     assert_eq!(shown + v["other_groups"]["count"].as_u64().unwrap(), total);
 
-    // Kernel-side filters: one peer port, a peer prefix, IPv6 only, local port range.
+    // Kernel-side filters: one peer port, a peer prefix, IPv6 only, a port range.
     let p = listeners[1].local_addr().unwrap().port().to_string();
-    let v = json(&[
-        "list",
-        "--state",
-        "time-wait",
-        "--peer-port",
-        &p,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(v["total"], 5);
-    let v = json(&[
-        "list",
-        "--state",
-        "time-wait",
-        "--peer",
-        "127.0.0.0/30",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(v["total"], 7 + 5 + 1);
-    let v = json(&["list", "--state", "time-wait", "-6", "--format", "json"]);
-    assert_eq!(v["total"], 6);
-    let v = json(&[
-        "list",
-        "--state",
-        "time-wait",
-        "--peer",
-        "::1",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(v["total"], 6);
-    let v = json(&[
-        "list",
-        "--state",
-        "time-wait",
-        "--port",
-        &format!("{p}-{p}"),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(v["total"], 5);
+    let range = format!("{p}-{p}");
+    let filtered: [(&[&str], u64); 5] = [
+        (&["--peer-port", &p], 5),
+        (&["--peer", "127.0.0.0/30"], 7 + 5 + 1),
+        (&["-6"], 6),
+        (&["--peer", "::1"], 6),
+        (&["--port", &range], 5),
+    ];
+    for (filter, want) in filtered {
+        let mut args = vec!["list", "--state", "time-wait", "--format", "json"];
+        args.extend_from_slice(filter);
+        assert_eq!(json(&args)["total"], want, "{filter:?}");
+    }
     // Grouping by state, local port and local address.
     let v = json(&[
         "list",
