@@ -256,8 +256,12 @@ pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
         s.file
     );
     // Say when the capture itself was narrowed: other sockets are not in the file.
+    // (The default capture leaves out only bound-inactive, as a live `list` does.)
     let states = s.captured_states.as_deref().unwrap_or_default();
-    if states.len() < crate::state::MAX_STATE {
+    if crate::state::StateSet::unfiltered()
+        .iter()
+        .any(|st| !states.iter().any(|n| n == st.name()))
+    {
         line.push_str(&format!("; holds only {}", states.join(", ")));
     }
     let filter = s.captured_filter.as_deref().unwrap_or_default();
