@@ -1,6 +1,8 @@
 //! The documented output model of `list`: plain data that every renderer reads.
 //! Field names here are the JSON contract (README, "JSON output").
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -70,9 +72,11 @@ pub struct SocketRow {
     pub family: &'static str,
     pub state: &'static str,
     pub orphaned: bool,
-    pub local: String,
+    /// Addresses serialize as plain strings (`127.0.0.1`, `::1`); kept as
+    /// addresses so that a row needs no heap memory of its own.
+    pub local: IpAddr,
     pub local_port: u16,
-    pub peer: String,
+    pub peer: IpAddr,
     pub peer_port: u16,
     pub timer: &'static str,
     pub expires_ms: u32,
@@ -168,9 +172,9 @@ pub fn socket_row(r: &SocketRecord) -> SocketRow {
         family: r.family.name(),
         state: r.state.name(),
         orphaned: r.orphaned,
-        local: r.local.to_string(),
+        local: r.local,
         local_port: r.local_port,
-        peer: r.peer.to_string(),
+        peer: r.peer,
         peer_port: r.peer_port,
         timer: r.timer.name(),
         expires_ms: r.expires_ms,

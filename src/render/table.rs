@@ -86,8 +86,8 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             };
             let mut row = vec![
                 state_cell(style, &state),
-                Cell::new(endpoint(&s.local, s.local_port)),
-                Cell::new(endpoint(&s.peer, s.peer_port)),
+                Cell::new(endpoint(&s.local.to_string(), s.local_port)),
+                Cell::new(endpoint(&s.peer.to_string(), s.peer_port)),
                 Cell::new(s.timer),
                 num(if s.timer == "off" {
                     "-".to_string()
