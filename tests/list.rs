@@ -216,31 +216,14 @@ fn endpoint(addr: &Value, port: &Value) -> String {
 
 /// (state, local, peer) from /proc/net/tcp and tcp6, IPv4-mapped addresses unmapped.
 fn proc_net_tcp() -> BTreeSet<(String, String, String)> {
-    const NAMES: [&str; 12] = [
-        "",
-        "established",
-        "syn-sent",
-        "syn-recv",
-        "fin-wait-1",
-        "fin-wait-2",
-        "time-wait",
-        "closed",
-        "close-wait",
-        "last-ack",
-        "listening",
-        "closing",
-    ];
     let mut out = BTreeSet::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let st = usize::from_str_radix(f[3], 16).unwrap();
-            out.insert((
-                NAMES[st].to_string(),
-                proc_endpoint(f[1]),
-                proc_endpoint(f[2]),
-            ));
+            let st = u8::from_str_radix(f[3], 16).unwrap();
+            let name = tw_inspect::state::TcpState::from_kernel(st).unwrap().name();
+            out.insert((name.to_string(), proc_endpoint(f[1]), proc_endpoint(f[2])));
         }
     }
     out
