@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table, presets};
 
-use super::{Style, endpoint, human_ms};
+use super::{Style, human_ms};
 use crate::diagnose::Severity;
 use crate::report::ListReport;
 use crate::state::TcpState;
@@ -61,63 +61,129 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
+/// One socket row's cells, in column order.
+fn socket_cells(
+    s: &crate::report::SocketRow,
+    with_proc: bool,
+    explain: bool,
+    cells: &mut Vec<String>,
+) {
+    use std::fmt::Write as _;
+    cells.clear();
+    let mut state = s.state.to_string();
+    if s.orphaned {
+        state.push_str(" (orphaned)");
+    }
+    cells.push(state);
+    for (addr, port) in [(s.local, s.local_port), (s.peer, s.peer_port)] {
+        let mut e = String::with_capacity(24);
+        let _ = match addr {
+            std::net::IpAddr::V6(_) => write!(e, "[{addr}]:{port}"),
+            std::net::IpAddr::V4(_) => write!(e, "{addr}:{port}"),
+        };
+        cells.push(e);
+    }
+    cells.push(s.timer.to_string());
+    cells.push(if s.timer == "off" {
+        "-".to_string()
+    } else {
+        human_ms(s.expires_ms)
+    });
+    cells.push(s.retransmits.to_string());
+    cells.push(s.uid.to_string());
+    cells.push(s.inode.to_string());
+    let st = TcpState::parse(s.state);
+    if with_proc {
+        cells.push(match &s.process {
+            Some(p) => format!("{} ({})", p.comm, p.pid),
+            None => st
+                .map_or("-", |st| crate::text::no_owner(st, s.orphaned))
+                .to_string(),
+        });
+    }
+    if explain {
+        cells.push(st.map(crate::text::short).unwrap_or("").to_string());
+    }
+}
+
+/// `--sockets` as a table. It can hold hundreds of thousands of rows, so it is
+/// written in two streaming passes (widths, then rows) rather than built as a
+/// comfy-table, which kept every styled cell in memory (about 0.5 GB and 0.9 s
+/// at 200,000 sockets). It looks the same: borderless, one space of padding.
+fn sockets_table(
+    w: &mut dyn Write,
+    r: &ListReport,
+    sockets: &[crate::report::SocketRow],
+    style: Style,
+    explain: bool,
+) -> Result<()> {
+    let mut head = vec![
+        "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
+    ];
+    let with_proc = r.processes || sockets.iter().any(|s| s.process.is_some());
+    if with_proc {
+        head.push("Process");
+    }
+    if explain {
+        head.push("Meaning");
+    }
+    // Numbers (Left, Retr, UID, Inode) are right-aligned.
+    let right = |i: usize| (4..8).contains(&i);
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    let mut cells = Vec::with_capacity(head.len());
+    for s in sockets {
+        socket_cells(s, with_proc, explain, &mut cells);
+        for (wd, c) in widths.iter_mut().zip(&cells) {
+            *wd = (*wd).max(c.chars().count());
+        }
+    }
+    let mut line = String::new();
+    let mut emit =
+        |w: &mut dyn Write, cells: &[&str], color: Option<&str>, bold: bool| -> Result<()> {
+            line.clear();
+            for (i, c) in cells.iter().enumerate() {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                line.push(' ');
+                if right(i) {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                match (i, color, bold) {
+                    (_, _, true) => line.push_str(&format!("\x1b[1m{c}\x1b[0m")),
+                    (0, Some(code), _) => line.push_str(&format!("\x1b[{code}m{c}\x1b[0m")),
+                    _ => line.push_str(c),
+                }
+                if !right(i) {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                line.push(' ');
+            }
+            writeln!(w, "{line}")?;
+            Ok(())
+        };
+    emit(w, &head, None, style.color)?;
+    for s in sockets {
+        socket_cells(s, with_proc, explain, &mut cells);
+        let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+        let color = match s.state {
+            _ if !style.color => None,
+            "time-wait" => Some("33"),
+            "close-wait" => Some("31"),
+            "established" => Some("32"),
+            _ => None,
+        };
+        emit(w, &refs, color, false)?;
+    }
+    writeln!(w, "{} sockets", grouped(r.total))?;
+    Ok(())
+}
+
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     if let Some(s) = &r.snapshot {
         writeln!(w, "{}", snapshot_line(s))?;
     }
     if let Some(sockets) = &r.sockets {
-        let mut head = vec![
-            "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
-        ];
-        let with_proc = r.processes || sockets.iter().any(|s| s.process.is_some());
-        if with_proc {
-            head.push("Process");
-        }
-        if explain {
-            head.push("Meaning");
-        }
-        let mut t = new_table(style, &head);
-        for s in sockets {
-            let state = if s.orphaned {
-                format!("{} (orphaned)", s.state)
-            } else {
-                s.state.to_string()
-            };
-            let mut row = vec![
-                state_cell(style, &state),
-                Cell::new(endpoint(&s.local.to_string(), s.local_port)),
-                Cell::new(endpoint(&s.peer.to_string(), s.peer_port)),
-                Cell::new(s.timer),
-                num(if s.timer == "off" {
-                    "-".to_string()
-                } else {
-                    human_ms(s.expires_ms)
-                }),
-                num(s.retransmits),
-                num(s.uid),
-                num(s.inode),
-            ];
-            if with_proc {
-                row.push(Cell::new(match &s.process {
-                    Some(p) => format!("{} ({})", p.comm, p.pid),
-                    None => TcpState::parse(s.state)
-                        .map_or("-", |st| crate::text::no_owner(st, s.orphaned))
-                        .to_string(),
-                }));
-            }
-            if explain {
-                row.push(Cell::new(
-                    TcpState::parse(s.state)
-                        .map(crate::text::short)
-                        .unwrap_or(""),
-                ));
-            }
-            t.add_row(row);
-        }
-        writeln!(w, "{t}")?;
-        writeln!(w, "{} sockets", grouped(r.total))?;
-        return Ok(());
+        return sockets_table(w, r, sockets, style, explain);
     }
 
     // A snapshot's collect_ms is its capture's; an `ss -D` dump does not say.
@@ -274,6 +340,48 @@ pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_rows_line_up() {
+        use crate::aggregate::{Aggregate, GroupBy};
+        use crate::diag::Sink;
+        use crate::socket::{Family, SocketRecord, Timer};
+        use crate::state::StateSet;
+        let mut a = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        a.local = "127.0.0.1".parse().unwrap();
+        a.local_port = 40000;
+        a.peer = "127.0.0.2".parse().unwrap();
+        a.peer_port = 80;
+        a.timer = Timer::TimeWait;
+        a.expires_ms = 59_400;
+        let mut b = SocketRecord::blank(Family::V6, TcpState::Established);
+        b.local = "fe80::1".parse().unwrap();
+        b.local_port = 443;
+        b.peer = "fe80::2".parse().unwrap();
+        b.peer_port = 51000;
+        b.inode = 123_456;
+        let mut agg = Aggregate::new(GroupBy::PEER_PORT_PAIR, StateSet::all());
+        agg.push(&a);
+        agg.push(&b);
+        let r = ListReport::new(&agg, 10, Some(&[a, b]), 0.0);
+        let mut out = Vec::new();
+        list(&mut out, &r, Style { color: false }, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(!text.contains('\x1b'));
+        // Text columns start together, numbers end together.
+        let col = |l: &str, s: &str| l.find(s).unwrap();
+        assert_eq!(col(lines[0], "Local"), col(lines[1], "127.0.0.1:40000"));
+        assert_eq!(
+            col(lines[1], "127.0.0.1:40000"),
+            col(lines[2], "[fe80::1]:443")
+        );
+        let end = |l: &str, s: &str| l.find(s).unwrap() + s.len();
+        assert_eq!(end(lines[0], "Inode"), end(lines[2], "123456"));
+        assert_eq!(end(lines[0], "Left"), end(lines[1], "59s"));
+        assert_eq!(lines[3], "2 sockets");
+    }
 
     #[test]
     fn thousands() {
