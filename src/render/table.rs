@@ -106,10 +106,69 @@ fn socket_cells(
     }
 }
 
-/// `--sockets` as a table. It can hold hundreds of thousands of rows, so it is
-/// written in two streaming passes (widths, then rows) rather than built as a
-/// comfy-table, which kept every styled cell in memory (about 0.5 GB and 0.9 s
-/// at 200,000 sockets). It looks the same: borderless, one space of padding.
+/// A borderless table written in two passes over `rows` (column widths, then
+/// the rows), so that memory does not grow with the number of rows: `--sockets`
+/// and `--top 0` can print hundreds of thousands (comfy-table kept every styled
+/// cell: about 0.5 GB and 0.9 s for 200,000 rows). It looks like the small
+/// tables: one space of padding, bold header and colored states when styling.
+fn stream_table<R>(
+    w: &mut dyn Write,
+    style: Style,
+    head: &[&str],
+    right: &[bool],
+    rows: &[R],
+    cells: impl Fn(&R, &mut Vec<String>),
+    state_of: impl Fn(&R) -> Option<&str>,
+) -> Result<()> {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    let mut buf = Vec::with_capacity(head.len());
+    for row in rows {
+        cells(row, &mut buf);
+        for (wd, c) in widths.iter_mut().zip(&buf) {
+            *wd = (*wd).max(c.chars().count());
+        }
+    }
+    let mut line = String::new();
+    let mut emit =
+        |w: &mut dyn Write, cells: &[&str], color: Option<&str>, bold: bool| -> Result<()> {
+            line.clear();
+            for (i, c) in cells.iter().enumerate() {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                let right = right.get(i).copied().unwrap_or(false);
+                line.push(' ');
+                if right {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                match (i, color, bold) {
+                    (_, _, true) => line.push_str(&format!("\x1b[1m{c}\x1b[0m")),
+                    (0, Some(code), _) => line.push_str(&format!("\x1b[{code}m{c}\x1b[0m")),
+                    _ => line.push_str(c),
+                }
+                if !right {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                line.push(' ');
+            }
+            writeln!(w, "{line}")?;
+            Ok(())
+        };
+    emit(w, head, None, style.color)?;
+    for row in rows {
+        cells(row, &mut buf);
+        let refs: Vec<&str> = buf.iter().map(String::as_str).collect();
+        let color = match state_of(row) {
+            _ if !style.color => None,
+            Some("time-wait") => Some("33"),
+            Some("close-wait") => Some("31"),
+            Some("established") => Some("32"),
+            _ => None,
+        };
+        emit(w, &refs, color, false)?;
+    }
+    Ok(())
+}
+
+/// `--sockets` as a table.
 fn sockets_table(
     w: &mut dyn Write,
     r: &ListReport,
@@ -128,53 +187,52 @@ fn sockets_table(
         head.push("Meaning");
     }
     // Numbers (Left, Retr, UID, Inode) are right-aligned.
-    let right = |i: usize| (4..8).contains(&i);
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    let mut cells = Vec::with_capacity(head.len());
-    for s in sockets {
-        socket_cells(s, with_proc, explain, &mut cells);
-        for (wd, c) in widths.iter_mut().zip(&cells) {
-            *wd = (*wd).max(c.chars().count());
-        }
-    }
-    let mut line = String::new();
-    let mut emit =
-        |w: &mut dyn Write, cells: &[&str], color: Option<&str>, bold: bool| -> Result<()> {
-            line.clear();
-            for (i, c) in cells.iter().enumerate() {
-                let pad = widths[i].saturating_sub(c.chars().count());
-                line.push(' ');
-                if right(i) {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-                match (i, color, bold) {
-                    (_, _, true) => line.push_str(&format!("\x1b[1m{c}\x1b[0m")),
-                    (0, Some(code), _) => line.push_str(&format!("\x1b[{code}m{c}\x1b[0m")),
-                    _ => line.push_str(c),
-                }
-                if !right(i) {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-                line.push(' ');
-            }
-            writeln!(w, "{line}")?;
-            Ok(())
-        };
-    emit(w, &head, None, style.color)?;
-    for s in sockets {
-        socket_cells(s, with_proc, explain, &mut cells);
-        let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-        let color = match s.state {
-            _ if !style.color => None,
-            "time-wait" => Some("33"),
-            "close-wait" => Some("31"),
-            "established" => Some("32"),
-            _ => None,
-        };
-        emit(w, &refs, color, false)?;
-    }
+    let right: Vec<bool> = (0..head.len()).map(|i| (4..8).contains(&i)).collect();
+    stream_table(
+        w,
+        style,
+        &head,
+        &right,
+        sockets,
+        |s, cells| socket_cells(s, with_proc, explain, cells),
+        |s| Some(s.state),
+    )?;
     writeln!(w, "{} sockets", grouped(r.total))?;
     Ok(())
+}
+
+/// The group table: the grouping keys that apply, then count and timer spread.
+fn groups_table(w: &mut dyn Write, groups: &[crate::report::GroupRow], style: Style) -> Result<()> {
+    let g0 = &groups[0];
+    let mut head: Vec<&str> = Vec::new();
+    let mut right = Vec::new();
+    for (present, name, is_num) in [
+        (g0.state.is_some(), "State", false),
+        (g0.peer.is_some(), "Peer", false),
+        (g0.peer_port.is_some(), "Peer port", true),
+        (g0.local.is_some(), "Local", false),
+        (g0.local_port.is_some(), "Local port", true),
+        (true, "Count", true),
+        (true, "Soonest", true),
+        (true, "Latest", true),
+    ] {
+        if present {
+            head.push(name);
+            right.push(is_num);
+        }
+    }
+    let cells = |g: &crate::report::GroupRow, out: &mut Vec<String>| {
+        out.clear();
+        out.extend(g.state.map(str::to_string));
+        out.extend(g.peer.clone());
+        out.extend(g.peer_port.map(|p| p.to_string()));
+        out.extend(g.local.clone());
+        out.extend(g.local_port.map(|p| p.to_string()));
+        out.push(grouped(g.count));
+        out.push(g.soonest_ms.map_or("-".into(), human_ms));
+        out.push(g.latest_ms.map_or("-".into(), human_ms));
+    };
+    stream_table(w, style, &head, &right, groups, cells, |g| g.state)
 }
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
@@ -243,48 +301,7 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             r.groups.len() as u64 + r.other_groups.groups,
             grouped(grouped_total)
         )?;
-        let g0 = &r.groups[0];
-        let mut head: Vec<&str> = Vec::new();
-        if g0.state.is_some() {
-            head.push("State");
-        }
-        if g0.peer.is_some() {
-            head.push("Peer");
-        }
-        if g0.peer_port.is_some() {
-            head.push("Peer port");
-        }
-        if g0.local.is_some() {
-            head.push("Local");
-        }
-        if g0.local_port.is_some() {
-            head.push("Local port");
-        }
-        head.extend(["Count", "Soonest", "Latest"]);
-        let mut t = new_table(style, &head);
-        for g in &r.groups {
-            let mut row = Vec::new();
-            if let Some(s) = g.state {
-                row.push(state_cell(style, s));
-            }
-            if let Some(p) = &g.peer {
-                row.push(Cell::new(p));
-            }
-            if let Some(p) = g.peer_port {
-                row.push(num(p));
-            }
-            if let Some(l) = &g.local {
-                row.push(Cell::new(l));
-            }
-            if let Some(p) = g.local_port {
-                row.push(num(p));
-            }
-            row.push(num(grouped(g.count)));
-            row.push(num(g.soonest_ms.map_or("-".into(), human_ms)));
-            row.push(num(g.latest_ms.map_or("-".into(), human_ms)));
-            t.add_row(row);
-        }
-        writeln!(w, "{t}")?;
+        groups_table(w, &r.groups, style)?;
         if r.other_groups.groups > 0 {
             writeln!(
                 w,
