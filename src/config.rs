@@ -9,6 +9,9 @@ use crate::exit::UsageError;
 use crate::filter::{Cond, PortRange, Prefix, Query, Side};
 use crate::state::{StateSet, TcpState};
 
+/// Most port and address filters one query may carry.
+pub const MAX_CONDITIONS: usize = 64;
+
 /// Builds the kernel query from the filter flags.
 pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
     let states = match &f.state {
@@ -39,6 +42,14 @@ pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
             }
             conds.push(Cond::Addr(side, p));
         }
+    }
+    // The kernel's filter program is addressed with 16-bit offsets; 64 conditions
+    // of the largest kind (an IPv6 prefix on either side, about 70 bytes) fit well.
+    if conds.len() > MAX_CONDITIONS {
+        return Err(UsageError(format!(
+            "{} port and address filters given; at most {MAX_CONDITIONS} are supported",
+            conds.len()
+        )));
     }
     Ok(Query {
         ipv4: !f.ipv6,
@@ -158,6 +169,11 @@ mod tests {
             ..FilterArgs::default()
         };
         assert!(query(&bad).unwrap_err().0.contains("70000"));
+        let many = FilterArgs {
+            peer: vec!["::1".into(); MAX_CONDITIONS + 1],
+            ..FilterArgs::default()
+        };
+        assert!(query(&many).unwrap_err().0.contains("at most 64"));
         let mixed = FilterArgs {
             peer: vec!["::1".into()],
             ipv4: true,
