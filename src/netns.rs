@@ -176,20 +176,14 @@ fn named() -> Vec<(String, PathBuf)> {
     v
 }
 
-/// True when the effective capabilities hold CAP_SYS_ADMIN, which setns(2) needs.
+/// True when this thread's effective capabilities hold CAP_SYS_ADMIN, which setns(2) needs.
 pub fn has_cap_sys_admin() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))?
-                .trim()
-                .to_string();
-            u64::from_str_radix(&hex, 16).ok()
-        })
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false)
 }
 
 /// Every distinct network namespace: the names in /run/netns first (sorted),

@@ -143,12 +143,14 @@ impl Sink for SampleSink {
 /// Collects in the calling thread's network namespace. Sysctls are read here
 /// too: /proc/sys/net shows the namespace of the thread that reads it.
 pub fn collect(spec: &Spec) -> Result<Sample> {
-    let ephemeral = spec
-        .pressure
-        .then(Sysctls::read_host)
-        .and_then(|s| s.ip_local_port_range.map(|r| (r, s)));
+    // Read once, for the pressure sink and for the diagnoses.
+    let sysctls = (spec.pressure || spec.diagnose).then(Sysctls::read_host);
     // An empty range (1, 0) makes the pressure sink ignore every socket.
-    let range = ephemeral.as_ref().map_or((1, 0), |(r, _)| *r);
+    let range = sysctls
+        .as_ref()
+        .filter(|_| spec.pressure)
+        .and_then(|s| s.ip_local_port_range)
+        .unwrap_or((1, 0));
     let opts = Options {
         keep_raw: spec.keep_raw,
     };
@@ -173,7 +175,13 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         .into());
     }
     let capture = if spec.keep_raw {
-        Some(crate::snapshot::capture(&spec.query, c.raw, c.elapsed)?)
+        // The listeners read for the diagnoses serve the snapshot too.
+        Some(crate::snapshot::capture(
+            &spec.query,
+            c.raw,
+            c.elapsed,
+            listening.clone(),
+        )?)
     } else {
         None
     };
@@ -181,7 +189,10 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     Ok(Sample {
         agg,
         pressure,
-        ephemeral_ports: ephemeral.and_then(|(_, s)| s.ephemeral_ports()),
+        ephemeral_ports: sysctls
+            .as_ref()
+            .filter(|_| spec.pressure)
+            .and_then(|s| s.ephemeral_ports()),
         sockets: c.sink.sockets,
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
@@ -190,10 +201,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         // Where sock_diag is refused (the /proc fallback) there are no listeners,
         // and the diagnoses that need them are skipped.
         facts: match spec.diagnose {
-            true => HostFacts {
-                sysctls: Some(Sysctls::read_host()),
-                listening,
-            },
+            true => HostFacts { sysctls, listening },
             false => HostFacts::default(),
         },
         source: source.name(),

@@ -106,6 +106,19 @@ pub struct SectionInfo {
     pub crc32: u32,
 }
 
+impl SectionInfo {
+    /// The description of each family's datagrams, as the metadata lists them.
+    pub fn describe(raw: &[(Family, Vec<u8>)]) -> Vec<SectionInfo> {
+        raw.iter()
+            .map(|(f, d)| SectionInfo {
+                family: f.name().into(),
+                bytes: d.len() as u64,
+                crc32: crc32(d),
+            })
+            .collect()
+    }
+}
+
 /// Which kind of file a snapshot came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -696,10 +709,13 @@ pub fn save(mut out: Output, c: &Captured) -> Result<()> {
 
 /// Gathers this namespace's facts (read in the calling thread, which must be in
 /// the namespace that was dumped) around the datagrams of a `keep_raw` collection.
+/// `listening`, when the caller already read the listeners in this namespace,
+/// saves reading them again.
 pub fn capture(
     query: &Query,
     raw: Vec<(Family, Vec<u8>)>,
     collect_time: Duration,
+    listening: Option<Vec<Listener>>,
 ) -> Result<Captured> {
     let meta = Metadata {
         tool: format!("tw-inspect {}", env!("CARGO_PKG_VERSION")),
@@ -715,15 +731,11 @@ pub fn capture(
             filter: describe_filter(query),
         },
         sysctls: Sysctls::read_host(),
-        listening: listeners_for(query, &raw)?,
-        sections: raw
-            .iter()
-            .map(|(f, d)| SectionInfo {
-                family: f.name().into(),
-                bytes: d.len() as u64,
-                crc32: crc32(d),
-            })
-            .collect(),
+        listening: match listening {
+            Some(l) => l,
+            None => listeners_for(query, &raw)?,
+        },
+        sections: SectionInfo::describe(&raw),
     };
     Ok(Captured { meta, raw })
 }
@@ -919,14 +931,7 @@ mod tests {
                 ..Sysctls::default()
             },
             listening: vec![],
-            sections: raw
-                .iter()
-                .map(|(f, d)| SectionInfo {
-                    family: f.name().into(),
-                    bytes: d.len() as u64,
-                    crc32: crc32(d),
-                })
-                .collect(),
+            sections: SectionInfo::describe(raw),
         }
     }
 
