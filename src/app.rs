@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 
 use crate::cli::{self, Command};
 use crate::commands;
-use crate::exit::{CheckStatus, Exit, UsageError};
+use crate::exit::{CheckStatus, Exit, UsageError, one_line};
 use crate::output::is_broken_pipe;
 
 /// Runs the program with these arguments and returns its exit code.
@@ -114,13 +114,4 @@ pub fn clap_one_line(e: &clap::Error) -> String {
         }
     }
     parts.join(" ")
-}
-
-/// Joins a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

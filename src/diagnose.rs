@@ -9,10 +9,10 @@ use serde_json::json;
 
 use crate::aggregate::{Aggregate, Pressure};
 use crate::diag::Sink;
-use crate::report::ProcessRef;
+use crate::host::procs::ProcessRef;
+use crate::host::sysctl::Sysctls;
 use crate::socket::SocketRecord;
 use crate::state::TcpState;
-use crate::sysctl::Sysctls;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -12,12 +12,10 @@ pub mod diag;
 pub mod exit;
 pub mod ffi;
 pub mod filter;
-pub mod netns;
+pub mod host;
 pub mod output;
-pub mod procs;
 pub mod socket;
 pub mod state;
-pub mod sysctl;
 
 pub mod aggregate;
 pub mod diagnose;
@@ -30,4 +28,3 @@ pub mod render;
 
 pub mod demo;
 pub mod trace;
-pub mod watch;

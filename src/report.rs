@@ -8,6 +8,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use crate::aggregate::{Aggregate, GroupKey, GroupStats};
 use crate::diagnose::Diagnosis;
+pub use crate::host::procs::ProcessRef;
 use crate::socket::SocketRecord;
 use crate::state::TcpState;
 
@@ -88,13 +89,6 @@ pub struct SocketRow {
     pub send_q: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessRef>,
-}
-
-/// A process holding a socket (found through /proc/PID/fd).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ProcessRef {
-    pub pid: u32,
-    pub comm: String,
 }
 
 /// Everything `list` reports.

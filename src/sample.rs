@@ -10,11 +10,11 @@ use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure};
 use crate::diag::{self, Options, Sink};
 use crate::diagnose::Teardown;
 use crate::filter::Query;
-use crate::netns::Scope;
+use crate::host::netns::Scope;
+use crate::host::sysctl::Sysctls;
 use crate::snapshot::HostFacts;
 use crate::socket::SocketRecord;
 use crate::state::{StateSet, TcpState};
-use crate::sysctl::Sysctls;
 
 /// What to collect.
 #[derive(Clone, Debug)]

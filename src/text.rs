@@ -2,8 +2,8 @@
 //! and README all read it. Facts are for Linux; where a number is a default it
 //! says which knob sets it.
 
+use crate::host::sysctl::Sysctls;
 use crate::state::TcpState;
-use crate::sysctl::Sysctls;
 
 /// Everything tw-inspect says about one state.
 #[derive(Clone, Copy, Debug)]

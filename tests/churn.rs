@@ -7,7 +7,7 @@
 //! It runs in a private network namespace (as root, or as an ordinary user
 //! inside a user namespace of its own), so other tests do not disturb the
 //! counts and the namespace's own sysctls can be set.
-//! The longer run: `cargo test --release --test churn -- --ignored --nocapture`.
+//! The longer run: `cargo test --release --test integration -- --ignored --nocapture churn::`.
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
@@ -243,7 +243,12 @@ fn rerun_in_user_namespace(test: &str) {
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", "--net", "--"])
         .arg(exe)
-        .args(["--exact", test, "--nocapture", "--include-ignored"])
+        .args([
+            "--exact",
+            &crate::util::qualified(module_path!(), test),
+            "--nocapture",
+            "--include-ignored",
+        ])
         .output()
         .unwrap();
     eprint!("{}", String::from_utf8_lossy(&out.stderr));

@@ -3,7 +3,7 @@
 //! field by field, against netlink-packet-sock-diag's own parser.
 //!
 //! Recapture (root; runs in a private network namespace with fixed ports):
-//! `cargo test --test diag_fixtures -- --ignored --exact recapture`
+//! `cargo test --test integration -- --ignored --exact diag_fixtures::recapture`
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

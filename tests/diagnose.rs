@@ -50,7 +50,7 @@ fn helper(role: &str, test: &str) -> Command {
     c.args([
         "--ignored",
         "--exact",
-        test,
+        &crate::util::qualified(module_path!(), test),
         "--nocapture",
         "--test-threads=1",
     ])
@@ -365,7 +365,7 @@ fn port_pressure_in_a_namespace() {
         .args([
             "--ignored",
             "--exact",
-            "helper_port_pressure",
+            &crate::util::qualified(module_path!(), "helper_port_pressure"),
             "--nocapture",
             "--test-threads=1",
         ])

@@ -2,8 +2,6 @@
 //! established connections and TIME_WAIT, over IPv4 and IPv6, in a private network
 //! namespace.
 
-mod util;
-
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -118,7 +116,7 @@ fn wait_for_time_wait(q: &Query, ports: &[u16], tw_client: SocketAddr) {
 fn proc_reports_the_same_sockets_as_netlink() {
     // Ports are per family: another test's IPv4 port may equal ours on IPv6,
     // so the comparison runs in a namespace of its own.
-    if !util::private_netns("proc_reports_the_same_sockets_as_netlink") {
+    if !crate::util::private_netns(module_path!(), "proc_reports_the_same_sockets_as_netlink") {
         return;
     }
     let v4 = scene("127.0.0.1");
@@ -164,7 +162,7 @@ fn proc_reports_the_same_sockets_as_netlink() {
 fn proc_applies_the_query() {
     // Ports are per family: another test's IPv4 port may equal ours on IPv6,
     // so the comparison runs in a namespace of its own.
-    if !util::private_netns("proc_applies_the_query") {
+    if !crate::util::private_netns(module_path!(), "proc_applies_the_query") {
         return;
     }
     let v4 = scene("127.0.0.1");
@@ -186,7 +184,7 @@ fn proc_applies_the_query() {
 fn binary_falls_back_on_request_and_says_so() {
     // Ports are per family: another test's IPv4 port may equal ours on IPv6,
     // so the comparison runs in a namespace of its own.
-    if !util::private_netns("binary_falls_back_on_request_and_says_so") {
+    if !crate::util::private_netns(module_path!(), "binary_falls_back_on_request_and_says_so") {
         return;
     }
     let v4 = scene("127.0.0.1");

@@ -1,18 +1,16 @@
 //! `list` against real sockets made by the tests, compared with `ss` and /proc.
 
-mod util;
-
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
+use crate::util::*;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, connect, socket};
 use serde_json::Value;
-use util::*;
 
 #[test]
 fn time_wait_groups_are_exact_and_match_ss() {
-    if !private_netns("time_wait_groups_are_exact_and_match_ss") {
+    if !private_netns(module_path!(), "time_wait_groups_are_exact_and_match_ss") {
         return;
     }
     let plan = [
@@ -139,7 +137,10 @@ fn connect_nonblocking(port: u16) -> std::os::fd::OwnedFd {
 
 #[test]
 fn every_state_and_endpoint_agrees_with_ss_and_proc() {
-    if !private_netns("every_state_and_endpoint_agrees_with_ss_and_proc") {
+    if !private_netns(
+        module_path!(),
+        "every_state_and_endpoint_agrees_with_ss_and_proc",
+    ) {
         return;
     }
     // LISTEN, on both families.
@@ -248,7 +249,7 @@ fn proc_endpoint(s: &str) -> String {
 
 #[test]
 fn orphaned_fin_wait2_is_marked() {
-    if !private_netns("orphaned_fin_wait2_is_marked") {
+    if !private_netns(module_path!(), "orphaned_fin_wait2_is_marked") {
         return;
     }
     let l = listen("127.0.0.1:0");
@@ -275,7 +276,7 @@ fn orphaned_fin_wait2_is_marked() {
 
 #[test]
 fn csv_and_table_show_the_same_groups() {
-    if !private_netns("csv_and_table_show_the_same_groups") {
+    if !private_netns(module_path!(), "csv_and_table_show_the_same_groups") {
         return;
     }
     let l = listen("127.0.0.1:0");

@@ -2,21 +2,19 @@
 //! Socket tables are made by the tests themselves, in private network
 //! namespaces so that nothing else changes them between two reads.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::util::*;
 use proptest::prelude::*;
 use serde_json::Value;
 use tw_inspect::aggregate::Pressure;
 use tw_inspect::diag::{self, Options};
 use tw_inspect::filter::Query;
+use tw_inspect::host::sysctl::Sysctls;
 use tw_inspect::snapshot::{self, Snapshot};
 use tw_inspect::socket::SocketRecord;
-use tw_inspect::sysctl::Sysctls;
-use util::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -86,7 +84,7 @@ fn strip(mut v: Value, timers: bool) -> Value {
 
 #[test]
 fn ss_dump_loads_with_the_counts_ss_replays() {
-    if !private_netns("ss_dump_loads_with_the_counts_ss_replays") {
+    if !private_netns(module_path!(), "ss_dump_loads_with_the_counts_ss_replays") {
         return;
     }
     // Known TIME_WAIT groups on several loopback peers and ports.
@@ -187,7 +185,7 @@ fn ss_dump_loads_with_the_counts_ss_replays() {
 
 #[test]
 fn save_then_load_equals_live() {
-    if !private_netns("save_then_load_equals_live") {
+    if !private_netns(module_path!(), "save_then_load_equals_live") {
         return;
     }
     let l1 = listen("127.0.0.1:0");
@@ -285,7 +283,10 @@ fn save_then_load_equals_live() {
 
 #[test]
 fn port_pressure_offline_uses_the_snapshots_sysctls() {
-    if !private_netns("port_pressure_offline_uses_the_snapshots_sysctls") {
+    if !private_netns(
+        module_path!(),
+        "port_pressure_offline_uses_the_snapshots_sysctls",
+    ) {
         return;
     }
     // A narrow ephemeral range in this namespace only.

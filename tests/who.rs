@@ -100,7 +100,12 @@ fn spawn_worker(dir: &Path, name: &str, spec: &str) -> (Worker, mpsc::Receiver<S
     let link = dir.join(name);
     std::os::unix::fs::symlink(std::env::current_exe().unwrap(), &link).unwrap();
     let mut child = Command::new(&link)
-        .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &crate::util::qualified(module_path!(), "worker_entry"),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(WORKER_ENV, spec)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

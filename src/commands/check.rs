@@ -13,7 +13,7 @@ use crate::aggregate::GroupBy;
 use crate::cli::{CheckArgs, ColorChoice};
 use crate::config;
 use crate::exit::{CheckStatus, UsageError};
-use crate::netns::Scope;
+use crate::host::netns::Scope;
 use crate::sample::{self, Spec};
 use crate::state::{StateSet, TcpState};
 
@@ -188,7 +188,7 @@ pub fn run(args: &CheckArgs, _color: ColorChoice) -> Result<ExitCode> {
             // Plugin runners read stdout; app.rs also writes the error to stderr and exits 3.
             println!(
                 "TW_INSPECT UNKNOWN - {}",
-                crate::app::one_line(&format!("{e:#}"))
+                crate::exit::one_line(&format!("{e:#}"))
             );
             Err(e)
         }

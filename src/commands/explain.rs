@@ -6,10 +6,10 @@ use anyhow::Result;
 
 use crate::cli::{ColorChoice, ExplainArgs, Format};
 use crate::exit::{Exit, usage};
+use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::render::{self, Style, explain};
 use crate::state::TcpState;
-use crate::sysctl::Sysctls;
 
 /// What `explain` was asked about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

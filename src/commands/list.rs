@@ -9,15 +9,15 @@ use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
 use crate::config;
 use crate::diagnose::{self, Inputs};
 use crate::exit::usage;
-use crate::netns::Scope;
+use crate::host::netns::Scope;
+use crate::host::procs;
+use crate::host::sysctl::Sysctls;
 use crate::output::Output;
-use crate::procs;
 use crate::render::{self, Style};
 use crate::report::{ListReport, NamespaceReport, NetnsListReport};
 use crate::sample::{self, Sample, Samples, Spec};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
-use crate::sysctl::Sysctls;
 use std::collections::HashSet;
 
 pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
@@ -62,7 +62,12 @@ pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
         diagnose,
     };
     if let Some(interval) = &args.watch {
-        return crate::watch::run(args, spec, config::duration("--watch", interval)?, color);
+        return crate::commands::watch::run(
+            args,
+            spec,
+            config::duration("--watch", interval)?,
+            color,
+        );
     }
     // A snapshot replaces the kernel as the source; --save keeps the datagrams.
     let snap = args.load.as_deref().map(snapshot::load).transpose()?;

@@ -4,4 +4,5 @@ pub mod check;
 pub mod demo;
 pub mod explain;
 pub mod list;
+pub mod watch;
 pub mod who;

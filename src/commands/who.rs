@@ -104,11 +104,11 @@ fn report(
 
     let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
     match format {
-        Format::Table => tr::render::table(&mut out, &report, style)?,
+        Format::Table => crate::render::who::table(&mut out, &report, style)?,
         Format::Json => crate::render::json::write(&mut out, &report)?,
         Format::Prometheus => {
             let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
-            tr::render::prometheus(&mut out, &report, &all.processes, top)?
+            crate::render::who::prometheus(&mut out, &report, &all.processes, top)?
         }
         Format::Csv => unreachable!("refused above"),
     }

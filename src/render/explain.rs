@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::Style;
 use super::table::new_table;
+use crate::host::sysctl::{Sysctls, knob_path};
 use crate::state::TcpState;
-use crate::sysctl::{Sysctls, knob_path};
 use crate::text::{self, KNOBS, STATES, StateText};
 
 /// One state in JSON; `long` only for `explain STATE`.

@@ -5,6 +5,7 @@ pub mod explain;
 pub mod json;
 pub mod prometheus;
 pub mod table;
+pub mod who;
 
 use std::io::{self, IsTerminal};
 

@@ -30,6 +30,11 @@ pub struct EventFormat {
     pub print_fmt: String,
 }
 
+/// The keys of the event's print format the parser reads.
+pub const TEXT_KEYS: [&str; 9] = [
+    "family", "sport", "dport", "saddr", "daddr", "saddrv6", "daddrv6", "oldstate", "newstate",
+];
+
 /// Why a format file or a record could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormatError(pub String);
@@ -148,7 +153,7 @@ impl EventFormat {
                 Some(_) => {}
             }
         }
-        for key in crate::trace::record::TEXT_KEYS {
+        for key in TEXT_KEYS {
             if !self.print_fmt.contains(&format!("{key}=")) {
                 return err(format!(
                     "event {}: print format does not show '{key}='",

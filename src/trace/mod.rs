@@ -7,6 +7,5 @@
 pub mod attribute;
 pub mod format;
 pub mod record;
-pub mod render;
 pub mod session;
 pub mod tracefs;

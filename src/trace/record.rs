@@ -16,12 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::socket::canonical;
 use crate::state::TcpState;
-use crate::trace::format::FormatError;
-
-/// The keys of the event's print format the parser reads.
-pub const TEXT_KEYS: [&str; 9] = [
-    "family", "sport", "dport", "saddr", "daddr", "saddrv6", "daddrv6", "oldstate", "newstate",
-];
+use crate::trace::format::{FormatError, TEXT_KEYS};
 
 /// One TCP state change, as the tracepoint recorded it.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,7 +24,7 @@ use crate::aggregate::Aggregate;
 use crate::cli::{ColorChoice, Format, ListArgs};
 use crate::commands::list;
 use crate::exit::usage;
-use crate::netns::Scope;
+use crate::host::netns::Scope;
 use crate::output::Output;
 use crate::render::{self, Style};
 use crate::report::StateCounts;

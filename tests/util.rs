@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: run the binary, make sockets in
 //! known states, and isolate a test in a private network namespace.
-#![allow(dead_code)]
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,7 +56,17 @@ const NETNS_ENV: &str = "TW_INSPECT_TEST_NETNS";
 /// Returns true in the namespaced copy, which should run the test body; the
 /// outer copy waits for it, asserts it passed and gets false. Where no
 /// namespace can be made (no unshare), the body runs on the host.
-pub fn private_netns(test: &str) -> bool {
+/// A test's name as the harness knows it: `module_path!()` without the crate.
+pub fn qualified(module: &str, test: &str) -> String {
+    match module.split_once("::") {
+        Some((_, rest)) => format!("{rest}::{test}"),
+        None => test.to_string(),
+    }
+}
+
+pub fn private_netns(module: &str, test: &str) -> bool {
+    let full = qualified(module, test);
+    let test = full.as_str();
     if std::env::var(NETNS_ENV).as_deref() == Ok(test) {
         let st = Command::new("ip")
             .args(["link", "set", "lo", "up"])

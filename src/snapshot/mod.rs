@@ -31,11 +31,11 @@ use crate::diag::parse::{
 use crate::diag::{self, Collection, Options, Sink};
 use crate::exit::UsageError;
 use crate::filter::{Cond, Query, Side};
+use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::report::SnapshotInfo;
 use crate::socket::{Family, SocketRecord};
 use crate::state::{StateSet, TcpState};
-use crate::sysctl::Sysctls;
 
 /// The first 8 bytes of a tw-inspect snapshot. The high first byte and the
 /// trailing newline make a text-mode transfer that mangles the file visible.

@@ -6,7 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
-use crate::report::ProcessRef;
+use serde::Serialize;
+
+/// A process holding a socket (found through /proc/PID/fd).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub comm: String,
+}
 
 /// Parses the target of an fd link: `socket:[12345]` → 12345.
 pub fn socket_inode(link: &str) -> Option<u32> {

@@ -1,0 +1,6 @@
+//! What is read from the host besides sockets: network namespaces, the
+//! processes that own sockets, and sysctls.
+
+pub mod netns;
+pub mod procs;
+pub mod sysctl;

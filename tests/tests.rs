@@ -1,0 +1,19 @@
+//! The integration tests: one crate, a module per area, helpers in `util`.
+//! They run the real binary against sockets, namespaces and files the tests
+//! make themselves. `alloc.rs` is apart: it installs its own global allocator.
+
+mod util;
+
+mod bad_input;
+mod churn;
+mod demo;
+mod diag_fixtures;
+mod diagnose;
+mod explain;
+mod fallback;
+mod list;
+mod monitoring;
+mod nothing_lost;
+mod snapshot;
+mod unprivileged;
+mod who;
