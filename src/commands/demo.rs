@@ -6,71 +6,65 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{ColorChoice, DemoArgs, Format};
-use crate::config;
 use crate::demo::model::{self, Verdict};
 use crate::demo::netns::{self, Isolation};
+use crate::demo::sock;
 use crate::demo::timeline::{self, Ctx};
-use crate::demo::{self, Scenario, sock};
-use crate::exit::{Exit, usage};
+use crate::exit::Exit;
+use crate::plan::DemoPlan;
+use crate::plan::demo::RunPlan;
 
-/// The largest `--count`: one peer port offers about 28,000 ephemeral ports.
-const MAX_COUNT: u32 = 25_000;
+pub fn run(plan: &DemoPlan) -> Result<ExitCode> {
+    match plan {
+        DemoPlan::List { scenarios, json } => {
+            let mut out = io::stdout().lock();
+            if *json {
+                let list: Vec<_> = scenarios
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "claim": s.claim}))
+                    .collect();
+                crate::render::json::write(&mut out, &list)?;
+            } else {
+                for s in scenarios {
+                    writeln!(out, "{:<13} {}", s.name, s.claim)?;
+                }
+            }
+            out.flush()?;
+            Ok(Exit::Ok.into())
+        }
+        DemoPlan::Run(p) => run_scenarios(p),
+    }
+}
 
-pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
-    // Checked first, and before any thread exists: entering a user namespace
-    // requires a single-threaded process.
-    let chosen = choose(args)?;
-    if args.list {
-        let mut out = io::stdout().lock();
-        for s in demo::SCENARIOS {
-            writeln!(out, "{:<13} {}", s.name, s.claim)?;
-        }
-        out.flush()?;
-        return Ok(Exit::Ok.into());
-    }
-    let json = match args.format {
-        Format::Table => false,
-        Format::Json => true,
-        other => {
-            return usage(format!(
-                "--format: '{}' is not available for demo; valid: table, json",
-                format_name(other)
-            ));
-        }
-    };
-    if args.count == 0 || args.count > MAX_COUNT {
-        return usage(format!(
-            "--count: {} is out of range; valid: 1-{MAX_COUNT}",
-            args.count
-        ));
-    }
-    let pace = match &args.pace {
-        Some(p) => config::duration("--pace", p)?,
+fn run_scenarios(plan: &RunPlan) -> Result<ExitCode> {
+    let json = plan.json;
+    let pace = match plan.pace {
+        Some(p) => p,
         None if io::stdout().is_terminal() && !json => Duration::from_secs(1),
         None => Duration::ZERO,
     };
-
-    let iso = if args.host {
+    // Entering a user namespace requires a single-threaded process: before
+    // the signal watcher's thread exists.
+    let iso = if plan.host {
         Isolation::Host { reason: None }
     } else {
         netns::enter_private()
     };
-    sock::install_signal_cleanup().context("installing the signal handler")?;
+    sock::install_signal_cleanup().context("installing the signal watcher")?;
     let note = iso.note();
     if let Some(n) = &note {
         eprintln!("tw-inspect: {n}");
     }
     let ctx = Ctx {
         pace,
-        step: args.step,
+        step: plan.step,
         live: !json,
         private_ns: iso.is_private(),
-        count: args.count,
+        count: plan.count,
     };
 
     let mut results = Vec::new();
-    for s in &chosen {
+    for s in &plan.scenarios {
         if ctx.live {
             timeline::print_header(s.name, s.claim);
         }
@@ -108,33 +102,4 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
     } else {
         Exit::Ok.into()
     })
-}
-
-fn choose(args: &DemoArgs) -> Result<Vec<&'static Scenario>> {
-    if args.scenarios.is_empty() {
-        return Ok(demo::SCENARIOS.iter().collect());
-    }
-    let mut out: Vec<&'static Scenario> = Vec::new();
-    for name in &args.scenarios {
-        match demo::find(name) {
-            Some(s) if !out.iter().any(|o| o.name == s.name) => out.push(s),
-            Some(_) => {}
-            None => {
-                return usage(format!(
-                    "unknown scenario '{name}'; valid: {}",
-                    demo::names()
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Table => "table",
-        Format::Json => "json",
-        Format::Csv => "csv",
-        Format::Prometheus => "prometheus",
-    }
 }

@@ -1,169 +1,137 @@
-//! `tw-inspect list`.
+//! `tw-inspect list`: collect once, aggregate, diagnose, render.
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::aggregate::GroupBy;
-use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
-use crate::config;
 use crate::diagnose::{self, Inputs};
-use crate::exit::usage;
+use crate::exit::Exit;
 use crate::host::netns::Scope;
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
+use crate::plan::ListPlan;
+use crate::plan::list::{Format, Source};
 use crate::render::{self, Style};
 use crate::report::{ListReport, NamespaceReport, NetnsListReport};
-use crate::sample::{self, Sample, Samples, Spec};
+use crate::sample::{self, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
-use std::collections::HashSet;
 
-pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
-    // Process attribution traces closes first; it lives with `who`.
-    if args.by == Some(crate::cli::GroupKeyArg::Process) {
-        return crate::commands::who::list_by_process(args, color).map(|_| ());
-    }
-    let query = config::query(&args.filter)?;
-    let (mut by, mut group_states) = config::grouping(args.by, &args.filter, &query);
-    if args.processes && !args.sockets {
-        return usage("--processes shows owners per socket: add --sockets");
-    }
-    if args.format == Format::Prometheus && args.sockets {
-        return usage("--format prometheus reports counts, not sockets: drop --sockets");
-    }
-    if args.format == Format::Prometheus {
-        if args.by.is_some_and(|b| b != GroupKeyArg::PeerAndPort) {
-            return usage(
-                "--format prometheus groups TIME_WAIT by peer+port only: drop --by or use --by peer+port",
-            );
-        }
-        (by, group_states) = (
-            GroupBy::PEER_PORT_PAIR,
-            StateSet::from_states(&[TcpState::TimeWait]),
-        );
-    }
-    if args.load.is_some() && args.processes {
-        return usage("--processes looks up owners on this host: not available with --load");
-    }
-    if args.save.is_some() && args.save == args.output {
-        return usage("--save and --output name the same file: give two different files");
-    }
-    let diagnose = args.watch.is_none() && args.format != Format::Prometheus;
-    let spec = Spec {
-        query,
-        by,
-        group_states,
-        sockets: args.sockets,
-        pressure: args.format == Format::Prometheus || diagnose,
-        tw_cookies: false,
-        keep_raw: args.save.is_some(),
-        diagnose,
+pub fn run(plan: &ListPlan) -> Result<ExitCode> {
+    let snap = match &plan.source {
+        Source::Load(path) => Some(snapshot::load(path)?),
+        Source::Live(_) => None,
     };
-    if let Some(interval) = &args.watch {
-        return crate::commands::watch::run(
-            args,
-            spec,
-            config::duration("--watch", interval)?,
-            color,
-        );
-    }
-    // A snapshot replaces the kernel as the source; --save keeps the datagrams.
-    let snap = args.load.as_deref().map(snapshot::load).transpose()?;
-    let save_to = args.save.as_deref().map(snapshot::create).transpose()?;
-    let mut out = Output::open(args.output.as_deref())?;
-    let style = Style::resolve(color, out.is_terminal());
+    // Opened before any work, so an unwritable destination fails first.
+    let save_to = plan.save.as_deref().map(snapshot::create).transpose()?;
+    let out = Output::open(plan.output.path())?;
     let scope;
-    let source = match &snap {
-        Some(s) => Source::Snapshot(s),
-        None => {
-            scope = Scope::from_flags(&args.filter)?;
-            Source::Live(&scope)
+    let origin = match (&plan.source, &snap) {
+        (_, Some(s)) => Origin::Snapshot(s),
+        (Source::Live(ns), None) => {
+            scope = Scope::resolve(ns, true)?;
+            Origin::Live(&scope)
         }
+        (Source::Load(_), None) => unreachable!("loaded above"),
     };
-    let mut samples = match collect_or_down(&mut out, args, &spec, &source)? {
+    publish(plan, &origin, save_to, out)?;
+    Ok(Exit::Ok.into())
+}
+
+/// Collects once from `origin`, writes the report to `out` and finishes it
+/// (a file is renamed into place). When collecting fails in Prometheus format,
+/// `tw_inspect_up 0` is published first, so an alert fires instead of the
+/// textfile going stale. Each sample of `--watch --output` is one of these.
+pub fn publish(
+    plan: &ListPlan,
+    origin: &Origin,
+    save_to: Option<Output>,
+    mut out: Output,
+) -> Result<()> {
+    let style = Style {
+        color: plan.color.enabled(out.is_terminal()),
+    };
+    let mut samples = match origin.collect(&plan.spec) {
         Ok(s) => s,
-        Err(e) => {
+        Err(e) if plan.view.format == Format::Prometheus => {
+            render::prometheus::write_down(&mut out)?;
             out.finish()?;
             return Err(e);
         }
+        Err(e) => return Err(e),
     };
     if let Some(file) = save_to {
         let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
-        snapshot::save(file, &captured.expect("keep_raw was set"))?;
+        snapshot::save(file, &captured.expect("the plan keeps raw datagrams for --save"))?;
     }
-    write_report(&mut out, args, &spec, &source, &samples, style)?;
+    write_report(&mut out, plan, origin, &samples, style)?;
     out.finish()
 }
 
-/// Collects from `source`. When that fails in Prometheus format, writes
-/// `tw_inspect_up 0` and returns the error inside `Ok`, so the caller can
-/// publish the file before failing.
-pub fn collect_or_down(
-    w: &mut dyn Write,
-    args: &ListArgs,
-    spec: &Spec,
-    source: &Source,
-) -> Result<Result<Samples>> {
-    match source.collect(spec) {
-        Ok(s) => Ok(Ok(s)),
-        Err(e) if args.format == Format::Prometheus => {
-            render::prometheus::write_down(w)?;
-            Ok(Err(e))
+/// The states a report may show counts for: those asked of the kernel; of a
+/// snapshot, those it captured; of an `ss -D` dump, which does not record what
+/// was asked, only those found in it.
+fn counted(plan: &ListPlan, origin: &Origin, s: &Sample) -> StateSet {
+    let asked = plan.spec.query.states;
+    let Origin::Snapshot(snap) = origin else {
+        return asked;
+    };
+    match snap.info().captured_states {
+        Some(names) => {
+            let captured = names.iter().filter_map(|n| TcpState::parse(n));
+            StateSet(asked.0 & StateSet::from_states(&captured.collect::<Vec<_>>()).0)
         }
-        Err(e) => Err(e),
+        None => StateSet::from_states(
+            &asked
+                .iter()
+                .filter(|st| s.agg.count(*st) > 0)
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
-/// Where the sockets come from.
-pub enum Source<'a> {
-    /// The kernel, in one or more network namespaces.
-    Live(&'a Scope),
-    /// A file written by `--save` or `ss -D`.
-    Snapshot(&'a Snapshot),
+fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>) -> ListReport {
+    let rows = s.sockets.as_deref().map(|v| match plan.view.rows {
+        Some(n) => &v[..v.len().min(n as usize)],
+        None => v,
+    });
+    let mut r = ListReport::new(
+        &s.agg,
+        plan.view.top,
+        rows,
+        s.elapsed.as_secs_f64() * 1e3,
+    )
+    .counted(counted(plan, origin, s));
+    r.source = s.source.into();
+    r.snapshot = snap.map(Snapshot::info);
+    if plan.spec.diagnose {
+        diagnose_into(
+            &mut r,
+            s,
+            matches!(origin, Origin::Live(_)),
+            plan.view.processes,
+        );
+    }
+    r
 }
 
-impl Source<'_> {
-    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
-        match self {
-            Source::Live(scope) => sample::collect_scope(scope, spec),
-            Source::Snapshot(snap) => Ok(vec![(None, sample::from_snapshot(snap, spec)?)]),
-        }
-    }
-
-    fn labelled(&self) -> bool {
-        matches!(self, Source::Live(s) if s.labelled())
-    }
-}
-
-/// Writes the report of `samples` (one per namespace) in the chosen format.
-pub fn write_report(
+/// Writes the report of `samples` (one per namespace) in the plan's format.
+fn write_report(
     w: &mut dyn Write,
-    args: &ListArgs,
-    spec: &Spec,
-    source: &Source,
+    plan: &ListPlan,
+    origin: &Origin,
     samples: &[(Option<String>, Sample)],
     style: Style,
 ) -> Result<()> {
-    let report = |s: &Sample| {
-        let mut r = ListReport::new(
-            &s.agg,
-            args.top,
-            s.sockets.as_deref(),
-            s.elapsed.as_secs_f64() * 1e3,
-        )
-        .counted(spec.query.states);
-        r.source = s.source.into();
-        if let Source::Snapshot(snap) = source {
-            r.snapshot = Some(snap.info());
-        }
-        if spec.diagnose {
-            diagnose_into(&mut r, s, matches!(source, Source::Live(_)), args.processes);
-        }
-        r
+    let view = &plan.view;
+    let snap = match origin {
+        Origin::Snapshot(s) => Some(*s),
+        Origin::Live(_) => None,
     };
-    if args.format == Format::Prometheus {
+    if view.format == Format::Prometheus {
         let items: Vec<_> = samples
             .iter()
             .map(|(label, s)| render::prometheus::NsMetrics {
@@ -173,15 +141,15 @@ pub fn write_report(
                 collect_seconds: s.elapsed.as_secs_f64(),
             })
             .collect();
-        render::prometheus::write(w, &items, args.top)?;
+        render::prometheus::write(w, &items, view.top)?;
         return Ok(());
     }
-    if !source.labelled() {
-        let r = report(&samples[0].1);
-        match args.format {
-            Format::Table => render::table::list(w, &r, style, args.explain)?,
+    if !origin.labelled() {
+        let r = report(plan, origin, &samples[0].1, snap);
+        match view.format {
+            Format::Table => render::table::list(w, &r, style, view.explain)?,
             Format::Json => render::json::write(w, &r)?,
-            _ => render::csv::list(w, &r, args.explain)?,
+            _ => render::csv::list(w, &r, view.explain)?,
         }
         return Ok(());
     }
@@ -190,16 +158,21 @@ pub fn write_report(
         .iter()
         .map(|(label, s)| NamespaceReport {
             netns: label.clone().unwrap_or_default(),
-            report: report(s),
+            report: report(plan, origin, s, snap),
         })
         .collect();
     let total_ms = samples
         .iter()
         .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
         .sum();
-    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms)
-        .counted(spec.query.states);
-    if args.sockets {
+    let mut total = ListReport::new(
+        &sample::total(samples, &plan.spec),
+        view.top,
+        None,
+        total_ms,
+    )
+    .counted(plan.spec.query.states);
+    if plan.spec.sockets {
         total.sockets = Some(
             per_ns
                 .iter()
@@ -207,7 +180,7 @@ pub fn write_report(
                 .collect(),
         );
     }
-    match args.format {
+    match view.format {
         Format::Json => render::json::write(
             w,
             &NetnsListReport {
@@ -221,23 +194,23 @@ pub fn write_report(
                     writeln!(w)?;
                 }
                 writeln!(w, "Network namespace {}", n.netns)?;
-                render::table::list(w, &n.report, style, args.explain)?;
+                render::table::list(w, &n.report, style, view.explain)?;
             }
             // One namespace: its report is the total.
             if per_ns.len() > 1 {
                 writeln!(w)?;
                 writeln!(w, "All {} network namespaces", per_ns.len())?;
-                render::table::list(w, &total, style, args.explain)?;
+                render::table::list(w, &total, style, view.explain)?;
             }
         }
         _ => {
             // One CSV document with a leading `netns` column; an empty netns marks the totals.
             let mut first = true;
             let rows = per_ns.iter().map(|n| (n.netns.as_str(), &n.report));
-            let totals = (!args.sockets).then_some(("", &total));
+            let totals = (!plan.spec.sockets).then_some(("", &total));
             for (label, r) in rows.chain(totals) {
                 let mut buf = Vec::new();
-                render::csv::list(&mut buf, r, args.explain)?;
+                render::csv::list(&mut buf, r, view.explain)?;
                 let text = String::from_utf8_lossy(&buf);
                 for (i, line) in text.lines().enumerate() {
                     if i == 0 {

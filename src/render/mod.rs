@@ -1,10 +1,12 @@
 //! Renderers: they read the report model and write text. They never see netlink types.
 
+pub mod check;
 pub mod csv;
 pub mod explain;
 pub mod json;
 pub mod prometheus;
 pub mod table;
+pub mod watch;
 pub mod who;
 
 use std::io::{self, IsTerminal};

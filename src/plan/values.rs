@@ -1,13 +1,19 @@
-//! Turns parsed arguments into checked values before any work starts.
-//! Every error here names the bad value and what would have been valid.
+//! Checked values from the command line: durations, intervals, the kernel
+//! query, file identity. Every error names the bad value and what is valid.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::aggregate::GroupBy;
-use crate::cli::{FilterArgs, GroupKeyArg};
+use crate::cli::FilterArgs;
 use crate::exit::UsageError;
 use crate::filter::{Cond, PortRange, Prefix, Query, Side};
-use crate::state::{StateSet, TcpState};
+use crate::host::netns::NetnsChoice;
+use crate::state::StateSet;
+
+/// The shortest interval between two samples or progress lines: shorter ones
+/// would only spin (every sample is a full dump of the socket table).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Most port and address filters one query may carry.
 pub const MAX_CONDITIONS: usize = 64;
@@ -59,47 +65,6 @@ pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
     })
 }
 
-/// The grouping for `list`, and which states it covers: TIME_WAIT by default,
-/// the selected states when `--state` is given, every selected state for `--by state`.
-pub fn grouping(by: Option<GroupKeyArg>, f: &FilterArgs, q: &Query) -> (GroupBy, StateSet) {
-    let g = match by {
-        None | Some(GroupKeyArg::PeerAndPort) => GroupBy::PEER_PORT_PAIR,
-        Some(GroupKeyArg::State) => GroupBy {
-            state: true,
-            ..GroupBy::default()
-        },
-        Some(GroupKeyArg::Peer) => GroupBy {
-            peer: true,
-            ..GroupBy::default()
-        },
-        Some(GroupKeyArg::PeerPort) => GroupBy {
-            peer_port: true,
-            ..GroupBy::default()
-        },
-        Some(GroupKeyArg::Local) => GroupBy {
-            local: true,
-            ..GroupBy::default()
-        },
-        Some(GroupKeyArg::LocalPort) => GroupBy {
-            local_port: true,
-            ..GroupBy::default()
-        },
-        Some(GroupKeyArg::LocalAndPort) => GroupBy {
-            local: true,
-            local_port: true,
-            ..GroupBy::default()
-        },
-        // Attribution by process is handled by the caller; group by peer+port underneath.
-        Some(GroupKeyArg::Process) => GroupBy::PEER_PORT_PAIR,
-    };
-    let states = if f.state.is_some() || g.state {
-        q.states
-    } else {
-        StateSet::from_states(&[TcpState::TimeWait])
-    };
-    (g, states)
-}
-
 /// Parses a duration: `1.5` (seconds), `200ms`, `10s`, `2m`, `1h`; `0` allowed.
 /// `what` names the flag in the error.
 pub fn duration(what: &str, s: &str) -> Result<Duration, UsageError> {
@@ -108,7 +73,7 @@ pub fn duration(what: &str, s: &str) -> Result<Duration, UsageError> {
             "{what}: invalid duration '{s}': expected a number of seconds or a number with ms, s, m or h (e.g. 500ms, 10s, 2m)"
         ))
     };
-    let t = s.trim();
+    let t = s;
     let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = t.strip_suffix('s') {
@@ -120,7 +85,11 @@ pub fn duration(what: &str, s: &str) -> Result<Duration, UsageError> {
     } else {
         (t, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| err())?;
+    // Digits and one decimal point only: no sign, exponent, spaces, NaN or inf.
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(err());
+    }
+    let v: f64 = num.parse().map_err(|_| err())?;
     if !v.is_finite() || v < 0.0 {
         return Err(err());
     }
@@ -131,6 +100,68 @@ pub fn duration(what: &str, s: &str) -> Result<Duration, UsageError> {
         )));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A repeating interval (`--watch`, `who --interval`): a duration of at least
+/// [`MIN_INTERVAL`].
+pub fn interval(what: &str, s: &str) -> Result<Duration, UsageError> {
+    let d = duration(what, s)?;
+    if d < MIN_INTERVAL {
+        return Err(UsageError(format!(
+            "{what}: interval '{s}' is shorter than the minimum of {} s",
+            MIN_INTERVAL.as_secs_f64()
+        )));
+    }
+    Ok(d)
+}
+
+/// `--netns` / `--all-netns`.
+pub fn netns(f: &FilterArgs) -> NetnsChoice {
+    match (&f.netns, f.all_netns) {
+        (_, true) => NetnsChoice::All,
+        (Some(n), false) => NetnsChoice::One(n.clone()),
+        (None, false) => NetnsChoice::Current,
+    }
+}
+
+/// What identifies a file: its device and inode when it exists (through any
+/// symlinks), otherwise the absolute path it would be created at.
+#[derive(Debug, PartialEq, Eq)]
+enum FileId {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_id(p: &Path) -> FileId {
+    if let Ok(m) = std::fs::metadata(p) {
+        return FileId::Inode(m.dev(), m.ino());
+    }
+    // Not there yet (or a dangling symlink): where would it be created?
+    let mut path = p.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    FileId::Path(dir.join(name))
+}
+
+/// True when two paths name the same file, whatever the spelling
+/// (`b`, `./b`, an absolute path, a symlink to it).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    file_id(a) == file_id(b)
 }
 
 #[cfg(test)]
@@ -146,10 +177,40 @@ mod tests {
         );
         assert_eq!(duration("--x", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(duration("--x", "0").unwrap(), Duration::ZERO);
-        for bad in ["-1", "x", "", "1y", "NaN", "inf", "99999999h"] {
+        for bad in ["-1", "x", "", "1y", "NaN", "inf", "99999999h", "+1", " 1", "1e3", "1..2"] {
             let e = duration("--x", bad).unwrap_err();
             assert!(e.0.contains(&format!("'{bad}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn intervals_have_a_floor() {
+        assert_eq!(
+            interval("--watch", "0.1").unwrap(),
+            Duration::from_millis(100)
+        );
+        for bad in ["0", "0.000000001", "99ms", "0.05"] {
+            let e = interval("--watch", bad).unwrap_err();
+            assert!(e.0.contains(&format!("'{bad}'")) && e.0.contains("0.1 s"), "{e}");
+        }
+        // Exponents are not durations at all.
+        assert!(interval("--watch", "1e-9").unwrap_err().0.contains("'1e-9'"));
+    }
+
+    #[test]
+    fn same_file_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir.path().join("b");
+        let other = dir.path().join("c");
+        assert!(same_file(&b, &dir.path().join(".").join("b")), "not yet there");
+        assert!(!same_file(&b, &other));
+        std::fs::write(&b, "x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        assert!(same_file(&b, &link));
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(&other, &dangling).unwrap();
+        assert!(same_file(&dangling, &other), "a dangling link names its target");
     }
 
     #[test]
