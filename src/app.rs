@@ -125,9 +125,7 @@ fn bad_utf8(args: &[OsString]) -> String {
         .find(|a| a.to_str().is_none())
         .map(|a| a.as_bytes().escape_ascii().to_string())
         .unwrap_or_default();
-    format!(
-        "argument '{shown}' is not valid UTF-8; names, states and numbers must be UTF-8 text"
-    )
+    format!("argument '{shown}' is not valid UTF-8; names, states and numbers must be UTF-8 text")
 }
 
 /// Clap's message without its "Usage:" block and hints, on one line.

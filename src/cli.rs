@@ -1,4 +1,4 @@
-//! Command-line definition (clap derive only). `config` turns it into checked
+//! Command-line definition (clap derive only). `plan` turns it into checked
 //! values; `xtask` renders it into the man page and shell completions.
 
 use std::ffi::OsString;
@@ -20,7 +20,7 @@ pub const MAIN_EXAMPLES: &str = "Examples:
     about = "See, count and understand TCP sockets, TIME_WAIT above all, from the kernel's sock_diag interface",
     long_about = "tw-inspect asks the kernel for TCP sockets over NETLINK_SOCK_DIAG (the interface ss uses), \
 counts them by state, groups TIME_WAIT by peer and port, explains what each state means, \
-and demonstrates TCP teardown live on loopback.",
+and demonstrates TCP teardown live on loopback."
 )]
 pub struct Cli {
     /// When to color the output: auto colors only a terminal and honours NO_COLOR

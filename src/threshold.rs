@@ -222,7 +222,10 @@ mod tests {
             "equal is not above"
         );
         assert_eq!(evaluate(&values(1234), &w, &c).status, CheckStatus::Warning);
-        assert_eq!(evaluate(&values(6000), &w, &c).status, CheckStatus::Critical);
+        assert_eq!(
+            evaluate(&values(6000), &w, &c).status,
+            CheckStatus::Critical
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub fn publish(
     };
     if let Some(file) = save_to {
         let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
-        snapshot::save(file, &captured.expect("the plan keeps raw datagrams for --save"))?;
+        snapshot::save(
+            file,
+            &captured.expect("the plan keeps raw datagrams for --save"),
+        )?;
     }
     write_report(&mut out, plan, origin, &samples, style)?;
     out.finish()
@@ -98,13 +101,8 @@ fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>)
         Some(n) => &v[..v.len().min(n as usize)],
         None => v,
     });
-    let mut r = ListReport::new(
-        &s.agg,
-        plan.view.top,
-        rows,
-        s.elapsed.as_secs_f64() * 1e3,
-    )
-    .counted(counted(plan, origin, s));
+    let mut r = ListReport::new(&s.agg, plan.view.top, rows, s.elapsed.as_secs_f64() * 1e3)
+        .counted(counted(plan, origin, s));
     r.source = s.source.into();
     r.snapshot = snap.map(Snapshot::info);
     if plan.spec.diagnose {

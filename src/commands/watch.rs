@@ -134,7 +134,9 @@ fn stream(
             interval_s: dt,
             total: total.total,
             states: &now,
-            change: prev.as_ref().map(|(_, before, _)| Change { now: &now, before }),
+            change: prev
+                .as_ref()
+                .map(|(_, before, _)| Change { now: &now, before }),
             time_wait_new: new,
             time_wait_rate: rate,
             namespaces: if scope.labelled() {

@@ -38,9 +38,9 @@ pub fn topic(arg: Option<&str>) -> Result<Topic, UsageError> {
         Some(t) if t.eq_ignore_ascii_case("sysctls") || t.eq_ignore_ascii_case("sysctl") => {
             Ok(Topic::Sysctls)
         }
-        Some(t) => TcpState::parse(t).map(Topic::State).ok_or_else(|| {
-            UsageError(format!("unknown topic '{t}'; valid: {}", valid_topics()))
-        }),
+        Some(t) => TcpState::parse(t)
+            .map(Topic::State)
+            .ok_or_else(|| UsageError(format!("unknown topic '{t}'; valid: {}", valid_topics()))),
     }
 }
 

@@ -185,11 +185,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                 );
             }
             Format::Prometheus => {
-                return refuse(
-                    "--explain",
-                    "--format prometheus",
-                    "metrics carry no prose",
-                );
+                return refuse("--explain", "--format prometheus", "metrics carry no prose");
             }
             Format::Csv if !a.sockets => {
                 return refuse(
@@ -397,9 +393,7 @@ fn by_process(a: &ListArgs, mut query: Query, color: Color) -> Result<WhoPlan, U
     };
     let duration = values::duration("--trace", d)?;
     if duration.is_zero() {
-        return Err(UsageError(format!(
-            "--trace '{d}' must be greater than 0"
-        )));
+        return Err(UsageError(format!("--trace '{d}' must be greater than 0")));
     }
     if a.filter.state.is_some() && !query.states.contains(TcpState::TimeWait) {
         return Err(UsageError(

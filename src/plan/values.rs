@@ -149,7 +149,10 @@ fn file_id(p: &Path) -> FileId {
             Err(_) => break,
         }
     }
-    let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -177,7 +180,19 @@ mod tests {
         );
         assert_eq!(duration("--x", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(duration("--x", "0").unwrap(), Duration::ZERO);
-        for bad in ["-1", "x", "", "1y", "NaN", "inf", "99999999h", "+1", " 1", "1e3", "1..2"] {
+        for bad in [
+            "-1",
+            "x",
+            "",
+            "1y",
+            "NaN",
+            "inf",
+            "99999999h",
+            "+1",
+            " 1",
+            "1e3",
+            "1..2",
+        ] {
             let e = duration("--x", bad).unwrap_err();
             assert!(e.0.contains(&format!("'{bad}'")), "{e}");
         }
@@ -191,10 +206,18 @@ mod tests {
         );
         for bad in ["0", "0.000000001", "99ms", "0.05"] {
             let e = interval("--watch", bad).unwrap_err();
-            assert!(e.0.contains(&format!("'{bad}'")) && e.0.contains("0.1 s"), "{e}");
+            assert!(
+                e.0.contains(&format!("'{bad}'")) && e.0.contains("0.1 s"),
+                "{e}"
+            );
         }
         // Exponents are not durations at all.
-        assert!(interval("--watch", "1e-9").unwrap_err().0.contains("'1e-9'"));
+        assert!(
+            interval("--watch", "1e-9")
+                .unwrap_err()
+                .0
+                .contains("'1e-9'")
+        );
     }
 
     #[test]
@@ -202,7 +225,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = dir.path().join("b");
         let other = dir.path().join("c");
-        assert!(same_file(&b, &dir.path().join(".").join("b")), "not yet there");
+        assert!(
+            same_file(&b, &dir.path().join(".").join("b")),
+            "not yet there"
+        );
         assert!(!same_file(&b, &other));
         std::fs::write(&b, "x").unwrap();
         let link = dir.path().join("link");
@@ -210,7 +236,10 @@ mod tests {
         assert!(same_file(&b, &link));
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(&other, &dangling).unwrap();
-        assert!(same_file(&dangling, &other), "a dangling link names its target");
+        assert!(
+            same_file(&dangling, &other),
+            "a dangling link names its target"
+        );
     }
 
     #[test]

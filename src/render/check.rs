@@ -134,6 +134,9 @@ mod tests {
             l.starts_with("TW_INSPECT UNKNOWN - time-wait unknown (not counted)"),
             "{l}"
         );
-        assert!(!l.contains("time_wait="), "no perfdata for a value not read: {l}");
+        assert!(
+            !l.contains("time_wait="),
+            "no perfdata for a value not read: {l}"
+        );
     }
 }
