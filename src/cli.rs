@@ -231,11 +231,17 @@ pub struct ListArgs {
     pub output: Option<PathBuf>,
 
     /// Sample again every INTERVAL (seconds, or 500ms, 2s, 1m; default 1, at least 0.1 s) and show the changes; Ctrl-C stops
-    #[arg(short = 'w', long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1", allow_hyphen_values = true)]
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
     pub watch: Option<String>,
 
     /// With --watch: stop after N samples
-    #[arg(long, value_name = "N", requires = "watch", allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub count: Option<u64>,
 
     /// Save the raw socket table and host facts to FILE for later analysis

@@ -11,6 +11,7 @@ mod diag_fixtures;
 mod diagnose;
 mod explain;
 mod fallback;
+mod flags;
 mod list;
 mod monitoring;
 mod nothing_lost;

@@ -259,6 +259,11 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
         processes: a.processes,
     };
     let netns = values::netns(&a.filter);
+    if a.count.is_some() && a.watch.is_none() {
+        return Err(UsageError(
+            "--count stops --watch after N samples: add --watch, or drop --count".into(),
+        ));
+    }
 
     if let Some(every) = &a.watch {
         let interval = values::interval("--watch", every)?;
