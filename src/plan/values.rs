@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::FilterArgs;
 use crate::exit::UsageError;
-use crate::filter::{Cond, PortRange, Prefix, Query, Side};
+use crate::filter::{Cond, MAX_CONDITIONS, PortRange, Prefix, Query, Side};
 use crate::host::netns::NetnsChoice;
 use crate::state::StateSet;
 
@@ -15,30 +15,37 @@ use crate::state::StateSet;
 /// would only spin (every sample is a full dump of the socket table).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Most port and address filters one query may carry.
-pub const MAX_CONDITIONS: usize = 64;
-
-/// Builds the kernel query from the filter flags.
+/// Builds the kernel query from the filter flags: one group per flag given,
+/// whose values are alternatives (`--port 80 --port 81`: either port), and
+/// every group required (`--port 80 --peer ::1`: both), as `ss` filters read.
 pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
     let states = match &f.state {
         None => StateSet::unfiltered(),
         Some(s) => StateSet::parse_list(s).map_err(|e| UsageError(format!("--state: {e}")))?,
     };
-    let mut conds = Vec::new();
+    let mut groups = Vec::new();
     for (flag, side, vals) in [
         ("--port", Side::Either, &f.port),
         ("--local-port", Side::Local, &f.local_port),
         ("--peer-port", Side::Peer, &f.peer_port),
     ] {
-        for v in vals {
-            let r = PortRange::parse(v).map_err(|e| UsageError(format!("{flag}: {e}")))?;
-            conds.push(Cond::Port(side, r));
+        let group = vals
+            .iter()
+            .map(|v| {
+                PortRange::parse(v)
+                    .map(|r| Cond::Port(side, r))
+                    .map_err(|e| UsageError(format!("{flag}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !group.is_empty() {
+            groups.push(group);
         }
     }
     for (flag, side, vals) in [
         ("--peer", Side::Peer, &f.peer),
         ("--local", Side::Local, &f.local),
     ] {
+        let mut group = Vec::with_capacity(vals.len());
         for v in vals {
             let p = Prefix::parse(v).map_err(|e| UsageError(format!("{flag}: {e}")))?;
             if f.ipv4 && p.addr.is_ipv6() {
@@ -46,23 +53,26 @@ pub fn query(f: &FilterArgs) -> Result<Query, UsageError> {
                     "{flag} '{v}' is an IPv6 address but -4 asks for IPv4 only"
                 )));
             }
-            conds.push(Cond::Addr(side, p));
+            group.push(Cond::Addr(side, p));
+        }
+        if !group.is_empty() {
+            groups.push(group);
         }
     }
-    // The kernel's filter program is addressed with 16-bit offsets; 64 conditions
-    // of the largest kind (an IPv6 prefix on either side, about 70 bytes) fit well.
-    if conds.len() > MAX_CONDITIONS {
-        return Err(UsageError(format!(
-            "{} port and address filters given; at most {MAX_CONDITIONS} are supported",
-            conds.len()
-        )));
-    }
-    Ok(Query {
+    let q = Query {
         ipv4: !f.ipv6,
         ipv6: !f.ipv4,
         states,
-        conds,
-    })
+        groups,
+    };
+    // The kernel's filter program is addressed with 16-bit offsets.
+    if q.conditions() > MAX_CONDITIONS {
+        return Err(UsageError(format!(
+            "{} port and address filters given; at most {MAX_CONDITIONS} are supported",
+            q.conditions()
+        )));
+    }
+    Ok(q)
 }
 
 /// Parses a duration: `1.5` (seconds), `200ms`, `10s`, `2m`, `1h`; `0` allowed.
@@ -253,7 +263,7 @@ mod tests {
         };
         let q = query(&f).unwrap();
         assert!(q.ipv4 && !q.ipv6);
-        assert_eq!(q.conds.len(), 2);
+        assert_eq!(q.groups.len(), 2);
         let bad = FilterArgs {
             port: vec!["70000".into()],
             ..FilterArgs::default()
@@ -270,5 +280,67 @@ mod tests {
             ..FilterArgs::default()
         };
         assert!(query(&mixed).unwrap_err().0.contains("::1"));
+        // -4 refuses an IPv6 value even among IPv4 alternatives.
+        let mixed = FilterArgs {
+            peer: vec!["127.0.0.1".into(), "[::1]".into()],
+            ipv4: true,
+            ..FilterArgs::default()
+        };
+        assert!(query(&mixed).unwrap_err().0.contains("'[::1]'"));
+    }
+
+    #[test]
+    fn one_group_per_flag() {
+        let f = FilterArgs {
+            port: vec!["8080".into(), "8081".into()],
+            peer: vec!["127.0.0.1".into(), "::1".into()],
+            local_port: vec!["1000-2000".into()],
+            ..FilterArgs::default()
+        };
+        let q = query(&f).unwrap();
+        let port = |p| Cond::Port(Side::Either, PortRange::single(p));
+        let peer = |a: &str| Cond::Addr(Side::Peer, Prefix::parse(a).unwrap());
+        assert_eq!(
+            q.groups,
+            vec![
+                vec![port(8080), port(8081)],
+                vec![Cond::Port(Side::Local, PortRange { lo: 1000, hi: 2000 })],
+                vec![peer("127.0.0.1"), peer("::1")],
+            ]
+        );
+        assert!(query(&FilterArgs::default()).unwrap().groups.is_empty());
+        // The cap counts conditions across groups.
+        let spread = FilterArgs {
+            port: vec!["80".into(); MAX_CONDITIONS / 2],
+            peer: vec!["::1".into(); MAX_CONDITIONS / 2 + 1],
+            ..FilterArgs::default()
+        };
+        assert!(query(&spread).unwrap_err().0.contains("at most 64"));
+    }
+
+    #[test]
+    fn lenient_values_are_refused_naming_the_flag_and_value() {
+        for (port, peer) in [
+            (vec!["+80"], vec![]),
+            (vec![" 80"], vec![]),
+            (vec![], vec!["[[[::1]]]"]),
+            (vec![], vec!["10.0.0.0/+8"]),
+            (vec![], vec!["[10.0.0.1]"]),
+            (vec![], vec!["::1]"]),
+        ] {
+            let bad = port.first().or(peer.first()).unwrap().to_string();
+            let f = FilterArgs {
+                port: port.into_iter().map(String::from).collect(),
+                peer: peer.into_iter().map(String::from).collect(),
+                ..FilterArgs::default()
+            };
+            let e = query(&f).unwrap_err().0;
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+            assert!(
+                e.starts_with("--port: ") || e.starts_with("--peer: "),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 }

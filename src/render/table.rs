@@ -349,7 +349,7 @@ pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
     }
     let filter = s.captured_filter.as_deref().unwrap_or_default();
     if !filter.is_empty() {
-        line.push_str(&format!("; captured with {}", filter.join(", ")));
+        line.push_str(&format!("; captured with {}", filter.join(" and ")));
     }
     line
 }
