@@ -36,11 +36,11 @@ complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "who" -d 'Find
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l port -d 'Local or peer port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local-port -d 'Local port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port -d 'Peer port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s b -l by -d 'Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given' -r -f -a "state\t'One group per state'
 peer\t'Peer address'
@@ -101,11 +101,11 @@ always\t''
 never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total' -r
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC=N (repeatable)' -r

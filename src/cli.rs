@@ -168,19 +168,19 @@ pub struct FilterArgs {
     /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]
     #[arg(short = 's', long, value_name = "LIST")]
     pub state: Option<String>,
-    /// Local or peer port, N or N-M
+    /// Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub port: Vec<String>,
-    /// Local port, N or N-M
+    /// Local port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub local_port: Vec<String>,
-    /// Peer port, N or N-M
+    /// Peer port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub peer_port: Vec<String>,
-    /// Peer address, ADDR or ADDR/PREFIX
+    /// Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "ADDR[/PREFIX]")]
     pub peer: Vec<String>,
-    /// Local address, ADDR or ADDR/PREFIX
+    /// Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "ADDR[/PREFIX]")]
     pub local: Vec<String>,
     /// IPv4 only
