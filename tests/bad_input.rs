@@ -73,6 +73,10 @@ fn cases(tmp: &Path) -> Vec<Case> {
         case(&["list", "--peer-port", "1-"], USAGE, "1-"),
         case(&["list", "--peer-port", ""], USAGE, "''"),
         case(&["list", "--local-port", "80-70000"], USAGE, "80-70000"),
+        // Digits only: no sign, no spaces.
+        case(&["list", "--port", "+80"], USAGE, "'+80'"),
+        case(&["list", "--port", " 80"], USAGE, "' 80'"),
+        case(&["list", "--port", "80", "--port", "1-+2"], USAGE, "'1-+2'"),
         // --- list: addresses and prefixes
         case(&["list", "--peer", "1.2.3"], USAGE, "1.2.3"),
         case(&["list", "--peer", "10.0.0.0/33"], USAGE, "33"),
@@ -81,9 +85,20 @@ fn cases(tmp: &Path) -> Vec<Case> {
         case(&["list", "--peer", "999.1.1.1"], USAGE, "999.1.1.1"),
         case(&["list", "--peer", ""], USAGE, "''"),
         case(&["list", "--local", "host.example"], USAGE, "host.example"),
+        // Brackets only as one pair around an IPv6 address; lengths in digits.
+        case(&["list", "--peer", "[[[::1]]]"], USAGE, "'[[[::1]]]'"),
+        case(&["list", "--peer", "10.0.0.0/+8"], USAGE, "'10.0.0.0/+8'"),
+        case(&["list", "--peer", "[10.0.0.1]"], USAGE, "'[10.0.0.1]'"),
+        case(&["list", "--peer", "::1]"], USAGE, "'::1]'"),
+        case(&["list", "--peer", "::ffff:10.0.0.0/8"], USAGE, "96-128"),
         // --- list: conflicting flags
         case(&["list", "-4", "-6"], USAGE, "--ipv6"),
         case(&["list", "-4", "--peer", "::1"], USAGE, "::1"),
+        case(
+            &["list", "-4", "--peer", "127.0.0.1", "--peer", "::1"],
+            USAGE,
+            "'::1'",
+        ),
         case(&["list", "--processes"], USAGE, "--processes"),
         case(
             &["list", "--format", "prometheus", "--sockets"],

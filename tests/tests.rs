@@ -11,6 +11,7 @@ mod diag_fixtures;
 mod diagnose;
 mod explain;
 mod fallback;
+mod filters;
 mod flags;
 mod list;
 mod monitoring;
