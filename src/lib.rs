@@ -17,6 +17,7 @@ pub mod plan;
 pub mod signals;
 pub mod socket;
 pub mod state;
+mod wire;
 
 pub mod aggregate;
 pub mod diagnose;

@@ -6,11 +6,13 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Gid, Uid};
 
 use crate::diag::destroy::read_ack;
+use crate::diag::request::message;
 
 /// Set once the process is inside its own network namespace; sysctl writes
 /// refuse to run without it, so the host's settings cannot be changed by mistake.
@@ -96,24 +98,19 @@ fn map_ids(uid: Uid, gid: Gid) -> Result<()> {
 }
 
 const RTM_NEWLINK: u16 = 16;
-const NLM_F_REQUEST: u16 = 0x01;
-const NLM_F_ACK: u16 = 0x04;
 
 /// `RTM_NEWLINK` for `lo` with IFF_UP set: what `ip link set lo up` sends.
 fn loopback_up() -> Result<()> {
     let index = nix::net::if_::if_nametoindex("lo").context("finding lo")?;
     let sock = Socket::new(NETLINK_ROUTE).context("opening a NETLINK_ROUTE socket")?;
     let seq: u32 = 1;
-    let mut b = vec![0u8; 32];
-    b[0..4].copy_from_slice(&32u32.to_ne_bytes());
-    b[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
-    b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    b[8..12].copy_from_slice(&seq.to_ne_bytes());
     // struct ifinfomsg: family (AF_UNSPEC), pad, type, index, flags, change.
-    b[20..24].copy_from_slice(&(index as i32).to_ne_bytes());
+    let mut ifi = [0u8; 16];
+    ifi[4..8].copy_from_slice(&(index as i32).to_ne_bytes());
     let up = libc::IFF_UP as u32;
-    b[24..28].copy_from_slice(&up.to_ne_bytes());
-    b[28..32].copy_from_slice(&up.to_ne_bytes());
+    ifi[8..12].copy_from_slice(&up.to_ne_bytes());
+    ifi[12..16].copy_from_slice(&up.to_ne_bytes());
+    let b = message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifi);
     sock.send_to(&b, &SocketAddr::new(0, 0), 0)
         .context("sending RTM_NEWLINK")?;
     read_ack(&sock, seq).context("RTM_NEWLINK for lo")?;

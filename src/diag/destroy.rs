@@ -5,17 +5,15 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use super::parse::NLMSG_HDRLEN;
+use super::request::{INET_DIAG_REQ_LEN, message};
+use crate::wire::{i32_ne, u16_ne, u32_ne};
 
 /// `SOCK_DESTROY` in linux/sock_diag.h.
 pub const SOCK_DESTROY: u16 = 21;
-const NLM_F_REQUEST: u16 = 0x01;
-const NLM_F_ACK: u16 = 0x04;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_HDRLEN: usize = 16;
-/// `struct inet_diag_req_v2`: family, protocol, ext, pad, states, then the
-/// 48-byte `inet_diag_sockid`.
-const REQ_LEN: usize = 56;
 
 /// One IPv4 TCP socket, named as sock_diag names it: `local` is the socket's
 /// own end. `cookie` must match too, so a reused tuple is never hit by mistake.
@@ -30,13 +28,9 @@ pub struct Target {
 
 /// Builds the request: nlmsghdr + `inet_diag_req_v2` with an exact socket id.
 pub fn build_request(t: &Target, seq: u32) -> Vec<u8> {
-    let total = NLMSG_HDRLEN + REQ_LEN;
-    let mut b = vec![0u8; total];
-    b[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
-    b[4..6].copy_from_slice(&SOCK_DESTROY.to_ne_bytes());
-    b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    b[8..12].copy_from_slice(&seq.to_ne_bytes());
-    let r = &mut b[NLMSG_HDRLEN..];
+    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then the
+    // 48-byte inet_diag_sockid.
+    let mut r = [0u8; INET_DIAG_REQ_LEN];
     r[0] = libc::AF_INET as u8;
     r[1] = libc::IPPROTO_TCP as u8;
     // r[2] extensions = 0, r[3] padding
@@ -49,7 +43,7 @@ pub fn build_request(t: &Target, seq: u32) -> Vec<u8> {
     // r[44..48] interface 0 = any
     r[48..52].copy_from_slice(&(t.cookie as u32).to_ne_bytes());
     r[52..56].copy_from_slice(&((t.cookie >> 32) as u32).to_ne_bytes());
-    b
+    message(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, seq, &r)
 }
 
 /// Destroys the socket. EPERM/EACCES come back as such so callers can skip;
@@ -95,17 +89,17 @@ pub fn parse_ack(data: &[u8], seq: u32) -> io::Result<Option<i32>> {
     };
     let mut at = 0;
     while at + NLMSG_HDRLEN <= data.len() {
-        let len = u32::from_ne_bytes(data[at..at + 4].try_into().map_err(|_| bad())?) as usize;
+        let len = u32_ne(data, at) as usize;
         if len < NLMSG_HDRLEN || at + len > data.len() {
             return Err(bad());
         }
-        let ty = u16::from_ne_bytes([data[at + 4], data[at + 5]]);
-        let s = u32::from_ne_bytes(data[at + 8..at + 12].try_into().map_err(|_| bad())?);
+        let ty = u16_ne(data, at + 4);
+        let s = u32_ne(data, at + 8);
         if ty == NLMSG_ERROR && s == seq {
             if len < NLMSG_HDRLEN + 4 {
                 return Err(bad());
             }
-            let e = i32::from_ne_bytes(data[at + 16..at + 20].try_into().map_err(|_| bad())?);
+            let e = i32_ne(data, at + NLMSG_HDRLEN);
             return Ok(Some(-e));
         }
         at += (len + 3) & !3;
@@ -128,7 +122,10 @@ mod tests {
         };
         let b = build_request(&t, 9);
         assert_eq!(b.len(), 72);
+        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()), 72);
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 21);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 0x05, "REQUEST | ACK");
+        assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 9);
         assert_eq!(&b[24..26], &[0x12, 0x34]);
         assert_eq!(&b[26..28], &[0, 80]);
         assert_eq!(&b[28..32], &[127, 0, 0, 1]);

@@ -13,29 +13,24 @@ pub mod bytecode;
 pub mod destroy;
 pub mod parse;
 pub mod procfs;
+pub mod request;
 
+pub use parse::TCPDIAG_GETSOCK;
 pub use procfs::{Source, collect_any};
+pub use request::{build_request, build_request_both};
 
 use std::io;
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::Emitable;
-use netlink_packet_sock_diag::constants::IPPROTO_TCP;
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
 use crate::filter::Query;
 use crate::socket::{Family, SocketRecord};
-use parse::{Flow, NLMSG_HDRLEN, ParseError, ParseStats, SOCK_DIAG_BY_FAMILY, parse_datagram};
+use parse::{Flow, ParseError, ParseStats, parse_datagram};
 
 /// The kernel never sends a dump datagram larger than this (netlink caps
 /// `max_recvmsg_len` at 32 KiB), so a 32 KiB buffer reads each one whole.
 pub const RECV_BUF: usize = 32 * 1024;
-
-const NLM_F_REQUEST: u16 = 0x01;
-const NLM_F_DUMP: u16 = 0x300;
-const INET_DIAG_REQ_BYTECODE: u16 = 1;
-const INET_DIAG_REQ_LEN: usize = 56;
 
 /// Where consumed sockets go. A sink is filled per family on its own thread,
 /// then the two are merged with [`Sink::absorb`] (IPv4 first).
@@ -136,76 +131,6 @@ pub struct Collection<S> {
 pub struct Options {
     /// Keep every datagram as received (for snapshots).
     pub keep_raw: bool,
-}
-
-/// Builds the dump request: nlmsghdr + `inet_diag_req_v2` (+ bytecode attribute).
-pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
-    let fam = match family {
-        Family::V4 => libc::AF_INET as u8,
-        Family::V6 => libc::AF_INET6 as u8,
-    };
-    let req = InetRequest {
-        family: fam,
-        protocol: IPPROTO_TCP,
-        extensions: ExtensionFlags::empty(),
-        states: StateFlags::from_bits_retain(query.states.0),
-        socket_id: match family {
-            Family::V4 => SocketId::new_v4(),
-            Family::V6 => SocketId::new_v6(),
-        },
-    };
-    debug_assert_eq!(req.buffer_len(), INET_DIAG_REQ_LEN);
-    let attr_len = if bytecode.is_empty() {
-        0
-    } else {
-        4 + bytecode.len()
-    };
-    let total = NLMSG_HDRLEN + INET_DIAG_REQ_LEN + attr_len;
-    let mut buf = vec![0u8; total];
-    buf[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
-    buf[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    buf[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-    req.emit(&mut buf[NLMSG_HDRLEN..NLMSG_HDRLEN + INET_DIAG_REQ_LEN]);
-    if !bytecode.is_empty() {
-        let at = NLMSG_HDRLEN + INET_DIAG_REQ_LEN;
-        buf[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
-        buf[at + 2..at + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        buf[at + 4..].copy_from_slice(bytecode);
-    }
-    buf
-}
-
-/// The original inet_diag request type; its dump covers both families.
-pub const TCPDIAG_GETSOCK: u16 = 18;
-/// `struct inet_diag_req`: family, src_len, dst_len, ext, the 48-byte
-/// `inet_diag_sockid`, then u32 states and u32 dbs.
-const INET_DIAG_REQ_V1_LEN: usize = 60;
-
-/// Builds the both-families request: nlmsghdr + `inet_diag_req` (+ bytecode).
-pub fn build_request_both(query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
-    let attr_len = if bytecode.is_empty() {
-        0
-    } else {
-        4 + bytecode.len()
-    };
-    let total = NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN + attr_len;
-    let mut buf = vec![0u8; total];
-    buf[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
-    buf[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
-    buf[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // The kernel ignores the family of this request type (it dumps AF_UNSPEC).
-    buf[NLMSG_HDRLEN] = libc::AF_INET as u8;
-    let states = NLMSG_HDRLEN + 4 + 48;
-    buf[states..states + 4].copy_from_slice(&query.states.0.to_ne_bytes());
-    if !bytecode.is_empty() {
-        let at = NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN;
-        buf[at..at + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
-        buf[at + 2..at + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        buf[at + 4..].copy_from_slice(bytecode);
-    }
-    buf
 }
 
 /// Dumps one family, calling `on_socket` for every socket the kernel sends.

@@ -20,18 +20,23 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+// NLM_F_DUMP_INTR: the kernel sets it on messages of a dump that raced with
+// a table change.
+pub use netlink_packet_core::{
+    NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
+};
+
 use crate::socket::{Family, SocketRecord, Timer, canonical};
 use crate::state::TcpState;
+use crate::wire::{u16_be, u16_ne, u32_ne};
 
+/// `struct nlmsghdr` (netlink-packet-core keeps its own length private).
 pub const NLMSG_HDRLEN: usize = 16;
 pub const INET_DIAG_MSG_LEN: usize = 72;
-pub const NLMSG_NOOP: u16 = 1;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
-pub const NLMSG_OVERRUN: u16 = 4;
 pub const SOCK_DIAG_BY_FAMILY: u16 = netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
-/// The kernel sets this on messages of a dump that raced with a table change.
-pub const NLM_F_DUMP_INTR: u16 = 0x10;
+/// The original inet_diag request type; its dump covers both families and
+/// its replies carry the same type.
+pub const TCPDIAG_GETSOCK: u16 = 18;
 
 /// What went wrong in a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,16 +108,6 @@ pub enum Flow {
     Done,
 }
 
-fn u16_ne(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
-}
-fn u32_ne(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u16_be(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
 /// Walks every netlink message in `buf`, calling `on_socket` for each socket.
 /// Messages whose sequence number differs from `seq` (when given) are skipped.
 pub fn parse_datagram(
@@ -166,15 +161,13 @@ pub fn parse_datagram(
         }
         match ty {
             // The both-families request is answered with its own type.
-            SOCK_DIAG_BY_FAMILY | super::TCPDIAG_GETSOCK => {
-                match parse_inet_diag_msg(body, this)? {
-                    Some(rec) => {
-                        stats.sockets += 1;
-                        on_socket(&rec);
-                    }
-                    None => stats.unknown_state += 1,
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match parse_inet_diag_msg(body, this)? {
+                Some(rec) => {
+                    stats.sockets += 1;
+                    on_socket(&rec);
                 }
-            }
+                None => stats.unknown_state += 1,
+            },
             NLMSG_DONE => {
                 // A dump that failed midway reports the error in DONE's payload.
                 if body.len() >= 4 {

@@ -36,6 +36,7 @@ use crate::output::Output;
 use crate::report::SnapshotInfo;
 use crate::socket::{Family, SocketRecord};
 use crate::state::{StateSet, TcpState};
+use crate::wire::{u16_le, u16_ne, u32_le, u32_ne, u64_le};
 
 /// The first 8 bytes of a tw-inspect snapshot. The high first byte and the
 /// trailing newline make a text-mode transfer that mangles the file visible.
@@ -374,24 +375,6 @@ struct Discard;
 impl Sink for Discard {
     fn push(&mut self, _: &SocketRecord) {}
     fn absorb(&mut self, _: Self) {}
-}
-
-fn u16_le(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn u32_le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u64_le(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-fn u32_ne(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u16_ne(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
 fn family_code(f: Family) -> u32 {

@@ -1,0 +1,194 @@
+//! Every netlink request this program sends is built here: one `nlmsghdr`
+//! builder on netlink-packet-core's [`NetlinkHeader`], and the sock_diag dump
+//! requests on top of it (`inet_diag_req_v2` per family, the original
+//! `inet_diag_req` for both, each with an optional filter program).
+
+use netlink_packet_core::{Emitable, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader};
+use netlink_packet_sock_diag::constants::IPPROTO_TCP;
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+
+use super::parse::{NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK};
+use crate::filter::Query;
+use crate::socket::Family;
+
+/// `INET_DIAG_REQ_BYTECODE`: the attribute carrying the filter program.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// `struct inet_diag_req_v2`: family, protocol, ext, pad, u32 states, then the
+/// 48-byte `inet_diag_sockid`.
+pub const INET_DIAG_REQ_LEN: usize = 56;
+/// `struct inet_diag_req`: family, src_len, dst_len, ext, the 48-byte
+/// `inet_diag_sockid`, then u32 states and u32 dbs.
+const INET_DIAG_REQ_V1_LEN: usize = 60;
+
+/// One netlink message to the kernel (port 0): the header, then `body` as is.
+/// `nlmsg_len` covers both; nothing is padded after the body.
+pub fn message(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+    let total = NLMSG_HDRLEN + body.len();
+    let mut header = NetlinkHeader::default();
+    header.length = u32::try_from(total).expect("a request fits a netlink message");
+    header.message_type = kind;
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut buf = vec![0u8; total];
+    header.emit(&mut buf[..NLMSG_HDRLEN]);
+    buf[NLMSG_HDRLEN..].copy_from_slice(body);
+    buf
+}
+
+/// Appends the filter program as an `INET_DIAG_REQ_BYTECODE` attribute (none
+/// when the program is empty).
+fn push_bytecode(body: &mut Vec<u8>, bytecode: &[u8]) {
+    if bytecode.is_empty() {
+        return;
+    }
+    let attr_len = 4 + bytecode.len();
+    body.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    body.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    body.extend_from_slice(bytecode);
+}
+
+/// Builds the dump request: nlmsghdr + `inet_diag_req_v2` (+ bytecode attribute).
+pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
+    let fam = match family {
+        Family::V4 => libc::AF_INET as u8,
+        Family::V6 => libc::AF_INET6 as u8,
+    };
+    let req = InetRequest {
+        family: fam,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::from_bits_retain(query.states.0),
+        socket_id: match family {
+            Family::V4 => SocketId::new_v4(),
+            Family::V6 => SocketId::new_v6(),
+        },
+    };
+    debug_assert_eq!(req.buffer_len(), INET_DIAG_REQ_LEN);
+    let mut body = vec![0u8; INET_DIAG_REQ_LEN];
+    req.emit(&mut body);
+    push_bytecode(&mut body, bytecode);
+    message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, &body)
+}
+
+/// Builds the both-families request: nlmsghdr + `inet_diag_req` (+ bytecode).
+pub fn build_request_both(query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
+    let mut body = vec![0u8; INET_DIAG_REQ_V1_LEN];
+    // The kernel ignores the family of this request type (it dumps AF_UNSPEC).
+    body[0] = libc::AF_INET as u8;
+    let states = 4 + 48;
+    body[states..states + 4].copy_from_slice(&query.states.0.to_ne_bytes());
+    push_bytecode(&mut body, bytecode);
+    message(TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, seq, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{StateSet, TcpState};
+
+    /// The header as it was written by hand before the builder: u32 length,
+    /// u16 type, u16 flags, u32 sequence, u32 port, all in host order.
+    fn hand_built_header(total: usize, kind: u16, flags: u16, seq: u32) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
+        b[4..6].copy_from_slice(&kind.to_ne_bytes());
+        b[6..8].copy_from_slice(&flags.to_ne_bytes());
+        b[8..12].copy_from_slice(&seq.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn header_length_is_the_kernels() {
+        assert_eq!(NetlinkHeader::default().buffer_len(), NLMSG_HDRLEN);
+    }
+
+    #[test]
+    fn builder_writes_the_hand_built_header() {
+        // 0x01 | 0x300, 0x01 | 0x04: the flag values the requests used.
+        assert_eq!(NLM_F_REQUEST | NLM_F_DUMP, 0x301);
+        assert_eq!(NLM_F_REQUEST | netlink_packet_core::NLM_F_ACK, 0x05);
+        for (kind, flags, seq, body_len) in [
+            (SOCK_DIAG_BY_FAMILY, 0x301, 1, 56),
+            (TCPDIAG_GETSOCK, 0x301, 1, 60 + 4 + 8),
+            (21, 0x05, 7, 56),
+            (16, 0x05, 1, 16),
+            (0xabcd, 0xffff, u32::MAX, 0),
+        ] {
+            let body: Vec<u8> = (0..body_len).map(|i| i as u8 ^ 0x5a).collect();
+            let m = message(kind, flags, seq, &body);
+            assert_eq!(
+                m[..16],
+                hand_built_header(16 + body_len, kind, flags, seq),
+                "type {kind}"
+            );
+            assert_eq!(m[16..], body[..]);
+        }
+    }
+
+    /// The dump requests as they were built before, byte by byte.
+    fn hand_built_v2(family: Family, states: u32, bytecode: &[u8], seq: u32) -> Vec<u8> {
+        let attr_len = if bytecode.is_empty() {
+            0
+        } else {
+            4 + bytecode.len()
+        };
+        let total = 16 + 56 + attr_len;
+        let mut b = vec![0u8; total];
+        b[..16].copy_from_slice(&hand_built_header(total, 20, 0x301, seq));
+        b[16] = match family {
+            Family::V4 => libc::AF_INET as u8,
+            Family::V6 => libc::AF_INET6 as u8,
+        };
+        b[17] = libc::IPPROTO_TCP as u8;
+        b[20..24].copy_from_slice(&states.to_ne_bytes());
+        // b[24..72]: inet_diag_sockid, all zero (any socket).
+        if !bytecode.is_empty() {
+            b[72..74].copy_from_slice(&(attr_len as u16).to_ne_bytes());
+            b[74..76].copy_from_slice(&1u16.to_ne_bytes());
+            b[76..].copy_from_slice(bytecode);
+        }
+        b
+    }
+
+    fn hand_built_v1(states: u32, bytecode: &[u8], seq: u32) -> Vec<u8> {
+        let attr_len = if bytecode.is_empty() {
+            0
+        } else {
+            4 + bytecode.len()
+        };
+        let total = 16 + 60 + attr_len;
+        let mut b = vec![0u8; total];
+        b[..16].copy_from_slice(&hand_built_header(total, 18, 0x301, seq));
+        b[16] = libc::AF_INET as u8;
+        b[68..72].copy_from_slice(&states.to_ne_bytes());
+        if !bytecode.is_empty() {
+            b[76..78].copy_from_slice(&(attr_len as u16).to_ne_bytes());
+            b[78..80].copy_from_slice(&1u16.to_ne_bytes());
+            b[80..].copy_from_slice(bytecode);
+        }
+        b
+    }
+
+    #[test]
+    fn dump_requests_are_unchanged() {
+        let q = Query {
+            states: StateSet::from_states(&[TcpState::TimeWait, TcpState::Listen]),
+            ..Query::default()
+        };
+        let bc: Vec<u8> = (1..=12).collect();
+        for bytecode in [&[][..], &bc] {
+            for family in [Family::V4, Family::V6] {
+                assert_eq!(
+                    build_request(family, &q, bytecode, 3),
+                    hand_built_v2(family, q.states.0, bytecode, 3),
+                    "{family:?}, {} bytes of bytecode",
+                    bytecode.len()
+                );
+            }
+            assert_eq!(
+                build_request_both(&q, bytecode, 1),
+                hand_built_v1(q.states.0, bytecode, 1)
+            );
+        }
+    }
+}
