@@ -10,8 +10,7 @@ use std::net::IpAddr;
 // remote hosts, and a fixed hash would let them force collisions.
 use foldhash::HashMap;
 
-use crate::diag::Sink;
-use crate::socket::{Family, SocketRecord};
+use crate::socket::{Family, Sink, SocketRecord};
 use crate::state::{MAX_STATE, StateSet, TcpState};
 
 /// Which fields form a group.

@@ -8,10 +8,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::aggregate::{Aggregate, Pressure};
-use crate::diag::Sink;
 use crate::host::procs::ProcessRef;
 use crate::host::sysctl::Sysctls;
-use crate::socket::SocketRecord;
+use crate::socket::{Sink, SocketRecord};
 use crate::state::TcpState;
 
 /// How bad a finding is.

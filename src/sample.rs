@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure};
-use crate::diag::{self, Options, Sink};
+use crate::diag::{self, Options};
 use crate::diagnose::Teardown;
 use crate::filter::Query;
 use crate::host::netns::Scope;
 use crate::host::sysctl::Sysctls;
 use crate::snapshot::HostFacts;
-use crate::socket::SocketRecord;
+use crate::socket::{Sink, SocketRecord};
 use crate::state::{StateSet, TcpState};
 
 /// What to collect.

@@ -1,5 +1,7 @@
 //! The owned socket record every source (netlink, /proc, snapshots) produces
 //! and every later stage consumes. It is `Copy`: building one allocates nothing.
+//! Sources hand records to a [`Sink`]; the stages that consume them implement it
+//! without depending on any source.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -105,6 +107,25 @@ impl SocketRecord {
             send_q: 0,
             ifindex: 0,
         }
+    }
+}
+
+/// Where consumed sockets go. A sink is filled per family on its own thread,
+/// then the two are merged with [`Sink::absorb`] (IPv4 first).
+pub trait Sink: Send {
+    fn push(&mut self, rec: &SocketRecord);
+    fn absorb(&mut self, other: Self)
+    where
+        Self: Sized;
+}
+
+/// Collects every record; for `--sockets` and tests.
+impl Sink for Vec<SocketRecord> {
+    fn push(&mut self, rec: &SocketRecord) {
+        Vec::push(self, *rec);
+    }
+    fn absorb(&mut self, mut other: Self) {
+        self.append(&mut other);
     }
 }
 

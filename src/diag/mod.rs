@@ -1,5 +1,5 @@
 //! The collector: asks the kernel for TCP sockets over NETLINK_SOCK_DIAG and hands
-//! each one, parsed in place, to a [`Sink`]. Every command gets its sockets here.
+//! each one, parsed in place, to a [`Sink`](crate::socket::Sink). Every command gets its sockets here.
 //!
 //! The kernel walks its whole TCP hash table once per dump, and that walk is
 //! most of the cost. When both families are wanted, one request of the original
@@ -25,31 +25,12 @@ use std::time::{Duration, Instant};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
 use crate::filter::Query;
-use crate::socket::{Family, SocketRecord};
+use crate::socket::{Family, Sink, SocketRecord};
 use parse::{Flow, ParseError, ParseStats, parse_datagram};
 
 /// The kernel never sends a dump datagram larger than this (netlink caps
 /// `max_recvmsg_len` at 32 KiB), so a 32 KiB buffer reads each one whole.
 pub const RECV_BUF: usize = 32 * 1024;
-
-/// Where consumed sockets go. A sink is filled per family on its own thread,
-/// then the two are merged with [`Sink::absorb`] (IPv4 first).
-pub trait Sink: Send {
-    fn push(&mut self, rec: &SocketRecord);
-    fn absorb(&mut self, other: Self)
-    where
-        Self: Sized;
-}
-
-/// Collects every record; for `--sockets` and tests.
-impl Sink for Vec<SocketRecord> {
-    fn push(&mut self, rec: &SocketRecord) {
-        Vec::push(self, *rec);
-    }
-    fn absorb(&mut self, mut other: Self) {
-        self.append(&mut other);
-    }
-}
 
 /// A failure to get sockets from the kernel.
 #[derive(Debug)]

@@ -27,9 +27,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::parse::ParseStats;
-use super::{Collection, DiagError, Options, Sink};
+use super::{Collection, DiagError, Options};
 use crate::filter::Query;
-use crate::socket::{Family, SocketRecord, Timer, canonical};
+use crate::socket::{Family, Sink, SocketRecord, Timer, canonical};
 use crate::state::TcpState;
 
 /// Clock ticks per second as /proc reports times (`USER_HZ`).

@@ -180,7 +180,7 @@ pub fn write_down(w: &mut dyn Write) -> Result<()> {
 mod tests {
     use super::*;
     use crate::aggregate::GroupBy;
-    use crate::diag::Sink;
+    use crate::socket::Sink;
     use crate::socket::{Family, SocketRecord};
     use crate::state::StateSet;
 

@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn socket_rows_line_up() {
         use crate::aggregate::{Aggregate, GroupBy};
-        use crate::diag::Sink;
+        use crate::socket::Sink;
         use crate::socket::{Family, SocketRecord, Timer};
         use crate::state::StateSet;
         let mut a = SocketRecord::blank(Family::V4, TcpState::TimeWait);

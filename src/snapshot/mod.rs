@@ -28,13 +28,13 @@ use crate::diag::parse::{
     INET_DIAG_MSG_LEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, ParseStats,
     SOCK_DIAG_BY_FAMILY, parse_datagram,
 };
-use crate::diag::{self, Collection, Options, Sink};
+use crate::diag::{self, Collection, Options};
 use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::report::SnapshotInfo;
-use crate::socket::{Family, SocketRecord};
+use crate::socket::{Family, Sink, SocketRecord};
 use crate::state::{StateSet, TcpState};
 use crate::wire::{u16_le, u16_ne, u32_le, u32_ne, u64_le};
 
