@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure};
+use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, Teardown};
 use crate::diag::{self, Options};
-use crate::diagnose::Teardown;
 use crate::filter::Query;
 use crate::host::netns::Scope;
 use crate::host::sysctl::Sysctls;

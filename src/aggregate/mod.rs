@@ -1,6 +1,10 @@
 //! Pure aggregation: socket records in, counts out. Memory grows with the
 //! number of groups, never with the number of sockets.
 
+mod teardown;
+
+pub use teardown::Teardown;
+
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
