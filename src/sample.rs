@@ -156,7 +156,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     // Listeners first (a LISTEN-only dump skips the connection table, so it is
     // cheap): the diagnoses then count TIME_WAIT on listening ports only.
     let listening = match spec.diagnose {
-        true => crate::snapshot::listeners().ok(),
+        true => crate::diag::listen::listeners().ok(),
         false => None,
     };
     let ports: Vec<u16> = listening.iter().flatten().map(|l| l.port).collect();

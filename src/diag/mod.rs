@@ -11,6 +11,7 @@
 
 pub mod bytecode;
 pub mod destroy;
+pub mod listen;
 pub mod parse;
 pub mod procfs;
 pub mod request;

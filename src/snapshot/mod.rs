@@ -16,7 +16,6 @@
 
 use std::fmt;
 use std::io::Write;
-use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,18 +23,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::diag::listen::{self, Listener};
 use crate::diag::parse::{
     INET_DIAG_MSG_LEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, ParseStats,
     SOCK_DIAG_BY_FAMILY, parse_datagram,
 };
-use crate::diag::{self, Collection, Options};
+use crate::diag::{self, Collection};
 use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::report::SnapshotInfo;
 use crate::socket::{Family, Sink, SocketRecord};
-use crate::state::{StateSet, TcpState};
 use crate::wire::{u16_le, u16_ne, u32_le, u32_ne, u64_le};
 
 /// The first 8 bytes of a tw-inspect snapshot. The high first byte and the
@@ -90,14 +89,6 @@ pub struct Capture {
     pub filter: Vec<String>,
 }
 
-/// One listening socket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listener {
-    pub family: String,
-    pub local: IpAddr,
-    pub port: u16,
-}
-
 /// Where a family's datagrams are and how to check them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionInfo {
@@ -149,16 +140,6 @@ pub struct Snapshot {
 pub struct HostFacts {
     pub sysctls: Option<Sysctls>,
     pub listening: Option<Vec<Listener>>,
-}
-
-impl HostFacts {
-    /// This host's (current network namespace's) facts.
-    pub fn live() -> Result<HostFacts> {
-        Ok(HostFacts {
-            sysctls: Some(Sysctls::read_host()),
-            listening: Some(listeners()?),
-        })
-    }
 }
 
 /// Why a file is not a loadable snapshot. Printed after the file name.
@@ -717,7 +698,7 @@ pub fn capture(
         sysctls: Sysctls::read_host(),
         listening: match listening {
             Some(l) => l,
-            None => listeners_for(query, &raw)?,
+            None => listen::listeners_for(query, &raw)?,
         },
         sections: SectionInfo::describe(&raw),
     };
@@ -746,58 +727,6 @@ pub fn write_to(
         w.write_all(data)?;
     }
     Ok(())
-}
-
-/// Listening sockets of the current namespace. The kernel skips its connection
-/// table when only LISTEN is asked for, so this costs little even on a busy host.
-pub fn listeners() -> Result<Vec<Listener>> {
-    let c = diag::collect(
-        &listen_query(),
-        Options::default(),
-        Vec::<SocketRecord>::new,
-    )
-    .context("reading listening sockets from the kernel")?;
-    Ok(to_listeners(&c.sink))
-}
-
-/// The listeners of a capture: taken from its own datagrams when it holds every
-/// listener (so saving costs no extra dump), else from a LISTEN-only dump.
-fn listeners_for(query: &Query, raw: &[(Family, Vec<u8>)]) -> Result<Vec<Listener>> {
-    let complete = query.states.contains(TcpState::Listen)
-        && query.groups.is_empty()
-        && query.families() == [Family::V4, Family::V6];
-    if !complete {
-        return listeners();
-    }
-    let mut v = Vec::<SocketRecord>::new();
-    let q = listen_query();
-    let mut stats = ParseStats::default();
-    for (family, data) in raw {
-        replay_section(Some(*family), data, &q, &mut stats, &mut v)
-            .map_err(|e| anyhow::anyhow!("re-reading the capture: {e}"))?;
-    }
-    Ok(to_listeners(&v))
-}
-
-fn listen_query() -> Query {
-    Query {
-        states: StateSet::from_states(&[TcpState::Listen]),
-        ..Query::default()
-    }
-}
-
-fn to_listeners(recs: &[SocketRecord]) -> Vec<Listener> {
-    let mut v: Vec<Listener> = recs
-        .iter()
-        .map(|r| Listener {
-            family: r.family.name().into(),
-            local: r.local,
-            port: r.local_port,
-        })
-        .collect();
-    v.sort_by(|a, b| (a.port, &a.family, a.local).cmp(&(b.port, &b.family, b.local)));
-    v.dedup();
-    v
 }
 
 fn read_trimmed(p: &str) -> Option<String> {
@@ -854,7 +783,10 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use crate::state::{StateSet, TcpState};
 
     /// One TIME_WAIT socket 127.0.0.1:40000 -> 127.0.0.2:80, as the kernel
     /// lays out `nlmsghdr` + `inet_diag_msg` (no attributes), then NLMSG_DONE.
