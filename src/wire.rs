@@ -1,6 +1,7 @@
-//! Fixed-width integers read from a byte slice at an offset: netlink fields in
-//! host order, ports in network order, the snapshot format's little-endian
-//! lengths.
+//! Byte readers: fixed-width integers at an offset in a byte slice.
+//!
+//! Netlink fields come in host order, ports in network order, the snapshot
+//! format's lengths little-endian.
 //!
 //! Callers check lengths first (every parser here reports a short buffer as an
 //! error before reading), so an offset past the end is a bug and panics. The

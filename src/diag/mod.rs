@@ -1,5 +1,6 @@
 //! The collector: asks the kernel for TCP sockets over NETLINK_SOCK_DIAG and hands
-//! each one, parsed in place, to a [`Sink`](crate::socket::Sink). Every command gets its sockets here.
+//! each one, parsed in place, to a `Sink` (`crate::socket`). Every command gets its
+//! sockets here.
 //!
 //! The kernel walks its whole TCP hash table once per dump, and that walk is
 //! most of the cost. When both families are wanted, one request of the original

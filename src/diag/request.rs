@@ -1,6 +1,7 @@
-//! Every netlink request this program sends is built here: one `nlmsghdr`
-//! builder on netlink-packet-core's [`NetlinkHeader`], and the sock_diag dump
-//! requests on top of it (`inet_diag_req_v2` per family, the original
+//! Every netlink request is built here, through one `nlmsghdr` builder.
+//!
+//! The builder writes netlink-packet-core's [`NetlinkHeader`]; on top of it sit
+//! the sock_diag dump requests (`inet_diag_req_v2` per family, the original
 //! `inet_diag_req` for both, each with an optional filter program).
 
 use netlink_packet_core::{Emitable, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader};

@@ -1,6 +1,7 @@
-//! Capturing a snapshot from the live kernel: the datagrams of a `keep_raw`
-//! collection with the facts of the namespace they came from (host name,
-//! kernel release, time, sysctls, listening sockets).
+//! Capture from the live host: a collection's datagrams and its namespace's facts.
+//!
+//! The facts are the host name, kernel release, time, network namespace,
+//! sysctls and listening sockets, read in the namespace that was dumped.
 
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

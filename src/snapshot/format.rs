@@ -1,6 +1,7 @@
-//! The snapshot file format, pure: bytes in, checked [`Snapshot`] out, and a
-//! capture out as bytes. No file system, clock or kernel here, so every path
-//! can be fed arbitrary bytes (tests/snapshot.rs does, with proptest).
+//! The snapshot file format, pure: bytes in, a checked snapshot out, and back.
+//!
+//! No file system, clock or kernel here, so every path can be fed arbitrary
+//! bytes (tests/snapshot.rs does, with proptest).
 //!
 //! A tw-inspect snapshot is a 16-byte header, JSON [`Metadata`], then one
 //! section per family holding the sock_diag datagrams as the kernel sent them;

@@ -1,5 +1,7 @@
-//! Snapshot files: loading one from a path, creating and saving one through
-//! [`Output`] (written aside, renamed into place when complete).
+//! Snapshot files: load from a path, create and save through `Output`.
+//!
+//! A saved file is written aside and renamed into place when complete
+//! ([`Output`]).
 
 use std::path::Path;
 
