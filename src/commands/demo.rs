@@ -8,11 +8,12 @@ use anyhow::{Context, Result};
 
 use crate::cli::{ColorChoice, DemoArgs, Format};
 use crate::config;
-use crate::demo::model::{self, Verdict};
+use crate::demo::model::Verdict;
 use crate::demo::netns::{self, Isolation};
-use crate::demo::timeline::{self, Ctx};
+use crate::demo::timeline::{Ctx, Observer};
 use crate::demo::{self, Scenario, sock};
 use crate::exit::{Exit, usage};
+use crate::render::demo::{self as show, DemoFormat, Live};
 
 /// The largest `--count`: one peer port offers about 28,000 ephemeral ports.
 const MAX_COUNT: u32 = 25_000;
@@ -21,17 +22,9 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
     // Checked first, and before any thread exists: entering a user namespace
     // requires a single-threaded process.
     let chosen = choose(args)?;
-    if args.list {
-        let mut out = io::stdout().lock();
-        for s in demo::SCENARIOS {
-            writeln!(out, "{:<13} {}", s.name, s.claim)?;
-        }
-        out.flush()?;
-        return Ok(Exit::Ok.into());
-    }
-    let json = match args.format {
-        Format::Table => false,
-        Format::Json => true,
+    let format = match args.format {
+        Format::Table => DemoFormat::Table,
+        Format::Json => DemoFormat::Json,
         other => {
             return usage(format!(
                 "--format: '{}' is not available for demo; valid: table, json",
@@ -39,6 +32,13 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
             ));
         }
     };
+    let json = format == DemoFormat::Json;
+    if args.list {
+        let mut out = io::stdout().lock();
+        show::list(&mut out, demo::SCENARIOS, format)?;
+        out.flush()?;
+        return Ok(Exit::Ok.into());
+    }
     if args.count == 0 || args.count > MAX_COUNT {
         return usage(format!(
             "--count: {} is out of range; valid: 1-{MAX_COUNT}",
@@ -61,46 +61,34 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
     if let Some(n) = &note {
         eprintln!("tw-inspect: {n}");
     }
+    // The table is written as the scenarios run; JSON once at the end.
+    let live = (!json).then(|| Live::new(io::stdout()));
     let ctx = Ctx {
         pace,
         step: args.step,
-        live: !json,
+        observer: live.as_ref().map(|l| l as &dyn Observer),
         private_ns: iso.is_private(),
         count: args.count,
     };
 
     let mut results = Vec::new();
     for s in &chosen {
-        if ctx.live {
-            timeline::print_header(s.name, s.claim);
+        if let Some(live) = &live {
+            live.header(s.name, s.claim)?;
         }
         let r = (s.run)(&ctx).with_context(|| format!("scenario {}", s.name))?;
-        if ctx.live {
-            let mut out = io::stdout().lock();
-            writeln!(out, "=> {}: {}", r.verdict.label(), r.summary)?;
-            out.flush()?;
+        if let Some(live) = &live {
+            live.verdict(&r)?;
         }
         results.push(r);
     }
-    if json {
-        let doc = model::to_json(iso.name(), note.as_deref(), &results);
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
-        out.flush()?;
-    } else {
-        let n = |v| results.iter().filter(|r| r.verdict == v).count();
-        println!(
-            "\n{} confirmed, {} contradicted, {} skipped ({})",
-            n(Verdict::Confirmed),
-            n(Verdict::Contradicted),
-            n(Verdict::Skipped),
-            if iso.is_private() {
-                "in a private network namespace"
-            } else {
-                "on the host's loopback"
-            }
-        );
+    match &live {
+        Some(live) => live.summary(&results, iso.is_private())?,
+        None => {
+            let mut out = io::stdout().lock();
+            show::json(&mut out, iso.name(), note.as_deref(), &results)?;
+            out.flush()?;
+        }
     }
     let bad = results.iter().any(|r| r.verdict == Verdict::Contradicted);
     Ok(if bad {

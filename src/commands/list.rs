@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::aggregate::GroupBy;
+use crate::aggregate::{Aggregate, GroupBy};
 use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
 use crate::config;
 use crate::diagnose::{self, Inputs};
@@ -13,8 +13,9 @@ use crate::host::netns::Scope;
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
+use crate::render::list::{ListFormat, ListRender};
 use crate::render::{self, Style};
-use crate::report::{ListReport, NamespaceReport, NetnsListReport};
+use crate::report::{Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport};
 use crate::sample::{self, Sample, Samples, Spec};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
@@ -146,113 +147,92 @@ pub fn write_report(
     samples: &[(Option<String>, Sample)],
     style: Style,
 ) -> Result<()> {
+    let prometheus = args.format == Format::Prometheus;
     let report = |s: &Sample| {
         let mut r = ListReport::new(
             &s.agg,
             args.top,
             s.sockets.as_deref(),
             s.elapsed.as_secs_f64() * 1e3,
-        )
-        .counted(spec.query.states);
+            counted(spec, source, &s.agg),
+        );
         r.source = s.source.into();
         if let Source::Snapshot(snap) = source {
             r.snapshot = Some(snap.info());
+        }
+        if prometheus {
+            r = r.with_pressure(&s.pressure, s.ephemeral_ports, args.top);
         }
         if spec.diagnose {
             diagnose_into(&mut r, s, matches!(source, Source::Live(_)), args.processes);
         }
         r
     };
-    if args.format == Format::Prometheus {
-        let items: Vec<_> = samples
+    let doc = if !source.labelled() {
+        ListDocument::One(report(&samples[0].1))
+    } else {
+        let namespaces: Vec<NamespaceReport> = samples
             .iter()
-            .map(|(label, s)| render::prometheus::NsMetrics {
-                netns: label.as_deref(),
-                agg: &s.agg,
-                pressure: s.ephemeral_ports.map(|p| (&s.pressure, p)),
-                collect_seconds: s.elapsed.as_secs_f64(),
+            .map(|(label, s)| NamespaceReport {
+                netns: label.clone().unwrap_or_default(),
+                report: report(s),
             })
             .collect();
-        render::prometheus::write(w, &items, args.top)?;
-        return Ok(());
-    }
-    if !source.labelled() {
-        let r = report(&samples[0].1);
-        match args.format {
-            Format::Table => render::table::list(w, &r, style, args.explain)?,
-            Format::Json => render::json::write(w, &r)?,
-            _ => render::csv::list(w, &r, args.explain)?,
-        }
-        return Ok(());
-    }
-    // Several namespaces: each one's report, then the totals.
-    let per_ns: Vec<NamespaceReport> = samples
-        .iter()
-        .map(|(label, s)| NamespaceReport {
-            netns: label.clone().unwrap_or_default(),
-            report: report(s),
-        })
-        .collect();
-    let total_ms = samples
-        .iter()
-        .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
-        .sum();
-    let mut total = ListReport::new(&sample::total(samples, spec), args.top, None, total_ms)
-        .counted(spec.query.states);
-    if args.sockets {
-        total.sockets = Some(
-            per_ns
-                .iter()
-                .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
-                .collect(),
+        let total_ms = samples
+            .iter()
+            .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
+            .sum();
+        let mut total = ListReport::new(
+            &sample::total(samples, spec),
+            args.top,
+            None,
+            total_ms,
+            Counted::asked(spec.query.states),
         );
-    }
-    match args.format {
-        Format::Json => render::json::write(
-            w,
-            &NetnsListReport {
-                total,
-                namespaces: per_ns,
-            },
-        )?,
-        Format::Table => {
-            for (i, n) in per_ns.iter().enumerate() {
-                if i > 0 {
-                    writeln!(w)?;
-                }
-                writeln!(w, "Network namespace {}", n.netns)?;
-                render::table::list(w, &n.report, style, args.explain)?;
-            }
-            // One namespace: its report is the total.
-            if per_ns.len() > 1 {
-                writeln!(w)?;
-                writeln!(w, "All {} network namespaces", per_ns.len())?;
-                render::table::list(w, &total, style, args.explain)?;
-            }
+        if args.sockets {
+            total.sockets = Some(
+                namespaces
+                    .iter()
+                    .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
+                    .collect(),
+            );
         }
-        _ => {
-            // One CSV document with a leading `netns` column; an empty netns marks the totals.
-            let mut first = true;
-            let rows = per_ns.iter().map(|n| (n.netns.as_str(), &n.report));
-            let totals = (!args.sockets).then_some(("", &total));
-            for (label, r) in rows.chain(totals) {
-                let mut buf = Vec::new();
-                render::csv::list(&mut buf, r, args.explain)?;
-                let text = String::from_utf8_lossy(&buf);
-                for (i, line) in text.lines().enumerate() {
-                    if i == 0 {
-                        if first {
-                            writeln!(w, "netns,{line}")?;
-                        }
-                        continue;
-                    }
-                    writeln!(w, "{},{line}", render::csv::field(label))?;
-                }
-                first = false;
+        ListDocument::Namespaces(NetnsListReport { total, namespaces })
+    };
+    let format = match args.format {
+        Format::Table => ListFormat::Table,
+        Format::Json => ListFormat::Json,
+        Format::Csv => ListFormat::Csv,
+        Format::Prometheus => ListFormat::Prometheus,
+    };
+    let how = ListRender {
+        format,
+        style,
+        explain: args.explain,
+    };
+    render::list::write(w, &doc, how)
+}
+
+/// Which states a report counts: live, those asked of the kernel; from a
+/// `--save` file, those asked that it captured; from an `ss -D` dump, which
+/// does not record what it asked for, those asked that it holds sockets of.
+fn counted(spec: &Spec, source: &Source, agg: &Aggregate) -> Counted {
+    let asked = spec.query.states;
+    let Source::Snapshot(snap) = source else {
+        return Counted::asked(asked);
+    };
+    match &snap.meta {
+        Some(m) => {
+            let mut captured = StateSet::EMPTY;
+            for st in m.capture.states.iter().filter_map(|n| TcpState::parse(n)) {
+                captured.insert(st);
             }
+            Counted::captured(StateSet(asked.0 & captured.0))
         }
+        None => Counted::found(StateSet::from_states(
+            &asked.iter().filter(|s| agg.count(*s) > 0).collect::<Vec<_>>(),
+        )),
     }
-    Ok(())
 }
 
 /// Fills the diagnoses, and with `-p` the socket owners. Owners come from this

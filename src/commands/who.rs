@@ -16,6 +16,7 @@ use crate::exit::{Exit, usage};
 use crate::filter::Query;
 use crate::output::Output;
 use crate::render::Style;
+use crate::render::who::{WhoFormat, WhoRender};
 use crate::socket::SocketRecord;
 use crate::state::{StateSet, TcpState};
 use crate::trace::attribute::WhoReport;
@@ -103,15 +104,19 @@ fn report(
     attr.match_time_wait(&tw.sink);
 
     let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
-    match format {
-        Format::Table => crate::render::who::table(&mut out, &report, style)?,
-        Format::Json => crate::render::json::write(&mut out, &report)?,
-        Format::Prometheus => {
-            let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
-            crate::render::who::prometheus(&mut out, &report, &all.processes, top)?
-        }
+    let (format, all) = match format {
+        Format::Table => (WhoFormat::Table, None),
+        Format::Json => (WhoFormat::Json, None),
+        // Per command over every process, not only the top ones.
+        Format::Prometheus => (
+            WhoFormat::Prometheus,
+            Some(WhoReport::build(&attr, elapsed.as_secs_f64(), 0)),
+        ),
         Format::Csv => unreachable!("refused above"),
-    }
+    };
+    let all = all.as_ref().map_or(&[][..], |a| &a.processes[..]);
+    let how = WhoRender { format, style, top };
+    crate::render::who::write(&mut out, &report, all, how)?;
     out.finish()?;
     Ok(Exit::Ok.into())
 }
