@@ -230,7 +230,10 @@ fn counted(spec: &Spec, source: &Source, agg: &Aggregate) -> Counted {
             Counted::captured(StateSet(asked.0 & captured.0))
         }
         None => Counted::found(StateSet::from_states(
-            &asked.iter().filter(|s| agg.count(*s) > 0).collect::<Vec<_>>(),
+            &asked
+                .iter()
+                .filter(|s| agg.count(*s) > 0)
+                .collect::<Vec<_>>(),
         )),
     }
 }

@@ -304,7 +304,10 @@ mod tests {
         assert_eq!((rows[0][12].as_str(), rows[0][13].as_str()), ("", ""));
         assert_eq!(rows[1][..3], ["close-wait", "::1", "8080"]);
         // Quoted by RFC 4180 and read back whole.
-        assert_eq!((rows[1][12].as_str(), rows[1][13].as_str()), ("42", "a,\"b\""));
+        assert_eq!(
+            (rows[1][12].as_str(), rows[1][13].as_str()),
+            ("42", "a,\"b\"")
+        );
         assert_eq!(rows[1][14], crate::text::short(TcpState::CloseWait));
     }
 

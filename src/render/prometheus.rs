@@ -343,6 +343,9 @@ mod tests {
         let mut out = Vec::new();
         write_down(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with("# TYPE tw_inspect_up gauge\ntw_inspect_up 0\n"), "{text}");
+        assert!(
+            text.ends_with("# TYPE tw_inspect_up gauge\ntw_inspect_up 0\n"),
+            "{text}"
+        );
     }
 }

@@ -331,7 +331,11 @@ fn uncounted_line(r: &ListReport) -> Option<&'static str> {
 }
 
 fn names(states: &[TcpState]) -> String {
-    states.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    states
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line saying which snapshot the numbers come from.

@@ -147,55 +147,73 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// One command's sums over its processes.
+#[derive(Clone, Copy, Default)]
+struct PerComm {
+    active: u64,
+    aborts: u64,
+    time_wait: u64,
+}
+
+impl PerComm {
+    fn add(&mut self, o: PerComm) {
+        self.active += o.active;
+        self.aborts += o.aborts;
+        self.time_wait += o.time_wait;
+    }
+}
+
+/// The per-command metric families: name, type, help, and which sum.
+type PerCommFamily = (&'static str, Kind, &'static str, fn(&PerComm) -> u64);
+
+const PER_COMM: [PerCommFamily; 3] = [
+    (
+        "tw_inspect_active_closes_total",
+        Kind::Counter,
+        "TCP connections this command closed first (ESTABLISHED to FIN_WAIT1) during the recording window.",
+        |v| v.active,
+    ),
+    (
+        "tw_inspect_aborts_total",
+        Kind::Counter,
+        "TCP connections reset (to CLOSE) in this command's context during the recording window.",
+        |v| v.aborts,
+    ),
+    (
+        "tw_inspect_time_wait_attributed",
+        Kind::Gauge,
+        "TIME_WAIT sockets at the end of recording that this command closed.",
+        |v| v.time_wait,
+    ),
+];
+
 /// Per command, not per pid, so that restarts do not create series; the `top`
 /// busiest commands keep their name and the rest are summed as `other`.
 fn prometheus(w: &mut dyn Write, r: &WhoReport, all: &[ProcessReport], top: usize) -> Result<()> {
-    let mut by_comm: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
+    let mut by_comm: BTreeMap<&str, PerComm> = BTreeMap::new();
     for p in all {
-        let e = by_comm.entry(p.comm.as_str()).or_default();
-        e.0 += p.active_closes;
-        e.1 += p.aborts;
-        e.2 += p.time_wait_now;
+        by_comm.entry(p.comm.as_str()).or_default().add(PerComm {
+            active: p.active_closes,
+            aborts: p.aborts,
+            time_wait: p.time_wait_now,
+        });
     }
-    let mut rows: Vec<(&str, (u64, u64, u64))> = by_comm.into_iter().collect();
+    let mut rows: Vec<(&str, PerComm)> = by_comm.into_iter().collect();
     rows.sort_by(|a, b| {
-        b.1.0
-            .cmp(&a.1.0)
-            .then(b.1.2.cmp(&a.1.2))
+        b.1.active
+            .cmp(&a.1.active)
+            .then(b.1.time_wait.cmp(&a.1.time_wait))
             .then(a.0.cmp(b.0))
     });
     if top > 0 && rows.len() > top {
-        let rest = rows.split_off(top);
-        let mut other = (0, 0, 0);
-        for (_, v) in rest {
-            other.0 += v.0;
-            other.1 += v.1;
-            other.2 += v.2;
+        let mut other = PerComm::default();
+        for (_, v) in rows.split_off(top) {
+            other.add(v);
         }
         rows.push(("other", other));
     }
     let mut x = Exposition::new(w);
-    let per_comm: [(&'static str, Kind, &str, fn(&(u64, u64, u64)) -> u64); 3] = [
-        (
-            "tw_inspect_active_closes_total",
-            Kind::Counter,
-            "TCP connections this command closed first (ESTABLISHED to FIN_WAIT1) during the recording window.",
-            |v| v.0,
-        ),
-        (
-            "tw_inspect_aborts_total",
-            Kind::Counter,
-            "TCP connections reset (to CLOSE) in this command's context during the recording window.",
-            |v| v.1,
-        ),
-        (
-            "tw_inspect_time_wait_attributed",
-            Kind::Gauge,
-            "TIME_WAIT sockets at the end of recording that this command closed.",
-            |v| v.2,
-        ),
-    ];
-    for (name, kind, help, pick) in per_comm {
+    for (name, kind, help, pick) in PER_COMM {
         x.family(name, kind, help)?;
         for (comm, v) in &rows {
             x.sample(&[("comm", comm)], pick(v))?;
