@@ -140,16 +140,24 @@ fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()
     } else {
         cols.extend(GROUP_HEADER);
     }
-    out.write_record(&cols)?;
-    Ok(())
+    out.write_record(&cols).map_err(plain)
 }
 
 fn row<R: Serialize>(out: &mut Csv, netns: Option<&str>, row: R) -> Result<()> {
     match netns {
-        Some(netns) => out.serialize((Netns { netns }, row))?,
-        None => out.serialize(row)?,
+        Some(netns) => out.serialize((Netns { netns }, row)),
+        None => out.serialize(row),
     }
-    Ok(())
+    .map_err(plain)
+}
+
+/// The writer's own error as a plain `io::Error`, so that a closed pipe is
+/// recognised as one (`csv::Error` does not expose it as its source).
+fn plain(e: csv::Error) -> anyhow::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io.into(),
+        other => anyhow::anyhow!("writing CSV: {other:?}"),
+    }
 }
 
 /// The rows of one report: its sockets when it has them, else its groups.
