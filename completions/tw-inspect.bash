@@ -158,11 +158,11 @@ _tw__inspect() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -188,11 +188,11 @@ _tw__inspect() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -442,11 +442,11 @@ _tw__inspect() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --output)

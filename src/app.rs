@@ -1,71 +1,104 @@
-//! The program behind `main`: parse, run, map the outcome to an exit code.
+//! The program behind `main`: parse, plan, run, and map the outcome to an exit code.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{self, Command};
+use crate::cli::{self, Cli};
 use crate::commands;
-use crate::exit::{CheckStatus, Exit, UsageError, one_line};
+use crate::exit::{self, CheckStatus, Exit, UsageError, one_line};
 use crate::output::is_broken_pipe;
+use crate::plan;
+
+/// The command-line definition with the generated parts added: the exit codes
+/// after the examples. The binary, the man pages and the completions use it.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .after_help(format!("{}\n\n{}", cli::MAIN_EXAMPLES, exit::help_line()))
+        .mut_subcommand("check", |c| {
+            c.after_help(format!(
+                "{}\n{}",
+                cli::CHECK_EXAMPLES,
+                exit::check_help_line()
+            ))
+        })
+}
 
 /// Runs the program with these arguments and returns its exit code.
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
-    let is_check = args
-        .iter()
-        .skip(1)
-        .find(|a| !a.to_string_lossy().starts_with('-'))
-        .is_some_and(|a| a == "check");
-    let cli = match cli::parse_from(&args) {
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
-        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => return bad_utf8(&args, is_check),
-        Err(e) => return clap_exit(e, is_check, &args),
+        Err(e) => return clap_exit(e, &args),
     };
-    let result = match &cli.command {
-        Command::List(a) => commands::list::run(a, cli.color).map(|_| Exit::Ok.into()),
-        Command::Explain(a) => commands::explain::run(a, cli.color),
-        Command::Demo(a) => commands::demo::run(a, cli.color),
-        Command::Who(a) => commands::who::run(a, cli.color),
-        Command::Check(a) => commands::check::run(a, cli.color),
-    };
+    let is_check = matches!(cli.command, cli::Command::Check(_));
+    let result = plan::build(&cli)
+        .map_err(anyhow::Error::from)
+        .and_then(commands::run);
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => Exit::Ok.into(),
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some();
-            eprintln!("tw-inspect: {}", one_line(&format!("{e:#}")));
-            match (usage, is_check) {
-                (_, true) => CheckStatus::Unknown.into(),
-                (true, false) => Exit::Usage.into(),
-                (false, false) => Exit::Failure.into(),
-            }
+            fail(&one_line(&format!("{e:#}")), is_check, usage)
         }
     }
 }
 
+/// Prints the one-line error (and for `check` its UNKNOWN status line on
+/// stdout, where plugin runners read it) and returns the exit code.
+fn fail(msg: &str, is_check: bool, usage: bool) -> ExitCode {
+    if is_check {
+        let mut out = std::io::stdout().lock();
+        let _ = crate::render::check::unknown(&mut out, msg);
+        let _ = out.flush();
+    }
+    // A failing stderr must not change the exit code.
+    let _ = writeln!(std::io::stderr(), "tw-inspect: {msg}");
+    match (is_check, usage) {
+        (true, _) => CheckStatus::Unknown.into(),
+        (false, true) => Exit::Usage.into(),
+        (false, false) => Exit::Failure.into(),
+    }
+}
+
+/// The subcommand the arguments name, as clap finds it even when they hold
+/// errors (so `tw-inspect --color never check --bogus` is still a `check`).
+fn subcommand_of(args: &[OsString]) -> Option<String> {
+    command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()?
+        .subcommand_name()
+        .map(str::to_string)
+}
+
 /// Help and version go to stdout with exit 0; real parse errors become one line.
-fn clap_exit(e: clap::Error, is_check: bool, args: &[OsString]) -> ExitCode {
+fn clap_exit(e: clap::Error, args: &[OsString]) -> ExitCode {
     match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             // clap styles only a terminal and honours NO_COLOR; a closed pipe is not an error.
             let _ = e.print();
             let _ = std::io::stdout().flush();
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                return Exit::Usage.into();
-            }
             Exit::Ok.into()
         }
-        _ => {
-            eprintln!("tw-inspect: {}", escape_non_utf8(clap_one_line(&e), args));
-            if is_check {
-                CheckStatus::Unknown.into()
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Exit::Usage.into()
+        }
+        kind => {
+            let is_check = subcommand_of(args).as_deref() == Some("check");
+            let msg = if kind == ErrorKind::InvalidUtf8 {
+                bad_utf8(args)
             } else {
-                Exit::Usage.into()
-            }
+                escape_non_utf8(clap_one_line(&e), args)
+            };
+            fail(&msg, is_check, true)
         }
     }
 }
@@ -84,20 +117,15 @@ fn escape_non_utf8(mut msg: String, args: &[OsString]) -> String {
 }
 
 /// Clap says only that some argument was not UTF-8; name it (bytes escaped).
-fn bad_utf8(args: &[OsString], is_check: bool) -> ExitCode {
+fn bad_utf8(args: &[OsString]) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let bad = args.iter().skip(1).find(|a| a.to_str().is_none());
-    let shown = bad
+    let shown = args
+        .iter()
+        .skip(1)
+        .find(|a| a.to_str().is_none())
         .map(|a| a.as_bytes().escape_ascii().to_string())
         .unwrap_or_default();
-    eprintln!(
-        "tw-inspect: argument '{shown}' is not valid UTF-8; names, states and numbers must be UTF-8 text"
-    );
-    if is_check {
-        CheckStatus::Unknown.into()
-    } else {
-        Exit::Usage.into()
-    }
+    format!("argument '{shown}' is not valid UTF-8; names, states and numbers must be UTF-8 text")
 }
 
 /// Clap's message without its "Usage:" block and hints, on one line.
@@ -114,4 +142,29 @@ pub fn clap_one_line(e: &clap::Error) -> String {
         }
     }
     parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_subcommand_is_found_past_global_flags_and_errors() {
+        for a in [
+            &["tw-inspect", "check", "--bogus"][..],
+            &["tw-inspect", "--color", "never", "check", "-w", "bogus=1"],
+            &["tw-inspect", "--color=never", "check", "--bogus"],
+            &["tw-inspect", "check", "--state"],
+        ] {
+            assert_eq!(subcommand_of(&args(a)).as_deref(), Some("check"), "{a:?}");
+        }
+        assert_eq!(
+            subcommand_of(&args(&["tw-inspect", "list", "--bogus"])).as_deref(),
+            Some("list")
+        );
+    }
 }

@@ -1,10 +1,17 @@
-//! Command-line definition (clap derive only). `config` turns it into checked
+//! Command-line definition (clap derive only). `plan` turns it into checked
 //! values; `xtask` renders it into the man page and shell completions.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The examples under `tw-inspect --help`; the exit codes are added after them.
+pub const MAIN_EXAMPLES: &str = "Examples:
+  tw-inspect list
+  tw-inspect list --state time-wait --by local-port
+  tw-inspect explain time-wait
+  tw-inspect demo active-close";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,8 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "See, count and understand TCP sockets, TIME_WAIT above all, from the kernel's sock_diag interface",
     long_about = "tw-inspect asks the kernel for TCP sockets over NETLINK_SOCK_DIAG (the interface ss uses), \
 counts them by state, groups TIME_WAIT by peer and port, explains what each state means, \
-and demonstrates TCP teardown live on loopback.",
-    after_help = "Examples:\n  tw-inspect list\n  tw-inspect list --state time-wait --by local-port\n  tw-inspect explain time-wait\n  tw-inspect demo active-close\n\nExit codes: 0 ok, 1 runtime failure, 2 usage error (check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."
+and demonstrates TCP teardown live on loopback."
 )]
 pub struct Cli {
     /// When to color the output: auto colors only a terminal and honours NO_COLOR
@@ -85,13 +91,13 @@ const WHO_EXAMPLES: &str = "Examples:
 Needs root (CAP_SYS_ADMIN) for tracefs; mounts it on /sys/kernel/tracing if absent.
 Records in a private tracing instance that is removed on exit, Ctrl-C and SIGTERM.";
 
-const CHECK_EXAMPLES: &str = "Examples:
+pub const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
   tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7
   sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
 
 Prints one line: TW_INSPECT OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata.
-A value above N alerts. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, netlink failure).";
+A value above N alerts. A threshold on a state that --state leaves out is UNKNOWN, never OK.";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -100,11 +106,36 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Formats of `list` (and `list --watch`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum ListFormat {
+    /// Aligned columns for people
     Table,
+    /// One JSON document (one line per sample with --watch)
     Json,
+    /// RFC 4180 CSV with a header line
     Csv,
+    /// Prometheus text exposition, for node_exporter's textfile collector
+    Prometheus,
+}
+
+/// Formats of `explain` and `demo`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextFormat {
+    /// Text for people
+    Table,
+    /// One JSON document
+    Json,
+}
+
+/// Formats of `who`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WhoFormat {
+    /// Aligned columns for people
+    Table,
+    /// One JSON document
+    Json,
+    /// Prometheus text exposition
     Prometheus,
 }
 
@@ -134,22 +165,22 @@ pub enum GroupKeyArg {
 /// Which sockets to look at; sent to the kernel as a state mask and a filter program.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
-    /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: all]
+    /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]
     #[arg(short = 's', long, value_name = "LIST")]
     pub state: Option<String>,
-    /// Local or peer port, N or N-M
+    /// Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub port: Vec<String>,
-    /// Local port, N or N-M
+    /// Local port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub local_port: Vec<String>,
-    /// Peer port, N or N-M
+    /// Peer port, N or N-M; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "PORT")]
     pub peer_port: Vec<String>,
-    /// Peer address, ADDR or ADDR/PREFIX
+    /// Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "ADDR[/PREFIX]")]
     pub peer: Vec<String>,
-    /// Local address, ADDR or ADDR/PREFIX
+    /// Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)
     #[arg(long, value_name = "ADDR[/PREFIX]")]
     pub local: Vec<String>,
     /// IPv4 only
@@ -175,25 +206,19 @@ pub struct ListArgs {
     #[arg(short = 'b', long, value_enum, value_name = "KEY")]
     pub by: Option<GroupKeyArg>,
 
-    /// Show the N largest groups; 0 shows all
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "N",
-        default_value_t = 10,
-        allow_hyphen_values = true
-    )]
-    pub top: u32,
+    /// Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows
+    #[arg(short = 'n', long, value_name = "N", allow_hyphen_values = true)]
+    pub top: Option<u32>,
 
     /// One row per socket instead of a summary
     #[arg(long)]
     pub sockets: bool,
 
     /// Output format
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
 
-    /// Add the plain meaning of each state
+    /// Add the plain meaning of each state (table; CSV with --sockets)
     #[arg(short = 'e', long)]
     pub explain: bool,
 
@@ -205,12 +230,18 @@ pub struct ListArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Sample again every INTERVAL seconds (default 1) and show the changes; Ctrl-C stops
-    #[arg(short = 'w', long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1", allow_hyphen_values = true)]
+    /// Sample again every INTERVAL (seconds, or 500ms, 2s, 1m; default 1, at least 0.1 s) and show the changes; Ctrl-C stops
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
     pub watch: Option<String>,
 
     /// With --watch: stop after N samples
-    #[arg(long, value_name = "N", requires = "watch", allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub count: Option<u64>,
 
     /// Save the raw socket table and host facts to FILE for later analysis
@@ -236,9 +267,9 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "FILE")]
     pub load: Option<PathBuf>,
 
-    /// Output format (table or json)
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format
+    #[arg(short = 'f', long, value_enum, default_value_t = TextFormat::Table)]
+    pub format: TextFormat,
 }
 
 #[derive(Args, Debug)]
@@ -255,7 +286,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DURATION")]
     pub pace: Option<String>,
 
-    /// Wait for Enter before each step (terminal only)
+    /// Wait for Enter before each step (stdin must be a terminal; table format)
     #[arg(long)]
     pub step: bool,
 
@@ -263,18 +294,13 @@ pub struct DemoArgs {
     #[arg(long)]
     pub host: bool,
 
-    /// Number of TIME_WAIT sockets the `cost` scenario makes
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 10_000,
-        allow_hyphen_values = true
-    )]
-    pub count: u32,
+    /// Number of TIME_WAIT sockets the `cost` scenario makes [default: 10000]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub count: Option<u32>,
 
-    /// Output format (table or json)
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format
+    #[arg(short = 'f', long, value_enum, default_value_t = TextFormat::Table)]
+    pub format: TextFormat,
 }
 
 #[derive(Args, Debug)]
@@ -283,7 +309,7 @@ pub struct WhoArgs {
     #[arg(short = 'd', long, value_name = "DURATION", default_value = "10s")]
     pub duration: String,
 
-    /// Print a progress line every INTERVAL while recording
+    /// Print a progress line on stderr every INTERVAL while recording (at least 0.1 s)
     #[arg(short = 'i', long, value_name = "DURATION")]
     pub interval: Option<String>,
 
@@ -297,9 +323,9 @@ pub struct WhoArgs {
     )]
     pub top: u32,
 
-    /// Output format (table, json or prometheus)
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format
+    #[arg(short = 'f', long, value_enum, default_value_t = WhoFormat::Table)]
+    pub format: WhoFormat,
 
     /// Write to FILE atomically instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]

@@ -1,6 +1,94 @@
-//! Exit codes, documented here, in README and in the man page.
+//! Exit codes: one table here feeds the help text, the man pages and the
+//! README (written by `cargo xtask gen`; a test fails when they are stale).
 
 use std::process::ExitCode;
+
+/// One documented exit code.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeDoc {
+    pub code: u8,
+    /// A word or two, as in the help line.
+    pub short: &'static str,
+    pub meaning: &'static str,
+}
+
+/// The exit codes of `list`, `explain`, `demo` and `who`.
+pub const EXIT_CODES: [CodeDoc; 3] = [
+    CodeDoc {
+        code: Exit::Ok as u8,
+        short: "ok",
+        meaning: "Success. Also when the reader of the output goes away early (broken pipe).",
+    },
+    CodeDoc {
+        code: Exit::Failure as u8,
+        short: "runtime failure",
+        meaning: "Runtime failure: sock_diag refused, a file could not be read or written, a demo claim was contradicted.",
+    },
+    CodeDoc {
+        code: Exit::Usage as u8,
+        short: "usage error",
+        meaning: "Usage error: unknown state, bad address or port, flags that cannot go together, a bad snapshot file.",
+    },
+];
+
+/// The exit codes of `check`, as monitoring plugins use them.
+pub const CHECK_CODES: [CodeDoc; 4] = [
+    CodeDoc {
+        code: CheckStatus::Ok as u8,
+        short: "OK",
+        meaning: "Every value is within its thresholds.",
+    },
+    CodeDoc {
+        code: CheckStatus::Warning as u8,
+        short: "WARNING",
+        meaning: "A value is above its warning threshold.",
+    },
+    CodeDoc {
+        code: CheckStatus::Critical as u8,
+        short: "CRITICAL",
+        meaning: "A value is above its critical threshold.",
+    },
+    CodeDoc {
+        code: CheckStatus::Unknown as u8,
+        short: "UNKNOWN",
+        meaning: "The check could not run: bad arguments (clap's own errors included), a threshold on a state not counted, netlink refused. The status line on stdout says why.",
+    },
+];
+
+fn short_list(codes: &[CodeDoc]) -> String {
+    codes
+        .iter()
+        .map(|c| format!("{} {}", c.code, c.short))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The one-line summary at the end of `--help`.
+pub fn help_line() -> String {
+    format!(
+        "Exit codes: {} (check: {}).",
+        short_list(&EXIT_CODES),
+        short_list(&CHECK_CODES)
+    )
+}
+
+/// The summary for `check --help`.
+pub fn check_help_line() -> String {
+    format!("Exit codes: {}.", short_list(&CHECK_CODES))
+}
+
+/// The README's table of exit codes (Markdown).
+pub fn markdown() -> String {
+    let mut s = String::from("| code | `list`, `explain`, `demo`, `who` |\n|---|---|\n");
+    for c in &EXIT_CODES {
+        s.push_str(&format!("| {} | {} |\n", c.code, c.meaning));
+    }
+    s.push_str("\n| code | `check` (monitoring-plugin convention) |\n|---|---|\n");
+    for c in &CHECK_CODES {
+        s.push_str(&format!("| {} | {}: {} |\n", c.code, c.short, c.meaning));
+    }
+    s
+}
 
 /// Exit codes of `list`, `explain`, `demo` and `who`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

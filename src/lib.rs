@@ -7,13 +7,14 @@
 pub mod app;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod diag;
 pub mod exit;
 pub mod ffi;
 pub mod filter;
 pub mod host;
 pub mod output;
+pub mod plan;
+pub mod signals;
 pub mod socket;
 pub mod state;
 
@@ -23,6 +24,7 @@ pub mod report;
 pub mod sample;
 pub mod snapshot;
 pub mod text;
+pub mod threshold;
 
 pub mod render;
 

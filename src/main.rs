@@ -1,3 +1,5 @@
+//! The binary: hands the arguments to `app` and returns its exit code.
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

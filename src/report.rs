@@ -35,32 +35,27 @@ impl Serialize for StateCounts {
     }
 }
 
-/// Every state in kernel order with its count, or `None` for a state that was
-/// not counted (JSON `null`): a 0 there would claim it was looked at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateTally(pub Vec<(TcpState, Option<u64>)>);
+/// Counts per state, with the states that were counted: a state not counted
+/// has no count (JSON `null`), as 0 would claim it was looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    /// Indexed by [`TcpState::index`].
+    pub counts: [u64; MAX_STATE],
+    pub counted: StateSet,
+}
 
-impl StateTally {
-    /// `counts` indexed by [`TcpState::index`]; only the states in `counted` keep theirs.
-    pub fn new(counts: &[u64; MAX_STATE], counted: StateSet) -> StateTally {
-        StateTally(
-            TcpState::ALL
-                .iter()
-                .map(|s| (*s, counted.contains(*s).then(|| counts[s.index()])))
-                .collect(),
-        )
-    }
-
+impl Counts {
     pub fn get(&self, s: TcpState) -> Option<u64> {
-        self.0.iter().find(|(st, _)| *st == s).and_then(|(_, n)| *n)
+        self.counted.contains(s).then(|| self.counts[s.index()])
     }
 }
 
-impl Serialize for StateTally {
+/// Every state in kernel order, `null` for those not counted.
+impl Serialize for Counts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (st, n) in &self.0 {
-            m.serialize_entry(st.name(), n)?;
+        let mut m = s.serialize_map(Some(MAX_STATE))?;
+        for st in TcpState::ALL {
+            m.serialize_entry(st.name(), &self.get(st))?;
         }
         m.end()
     }
@@ -185,7 +180,7 @@ pub struct ListReport {
     /// Sockets that matched the filters.
     pub total: u64,
     /// Per state; `null` for a state not counted.
-    pub states: StateTally,
+    pub states: Counts,
     /// The states counted (`bound-inactive` is left out unless asked for), and why.
     #[serde(flatten)]
     pub counted: Counted,
@@ -307,7 +302,10 @@ impl ListReport {
         ListReport {
             source: "netlink".into(),
             total: agg.total,
-            states: StateTally::new(&agg.states, counted.states),
+            states: Counts {
+                counts: agg.states,
+                counted: counted.states,
+            },
             counted,
             families: Families {
                 ipv4: agg.by_family[0],

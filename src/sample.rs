@@ -257,6 +257,28 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
 /// Samples labelled by namespace (`None` = the current namespace).
 pub type Samples = Vec<(Option<String>, Sample)>;
 
+/// Where the sockets of one collection come from.
+pub enum Origin<'a> {
+    /// The kernel, in one or more network namespaces.
+    Live(&'a Scope),
+    /// A file written by `--save` or `ss -D`.
+    Snapshot(&'a crate::snapshot::Snapshot),
+}
+
+impl Origin<'_> {
+    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
+        match self {
+            Origin::Live(scope) => collect_scope(scope, spec),
+            Origin::Snapshot(snap) => Ok(vec![(None, from_snapshot(snap, spec)?)]),
+        }
+    }
+
+    /// True when the output carries a namespace label per sample.
+    pub fn labelled(&self) -> bool {
+        matches!(self, Origin::Live(s) if s.labelled())
+    }
+}
+
 /// One sample per namespace in `scope`, labelled (`None` = the current namespace).
 pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Vec<(Option<String>, Sample)>> {
     scope.run(|| collect(spec))

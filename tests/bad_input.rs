@@ -8,22 +8,27 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Command;
 
-const USAGE: i32 = 2;
+pub const USAGE: i32 = 2;
 const FAILURE: i32 = 1;
-const UNKNOWN: i32 = 3;
+pub const UNKNOWN: i32 = 3;
 
-struct Case {
-    args: Vec<OsString>,
-    code: i32,
-    /// Text the one stderr line must contain: the bad value (or flag).
-    names: String,
+pub struct Case {
+    pub args: Vec<OsString>,
+    pub code: i32,
+    /// Texts the one stderr line must contain: the bad value, or the flags.
+    pub names: Vec<String>,
 }
 
 fn case(args: &[&str], code: i32, names: &str) -> Case {
+    both(args, code, &[names])
+}
+
+/// A case whose one line must name each of `names` (both flags of a combination).
+pub fn both(args: &[&str], code: i32, names: &[&str]) -> Case {
     Case {
         args: args.iter().map(OsString::from).collect(),
         code,
-        names: names.into(),
+        names: names.iter().map(|n| n.to_string()).collect(),
     }
 }
 
@@ -31,7 +36,7 @@ fn raw(args: Vec<OsString>, code: i32, names: &str) -> Case {
     Case {
         args,
         code,
-        names: names.into(),
+        names: vec![names.into()],
     }
 }
 
@@ -68,6 +73,10 @@ fn cases(tmp: &Path) -> Vec<Case> {
         case(&["list", "--peer-port", "1-"], USAGE, "1-"),
         case(&["list", "--peer-port", ""], USAGE, "''"),
         case(&["list", "--local-port", "80-70000"], USAGE, "80-70000"),
+        // Digits only: no sign, no spaces.
+        case(&["list", "--port", "+80"], USAGE, "'+80'"),
+        case(&["list", "--port", " 80"], USAGE, "' 80'"),
+        case(&["list", "--port", "80", "--port", "1-+2"], USAGE, "'1-+2'"),
         // --- list: addresses and prefixes
         case(&["list", "--peer", "1.2.3"], USAGE, "1.2.3"),
         case(&["list", "--peer", "10.0.0.0/33"], USAGE, "33"),
@@ -76,9 +85,20 @@ fn cases(tmp: &Path) -> Vec<Case> {
         case(&["list", "--peer", "999.1.1.1"], USAGE, "999.1.1.1"),
         case(&["list", "--peer", ""], USAGE, "''"),
         case(&["list", "--local", "host.example"], USAGE, "host.example"),
+        // Brackets only as one pair around an IPv6 address; lengths in digits.
+        case(&["list", "--peer", "[[[::1]]]"], USAGE, "'[[[::1]]]'"),
+        case(&["list", "--peer", "10.0.0.0/+8"], USAGE, "'10.0.0.0/+8'"),
+        case(&["list", "--peer", "[10.0.0.1]"], USAGE, "'[10.0.0.1]'"),
+        case(&["list", "--peer", "::1]"], USAGE, "'::1]'"),
+        case(&["list", "--peer", "::ffff:10.0.0.0/8"], USAGE, "96-128"),
         // --- list: conflicting flags
         case(&["list", "-4", "-6"], USAGE, "--ipv6"),
         case(&["list", "-4", "--peer", "::1"], USAGE, "::1"),
+        case(
+            &["list", "-4", "--peer", "127.0.0.1", "--peer", "::1"],
+            USAGE,
+            "'::1'",
+        ),
         case(&["list", "--processes"], USAGE, "--processes"),
         case(
             &["list", "--format", "prometheus", "--sockets"],
@@ -198,7 +218,8 @@ fn cases(tmp: &Path) -> Vec<Case> {
     ]
 }
 
-fn check(c: &Case, tmp: &Path) -> Result<(), String> {
+/// Runs one case in `tmp` and lists what is wrong with its outcome.
+pub fn check(c: &Case, tmp: &Path) -> Result<(), String> {
     let before = listing(tmp);
     let out = Command::new(env!("CARGO_BIN_EXE_tw-inspect"))
         .args(&c.args)
@@ -219,15 +240,17 @@ fn check(c: &Case, tmp: &Path) -> Result<(), String> {
     if err.lines().count() != 1 || !err.ends_with('\n') {
         problems.push(format!("stderr is not exactly one line: {err:?}"));
     }
-    if !err.contains(&c.names) {
-        problems.push(format!("stderr does not name {:?}: {err:?}", c.names));
+    for name in &c.names {
+        if !err.contains(name) {
+            problems.push(format!("stderr does not name {name:?}: {err:?}"));
+        }
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     // A monitoring plugin's runner reads stdout: `check` states UNKNOWN there, in one line.
-    let plugin_line = c.args.first().is_some_and(|a| a == "check")
+    let plugin_line = c.args.iter().any(|a| a == "check")
         && stdout.lines().count() == 1
         && stdout.starts_with("TW_INSPECT UNKNOWN - ")
-        && stdout.contains(&c.names);
+        && c.names.iter().all(|n| stdout.contains(n));
     if !out.stdout.is_empty() && !plugin_line {
         problems.push(format!(
             "stdout not empty: {:?}",
@@ -245,7 +268,7 @@ fn check(c: &Case, tmp: &Path) -> Result<(), String> {
 }
 
 /// Every name under `dir`, recursively: a leftover temporary file shows here.
-fn listing(dir: &Path) -> Vec<String> {
+pub fn listing(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -146,7 +146,11 @@ fn explain_bogus_exits_2_naming_valid_topics() {
     }
     let csv = tw(&["explain", "--format", "csv"]);
     assert_eq!(csv.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&csv.stderr).contains("valid: table, json"));
+    let err = String::from_utf8_lossy(&csv.stderr);
+    assert!(
+        err.contains("'csv'") && err.contains("table, json"),
+        "{err}"
+    );
     let load = tw(&["explain", "time-wait", "--load", "/nonexistent"]);
     assert_eq!(load.status.code(), Some(2));
 }

@@ -28,13 +28,11 @@ fn key(r: &SocketRecord) -> Key {
 }
 
 fn query_for(ports: &[u16]) -> Query {
-    let mut q = Query::default();
     // One condition per query keeps the kernel filter and Query::matches simple;
     // the ports are compared below.
     let lo = *ports.iter().min().unwrap();
     let hi = *ports.iter().max().unwrap();
-    q.conds.push(Cond::Port(Side::Either, PortRange { lo, hi }));
-    q
+    Query::default().and(Cond::Port(Side::Either, PortRange { lo, hi }))
 }
 
 fn ours(ports: &[u16], r: &SocketRecord) -> bool {

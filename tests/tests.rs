@@ -11,6 +11,8 @@ mod diag_fixtures;
 mod diagnose;
 mod explain;
 mod fallback;
+mod filters;
+mod flags;
 mod list;
 mod monitoring;
 mod nothing_lost;

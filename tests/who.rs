@@ -202,11 +202,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 fn time_wait_to_port(port: u16) -> u64 {
     let q = Query {
-        ipv4: true,
-        ipv6: true,
         states: StateSet::from_states(&[TcpState::TimeWait]),
-        conds: vec![Cond::Port(Side::Peer, PortRange { lo: port, hi: port })],
-    };
+        ..Query::default()
+    }
+    .and(Cond::Port(Side::Peer, PortRange::single(port)));
     let c = diag::collect(&q, Options::default(), Vec::<SocketRecord>::new).unwrap();
     c.sink.iter().filter(|s| s.peer_port == port).count() as u64
 }

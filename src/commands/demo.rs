@@ -6,57 +6,47 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{ColorChoice, DemoArgs, Format};
-use crate::config;
 use crate::demo::model::Verdict;
 use crate::demo::netns::{self, Isolation};
+use crate::demo::sock;
 use crate::demo::timeline::{Ctx, Observer};
-use crate::demo::{self, Scenario, sock};
-use crate::exit::{Exit, usage};
+use crate::exit::Exit;
+use crate::plan::DemoPlan;
+use crate::plan::demo::RunPlan;
 use crate::render::demo::{self as show, DemoFormat, Live};
 
-/// The largest `--count`: one peer port offers about 28,000 ephemeral ports.
-const MAX_COUNT: u32 = 25_000;
-
-pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
-    // Checked first, and before any thread exists: entering a user namespace
-    // requires a single-threaded process.
-    let chosen = choose(args)?;
-    let format = match args.format {
-        Format::Table => DemoFormat::Table,
-        Format::Json => DemoFormat::Json,
-        other => {
-            return usage(format!(
-                "--format: '{}' is not available for demo; valid: table, json",
-                format_name(other)
-            ));
+pub fn run(plan: &DemoPlan) -> Result<ExitCode> {
+    match plan {
+        DemoPlan::List { scenarios, json } => {
+            let format = if *json {
+                DemoFormat::Json
+            } else {
+                DemoFormat::Table
+            };
+            let mut out = io::stdout().lock();
+            show::list(&mut out, scenarios, format)?;
+            out.flush()?;
+            Ok(Exit::Ok.into())
         }
-    };
-    let json = format == DemoFormat::Json;
-    if args.list {
-        let mut out = io::stdout().lock();
-        show::list(&mut out, demo::SCENARIOS, format)?;
-        out.flush()?;
-        return Ok(Exit::Ok.into());
+        DemoPlan::Run(p) => run_scenarios(p),
     }
-    if args.count == 0 || args.count > MAX_COUNT {
-        return usage(format!(
-            "--count: {} is out of range; valid: 1-{MAX_COUNT}",
-            args.count
-        ));
-    }
-    let pace = match &args.pace {
-        Some(p) => config::duration("--pace", p)?,
+}
+
+fn run_scenarios(plan: &RunPlan) -> Result<ExitCode> {
+    let json = plan.json;
+    let pace = match plan.pace {
+        Some(p) => p,
         None if io::stdout().is_terminal() && !json => Duration::from_secs(1),
         None => Duration::ZERO,
     };
-
-    let iso = if args.host {
+    // Entering a user namespace requires a single-threaded process: before
+    // the signal watcher's thread exists.
+    let iso = if plan.host {
         Isolation::Host { reason: None }
     } else {
         netns::enter_private()
     };
-    sock::install_signal_cleanup().context("installing the signal handler")?;
+    sock::install_signal_cleanup().context("installing the signal watcher")?;
     let note = iso.note();
     if let Some(n) = &note {
         eprintln!("tw-inspect: {n}");
@@ -65,14 +55,14 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
     let live = (!json).then(|| Live::new(io::stdout()));
     let ctx = Ctx {
         pace,
-        step: args.step,
+        step: plan.step,
         observer: live.as_ref().map(|l| l as &dyn Observer),
         private_ns: iso.is_private(),
-        count: args.count,
+        count: plan.count,
     };
 
     let mut results = Vec::new();
-    for s in &chosen {
+    for s in &plan.scenarios {
         if let Some(live) = &live {
             live.header(s.name, s.claim)?;
         }
@@ -96,33 +86,4 @@ pub fn run(args: &DemoArgs, _color: ColorChoice) -> Result<ExitCode> {
     } else {
         Exit::Ok.into()
     })
-}
-
-fn choose(args: &DemoArgs) -> Result<Vec<&'static Scenario>> {
-    if args.scenarios.is_empty() {
-        return Ok(demo::SCENARIOS.iter().collect());
-    }
-    let mut out: Vec<&'static Scenario> = Vec::new();
-    for name in &args.scenarios {
-        match demo::find(name) {
-            Some(s) if !out.iter().any(|o| o.name == s.name) => out.push(s),
-            Some(_) => {}
-            None => {
-                return usage(format!(
-                    "unknown scenario '{name}'; valid: {}",
-                    demo::names()
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Table => "table",
-        Format::Json => "json",
-        Format::Csv => "csv",
-        Format::Prometheus => "prometheus",
-    }
 }

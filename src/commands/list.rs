@@ -1,181 +1,154 @@
-//! `tw-inspect list`.
+//! `tw-inspect list`: collect once, aggregate, diagnose, render.
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::aggregate::{Aggregate, GroupBy};
-use crate::cli::{ColorChoice, Format, GroupKeyArg, ListArgs};
-use crate::config;
 use crate::diagnose::{self, Inputs};
-use crate::exit::usage;
+use crate::exit::Exit;
 use crate::host::netns::Scope;
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
+use crate::plan::ListPlan;
+use crate::plan::list::{Format, Source};
 use crate::render::list::{ListFormat, ListRender};
 use crate::render::{self, Style};
 use crate::report::{Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport};
-use crate::sample::{self, Sample, Samples, Spec};
+use crate::sample::{self, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
-use std::collections::HashSet;
 
-pub fn run(args: &ListArgs, color: ColorChoice) -> Result<()> {
-    // Process attribution traces closes first; it lives with `who`.
-    if args.by == Some(crate::cli::GroupKeyArg::Process) {
-        return crate::commands::who::list_by_process(args, color).map(|_| ());
-    }
-    let query = config::query(&args.filter)?;
-    let (mut by, mut group_states) = config::grouping(args.by, &args.filter, &query);
-    if args.processes && !args.sockets {
-        return usage("--processes shows owners per socket: add --sockets");
-    }
-    if args.format == Format::Prometheus && args.sockets {
-        return usage("--format prometheus reports counts, not sockets: drop --sockets");
-    }
-    if args.format == Format::Prometheus {
-        if args.by.is_some_and(|b| b != GroupKeyArg::PeerAndPort) {
-            return usage(
-                "--format prometheus groups TIME_WAIT by peer+port only: drop --by or use --by peer+port",
-            );
-        }
-        (by, group_states) = (
-            GroupBy::PEER_PORT_PAIR,
-            StateSet::from_states(&[TcpState::TimeWait]),
-        );
-    }
-    if args.load.is_some() && args.processes {
-        return usage("--processes looks up owners on this host: not available with --load");
-    }
-    if args.save.is_some() && args.save == args.output {
-        return usage("--save and --output name the same file: give two different files");
-    }
-    let diagnose = args.watch.is_none() && args.format != Format::Prometheus;
-    let spec = Spec {
-        query,
-        by,
-        group_states,
-        sockets: args.sockets,
-        pressure: args.format == Format::Prometheus || diagnose,
-        tw_cookies: false,
-        keep_raw: args.save.is_some(),
-        diagnose,
+pub fn run(plan: &ListPlan) -> Result<ExitCode> {
+    let snap = match &plan.source {
+        Source::Load(path) => Some(snapshot::load(path)?),
+        Source::Live(_) => None,
     };
-    if let Some(interval) = &args.watch {
-        return crate::commands::watch::run(
-            args,
-            spec,
-            config::duration("--watch", interval)?,
-            color,
-        );
-    }
-    // A snapshot replaces the kernel as the source; --save keeps the datagrams.
-    let snap = args.load.as_deref().map(snapshot::load).transpose()?;
-    let save_to = args.save.as_deref().map(snapshot::create).transpose()?;
-    let mut out = Output::open(args.output.as_deref())?;
-    let style = Style::resolve(color, out.is_terminal());
+    // Opened before any work, so an unwritable destination fails first.
+    let save_to = plan.save.as_deref().map(snapshot::create).transpose()?;
+    let out = Output::open(plan.output.path())?;
     let scope;
-    let source = match &snap {
-        Some(s) => Source::Snapshot(s),
-        None => {
-            scope = Scope::from_flags(&args.filter)?;
-            Source::Live(&scope)
+    let origin = match (&plan.source, &snap) {
+        (_, Some(s)) => Origin::Snapshot(s),
+        (Source::Live(ns), None) => {
+            scope = Scope::resolve(ns, true)?;
+            Origin::Live(&scope)
         }
+        (Source::Load(_), None) => unreachable!("loaded above"),
     };
-    let mut samples = match collect_or_down(&mut out, args, &spec, &source)? {
+    publish(plan, &origin, save_to, out)?;
+    Ok(Exit::Ok.into())
+}
+
+/// Collects once from `origin`, writes the report to `out` and finishes it
+/// (a file is renamed into place). When collecting fails in Prometheus format,
+/// `tw_inspect_up 0` is published first, so an alert fires instead of the
+/// textfile going stale. Each sample of `--watch --output` is one of these.
+pub fn publish(
+    plan: &ListPlan,
+    origin: &Origin,
+    save_to: Option<Output>,
+    mut out: Output,
+) -> Result<()> {
+    let style = Style {
+        color: plan.color.enabled(out.is_terminal()),
+    };
+    let mut samples = match origin.collect(&plan.spec) {
         Ok(s) => s,
-        Err(e) => {
+        Err(e) if plan.view.format == Format::Prometheus => {
+            render::prometheus::write_down(&mut out)?;
             out.finish()?;
             return Err(e);
         }
+        Err(e) => return Err(e),
     };
     if let Some(file) = save_to {
         let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
-        snapshot::save(file, &captured.expect("keep_raw was set"))?;
+        snapshot::save(
+            file,
+            &captured.expect("the plan keeps raw datagrams for --save"),
+        )?;
     }
-    write_report(&mut out, args, &spec, &source, &samples, style)?;
+    write_report(&mut out, plan, origin, &samples, style)?;
     out.finish()
 }
 
-/// Collects from `source`. When that fails in Prometheus format, writes
-/// `tw_inspect_up 0` and returns the error inside `Ok`, so the caller can
-/// publish the file before failing.
-pub fn collect_or_down(
-    w: &mut dyn Write,
-    args: &ListArgs,
-    spec: &Spec,
-    source: &Source,
-) -> Result<Result<Samples>> {
-    match source.collect(spec) {
-        Ok(s) => Ok(Ok(s)),
-        Err(e) if args.format == Format::Prometheus => {
-            render::prometheus::write_down(w)?;
-            Ok(Err(e))
+/// The states a report may show counts for, and why: those asked of the
+/// kernel; of a snapshot, those it captured; of an `ss -D` dump, which does
+/// not record what was asked, only those found in it.
+fn counted(plan: &ListPlan, origin: &Origin, s: &Sample) -> Counted {
+    let asked = plan.spec.query.states;
+    let Origin::Snapshot(snap) = origin else {
+        return Counted::asked(asked);
+    };
+    match snap.info().captured_states {
+        Some(names) => {
+            let captured = names.iter().filter_map(|n| TcpState::parse(n));
+            Counted::captured(StateSet(
+                asked.0 & StateSet::from_states(&captured.collect::<Vec<_>>()).0,
+            ))
         }
-        Err(e) => Err(e),
+        None => Counted::found(StateSet::from_states(
+            &asked
+                .iter()
+                .filter(|st| s.agg.count(*st) > 0)
+                .collect::<Vec<_>>(),
+        )),
     }
 }
 
-/// Where the sockets come from.
-pub enum Source<'a> {
-    /// The kernel, in one or more network namespaces.
-    Live(&'a Scope),
-    /// A file written by `--save` or `ss -D`.
-    Snapshot(&'a Snapshot),
+fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>) -> ListReport {
+    let rows = s.sockets.as_deref().map(|v| match plan.view.rows {
+        Some(n) => &v[..v.len().min(n as usize)],
+        None => v,
+    });
+    let mut r = ListReport::new(
+        &s.agg,
+        plan.view.top,
+        rows,
+        s.elapsed.as_secs_f64() * 1e3,
+        counted(plan, origin, s),
+    );
+    r.source = s.source.into();
+    r.snapshot = snap.map(Snapshot::info);
+    if plan.view.format == Format::Prometheus {
+        r = r.with_pressure(&s.pressure, s.ephemeral_ports, plan.view.top);
+    }
+    if plan.spec.diagnose {
+        diagnose_into(
+            &mut r,
+            s,
+            matches!(origin, Origin::Live(_)),
+            plan.view.processes,
+        );
+    }
+    r
 }
 
-impl Source<'_> {
-    pub fn collect(&self, spec: &Spec) -> Result<Samples> {
-        match self {
-            Source::Live(scope) => sample::collect_scope(scope, spec),
-            Source::Snapshot(snap) => Ok(vec![(None, sample::from_snapshot(snap, spec)?)]),
-        }
-    }
-
-    fn labelled(&self) -> bool {
-        matches!(self, Source::Live(s) if s.labelled())
-    }
-}
-
-/// Writes the report of `samples` (one per namespace) in the chosen format.
-pub fn write_report(
+/// Writes the report of `samples` (one per namespace) in the plan's format.
+fn write_report(
     w: &mut dyn Write,
-    args: &ListArgs,
-    spec: &Spec,
-    source: &Source,
+    plan: &ListPlan,
+    origin: &Origin,
     samples: &[(Option<String>, Sample)],
     style: Style,
 ) -> Result<()> {
-    let prometheus = args.format == Format::Prometheus;
-    let report = |s: &Sample| {
-        let mut r = ListReport::new(
-            &s.agg,
-            args.top,
-            s.sockets.as_deref(),
-            s.elapsed.as_secs_f64() * 1e3,
-            counted(spec, source, &s.agg),
-        );
-        r.source = s.source.into();
-        if let Source::Snapshot(snap) = source {
-            r.snapshot = Some(snap.info());
-        }
-        if prometheus {
-            r = r.with_pressure(&s.pressure, s.ephemeral_ports, args.top);
-        }
-        if spec.diagnose {
-            diagnose_into(&mut r, s, matches!(source, Source::Live(_)), args.processes);
-        }
-        r
+    let view = &plan.view;
+    let snap = match origin {
+        Origin::Snapshot(s) => Some(*s),
+        Origin::Live(_) => None,
     };
-    let doc = if !source.labelled() {
-        ListDocument::One(report(&samples[0].1))
+    let doc = if !origin.labelled() {
+        ListDocument::One(report(plan, origin, &samples[0].1, snap))
     } else {
+        // Several namespaces: each one's report, and the totals.
         let namespaces: Vec<NamespaceReport> = samples
             .iter()
             .map(|(label, s)| NamespaceReport {
                 netns: label.clone().unwrap_or_default(),
-                report: report(s),
+                report: report(plan, origin, s, snap),
             })
             .collect();
         let total_ms = samples
@@ -183,13 +156,13 @@ pub fn write_report(
             .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
             .sum();
         let mut total = ListReport::new(
-            &sample::total(samples, spec),
-            args.top,
+            &sample::total(samples, &plan.spec),
+            view.top,
             None,
             total_ms,
-            Counted::asked(spec.query.states),
+            Counted::asked(plan.spec.query.states),
         );
-        if args.sockets {
+        if plan.spec.sockets {
             total.sockets = Some(
                 namespaces
                     .iter()
@@ -199,7 +172,7 @@ pub fn write_report(
         }
         ListDocument::Namespaces(NetnsListReport { total, namespaces })
     };
-    let format = match args.format {
+    let format = match view.format {
         Format::Table => ListFormat::Table,
         Format::Json => ListFormat::Json,
         Format::Csv => ListFormat::Csv,
@@ -208,34 +181,9 @@ pub fn write_report(
     let how = ListRender {
         format,
         style,
-        explain: args.explain,
+        explain: view.explain,
     };
     render::list::write(w, &doc, how)
-}
-
-/// Which states a report counts: live, those asked of the kernel; from a
-/// `--save` file, those asked that it captured; from an `ss -D` dump, which
-/// does not record what it asked for, those asked that it holds sockets of.
-fn counted(spec: &Spec, source: &Source, agg: &Aggregate) -> Counted {
-    let asked = spec.query.states;
-    let Source::Snapshot(snap) = source else {
-        return Counted::asked(asked);
-    };
-    match &snap.meta {
-        Some(m) => {
-            let mut captured = StateSet::EMPTY;
-            for st in m.capture.states.iter().filter_map(|n| TcpState::parse(n)) {
-                captured.insert(st);
-            }
-            Counted::captured(StateSet(asked.0 & captured.0))
-        }
-        None => Counted::found(StateSet::from_states(
-            &asked
-                .iter()
-                .filter(|s| agg.count(*s) > 0)
-                .collect::<Vec<_>>(),
-        )),
-    }
 }
 
 /// Fills the diagnoses, and with `-p` the socket owners. Owners come from this

@@ -1,4 +1,5 @@
-//! One module per subcommand: each wires collect → aggregate → render.
+//! One module per command: each takes its plan and wires collect → aggregate →
+//! render, nothing more. Nothing here sees clap types.
 
 pub mod check;
 pub mod demo;
@@ -7,30 +8,20 @@ pub mod list;
 pub mod watch;
 pub mod who;
 
-use crate::cli::ColorChoice;
-use crate::render::Style;
+use std::process::ExitCode;
 
-impl Style {
-    /// `auto` colors only a terminal, and never when `NO_COLOR` is set (non-empty).
-    /// Here rather than in render/, which never sees command-line types.
-    pub fn resolve(choice: ColorChoice, to_terminal: bool) -> Style {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style::new(match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => to_terminal && !no_color,
-        })
-    }
-}
+use anyhow::Result;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+use crate::plan::Plan;
 
-    #[test]
-    fn color_resolution() {
-        assert!(Style::resolve(ColorChoice::Always, false).color);
-        assert!(!Style::resolve(ColorChoice::Never, true).color);
-        assert!(!Style::resolve(ColorChoice::Auto, false).color);
+/// Carries out a plan.
+pub fn run(plan: Plan) -> Result<ExitCode> {
+    match plan {
+        Plan::List(p) => list::run(&p),
+        Plan::Watch(p) => watch::run(&p),
+        Plan::Check(p) => check::run(&p),
+        Plan::Who(p) => who::run(&p),
+        Plan::Explain(p) => explain::run(&p),
+        Plan::Demo(p) => demo::run(&p),
     }
 }

@@ -20,6 +20,7 @@ use model::{ScenarioResult, Verdict};
 use timeline::{Ctx, Timeline};
 
 /// One scenario: its name on the command line, the claim it checks, and the code.
+#[derive(Debug)]
 pub struct Scenario {
     pub name: &'static str,
     pub claim: &'static str,

@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockProtocol, SockType, SockaddrIn, sockopt,
 };
@@ -61,29 +61,21 @@ impl<T: AsRawFd> Drop for Tracked<T> {
 pub type Stream = Tracked<TcpStream>;
 pub type Listener = Tracked<TcpListener>;
 
-/// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
-/// later) and starts the thread that waits for them. Call after entering the
-/// namespace: `unshare(CLONE_NEWUSER)` refuses a multi-threaded process.
+/// On SIGINT or SIGTERM: reset every socket the demo holds open (so nothing
+/// is left in LISTEN, ESTABLISHED or a teardown state), say so, and exit.
 pub fn install_signal_cleanup() -> io::Result<()> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block().map_err(io::Error::from)?;
-    std::thread::Builder::new()
-        .name("demo-signals".into())
-        .spawn(move || {
-            let sig = set.wait().unwrap_or(Signal::SIGTERM);
-            let open = lock();
-            for &fd in open.iter() {
-                ffi::reset_on_close(fd);
-            }
-            eprintln!(
-                "tw-inspect: demo interrupted by {}; its sockets were reset",
-                sig.as_str()
-            );
-            std::process::exit(128 + sig as i32);
-        })?;
-    Ok(())
+    crate::signals::install(crate::signals::OnSignal::Exit(reset_all))
+}
+
+fn reset_all(sig: Signal) {
+    let open = lock();
+    for &fd in open.iter() {
+        ffi::reset_on_close(fd);
+    }
+    eprintln!(
+        "tw-inspect: demo interrupted by {}; its sockets were reset",
+        sig.as_str()
+    );
 }
 
 fn v4(port: u16) -> SockaddrIn {

@@ -35,11 +35,11 @@ pub struct Ctx<'o> {
 /// Dumps the IPv4 TCP sockets with `port` at either end: the kernel applies the filter.
 pub fn dump_port(port: u16, states: StateSet) -> Result<Vec<SocketRecord>> {
     let q = Query {
-        ipv4: true,
         ipv6: false,
         states,
-        conds: vec![Cond::Port(Side::Either, PortRange { lo: port, hi: port })],
-    };
+        ..Query::default()
+    }
+    .and(Cond::Port(Side::Either, PortRange::single(port)));
     Ok(diag::collect(&q, Options::default(), Vec::new)
         .context("reading sockets over sock_diag")?
         .sink)

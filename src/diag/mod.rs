@@ -311,7 +311,7 @@ pub fn collect<S: Sink>(
     make: impl Fn() -> S + Sync,
 ) -> Result<Collection<S>, DiagError> {
     let start = Instant::now();
-    let bc = bytecode::compile(&query.conds);
+    let bc = bytecode::compile(&query.groups);
     let families = query.families();
     // One walk for both families. Raw capture keeps its per-family datagrams;
     // any failure falls back to the per-family dumps, which label errors.

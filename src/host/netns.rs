@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use nix::sched::{CloneFlags, setns};
 
-use crate::cli::FilterArgs;
 use crate::exit::UsageError;
 
 /// Where `ip netns add` puts its names.
@@ -35,7 +34,18 @@ pub struct Namespace {
     file: File,
 }
 
-/// Which namespaces a command reads.
+/// Which namespaces the command line asked for (`--netns`, `--all-netns`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetnsChoice {
+    /// The process's own namespace.
+    Current,
+    /// A name under /run/netns or a path such as /proc/PID/ns/net.
+    One(String),
+    /// Every distinct namespace on the host.
+    All,
+}
+
+/// Which namespaces a command reads, opened.
 #[derive(Debug)]
 pub enum Scope {
     /// The process's own namespace, as without the flags.
@@ -47,25 +57,20 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Resolves `--netns` / `--all-netns`.
-    pub fn from_flags(f: &FilterArgs) -> Result<Scope> {
-        Scope::resolve(f, true)
-    }
-
-    /// As [`Scope::from_flags`]; `warn` says whether to report processes whose
-    /// namespace could not be opened (once is enough when sampling repeatedly).
-    pub fn resolve(f: &FilterArgs, warn: bool) -> Result<Scope> {
-        if (f.all_netns || f.netns.is_some()) && !has_cap_sys_admin() {
-            let flag = if f.all_netns {
-                "--all-netns"
-            } else {
-                "--netns"
-            };
+    /// Opens the namespaces of `choice`; `warn` says whether to report processes
+    /// whose namespace could not be opened (once is enough when sampling repeatedly).
+    pub fn resolve(choice: &NetnsChoice, warn: bool) -> Result<Scope> {
+        let flag = match choice {
+            NetnsChoice::Current => return Ok(Scope::Current),
+            NetnsChoice::One(_) => "--netns",
+            NetnsChoice::All => "--all-netns",
+        };
+        if !has_cap_sys_admin() {
             return Err(anyhow!(
                 "{flag} needs root or CAP_SYS_ADMIN to enter other network namespaces"
             ));
         }
-        if f.all_netns {
+        if let NetnsChoice::All = choice {
             let (list, denied) = discover()?;
             if denied > 0 && warn {
                 eprintln!(
@@ -74,7 +79,7 @@ they are left out (a process may be protected from inspection)"
                 );
             }
             Ok(Scope::All(list))
-        } else if let Some(arg) = &f.netns {
+        } else if let NetnsChoice::One(arg) = choice {
             Ok(Scope::One(open(arg)?))
         } else {
             Ok(Scope::Current)

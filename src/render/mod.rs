@@ -1,6 +1,7 @@
 //! Renderers: they read plain report data and write text. They never see
 //! netlink or command-line types; the command picks the format and the style.
 
+pub mod check;
 pub mod csv;
 pub mod demo;
 pub mod explain;
@@ -8,6 +9,7 @@ pub mod json;
 pub mod list;
 pub mod prometheus;
 pub mod table;
+pub mod watch;
 pub mod who;
 
 /// Resolved once per run: whether to emit ANSI styling.

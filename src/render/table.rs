@@ -253,16 +253,16 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         head.push("Meaning");
     }
     let mut t = new_table(style, &head);
-    for (st, n) in &r.states.0 {
-        let orphans = r.orphaned.get(*st);
-        let count = match n {
+    for st in TcpState::ALL {
+        let orphans = r.orphaned.get(st);
+        let count = match r.states.get(st) {
             None => "-".to_string(), // not counted: see the line below
-            Some(n) if orphans > 0 => format!("{} ({} orphaned)", grouped(*n), grouped(orphans)),
-            Some(n) => grouped(*n),
+            Some(n) if orphans > 0 => format!("{} ({} orphaned)", grouped(n), grouped(orphans)),
+            Some(n) => grouped(n),
         };
-        let mut row = vec![state_cell(style, *st), num(count)];
+        let mut row = vec![state_cell(style, st), num(count)];
         if explain {
-            row.push(Cell::new(crate::text::short(*st)));
+            row.push(Cell::new(crate::text::short(st)));
         }
         t.add_row(row);
     }
@@ -313,7 +313,7 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
 
 /// What a `-` in the state table means, when one is there (or could be).
 fn uncounted_line(r: &ListReport) -> Option<&'static str> {
-    let some_left_out = r.states.0.iter().any(|(_, n)| n.is_none());
+    let some_left_out = TcpState::ALL.iter().any(|st| r.states.get(*st).is_none());
     match r.counted.basis {
         // The dump does not say what it asked for: a state it holds no socket
         // of may have had sockets that were never asked for.
@@ -361,7 +361,7 @@ pub fn snapshot_line(s: &SnapshotInfo) -> String {
     }
     let filter = s.captured_filter.as_deref().unwrap_or_default();
     if !filter.is_empty() {
-        line.push_str(&format!("; captured with {}", filter.join(", ")));
+        line.push_str(&format!("; captured with {}", filter.join(" and ")));
     }
     line
 }

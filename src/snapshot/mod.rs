@@ -30,7 +30,7 @@ use crate::diag::parse::{
 };
 use crate::diag::{self, Collection, Options, Sink};
 use crate::exit::UsageError;
-use crate::filter::{Cond, Query, Side};
+use crate::filter::Query;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::report::SnapshotInfo;
@@ -84,7 +84,8 @@ pub struct Metadata {
 pub struct Capture {
     /// State names as `--state` spells them.
     pub states: Vec<String>,
-    /// Port and address conditions, e.g. `peer-port 80`, `peer 10.0.0.0/8`.
+    /// The port and address filter, one entry per requirement, all of them
+    /// required: e.g. `(port 80 or port 81)`, `peer 10.0.0.0/8`, `ipv4 only`.
     pub filter: Vec<String>,
 }
 
@@ -780,7 +781,7 @@ pub fn listeners() -> Result<Vec<Listener>> {
 /// listener (so saving costs no extra dump), else from a LISTEN-only dump.
 fn listeners_for(query: &Query, raw: &[(Family, Vec<u8>)]) -> Result<Vec<Listener>> {
     let complete = query.states.contains(TcpState::Listen)
-        && query.conds.is_empty()
+        && query.groups.is_empty()
         && query.families() == [Family::V4, Family::V6];
     if !complete {
         return listeners();
@@ -823,22 +824,10 @@ fn read_trimmed(p: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The port and address conditions in words (`peer-port 80`, `local 10.0.0.0/8`).
+/// The capture filter in words, one entry per requirement, all of them
+/// required: `(port 8080 or port 8081)`, `peer ::1`, `ipv4 only`.
 pub fn describe_filter(q: &Query) -> Vec<String> {
-    let side = |s: Side| match s {
-        Side::Local => "local",
-        Side::Peer => "peer",
-        Side::Either => "either",
-    };
-    let mut v: Vec<String> = q
-        .conds
-        .iter()
-        .map(|c| match c {
-            Cond::Port(s, p) if p.lo == p.hi => format!("{}-port {}", side(*s), p.lo),
-            Cond::Port(s, p) => format!("{}-port {}-{}", side(*s), p.lo, p.hi),
-            Cond::Addr(s, a) => format!("{} {}/{}", side(*s), a.addr, a.len),
-        })
-        .collect();
+    let mut v = q.describe_groups();
     if !q.ipv4 {
         v.push("ipv6 only".into());
     }

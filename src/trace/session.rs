@@ -1,12 +1,11 @@
 //! One recording: signals, tracefs, the instance, the read loop. Used by `who`
 //! and by `list --by process --trace`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::signals::{self, OnSignal};
 use crate::trace::attribute::{Attribution, Procfs};
 use crate::trace::record::{Line, parse_line};
 use crate::trace::tracefs::{self, Instance};
@@ -26,18 +25,11 @@ pub struct Recording {
 /// progress line on stderr every `interval`. The instance is gone on return,
 /// whether it returns Ok or Err.
 pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recording> {
-    // SIGINT/SIGTERM only raise this flag (signal-hook does the async-signal-safe
-    // part); the loop below sees it and returns normally, so the instance guard
-    // runs and the report is still printed. A second signal, once the flag is
-    // up, exits at once (status 1) for someone who really wants out; an instance
-    // left that way is removed by the next run.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing the signal handler")?;
-    }
+    // SIGINT/SIGTERM end the recording early: the loop below sees the signal
+    // and returns normally, so the instance guard runs and the report is still
+    // printed. A second signal exits at once for someone who really wants out;
+    // an instance left that way is removed by the next run.
+    signals::install(OnSignal::Stop).context("installing the signal watcher")?;
 
     let (root, mounted) = tracefs::discover_or_mount()?;
     if mounted {
@@ -93,7 +85,7 @@ pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recordin
     };
     loop {
         let now = Instant::now();
-        if stop.load(Ordering::Relaxed) || (!duration.is_zero() && now >= start + duration) {
+        if signals::received().is_some() || (!duration.is_zero() && now >= start + duration) {
             break;
         }
         let mut wait = Duration::from_millis(200);

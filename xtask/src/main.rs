@@ -1,15 +1,16 @@
-//! Repository chores. `cargo xtask gen` writes man/ and completions/ from the
-//! clap definition; `cargo xtask check-gen` fails when they are stale.
+//! Repository chores. `cargo xtask gen` writes man/, completions/ and the
+//! generated sections of README.md (exit codes, layout) from the program's own
+//! tables; `cargo xtask check-gen` fails when any of them is stale.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
-use tw_inspect::cli::Cli;
+use tw_inspect::app::command;
+use tw_inspect::exit::{CHECK_CODES, EXIT_CODES};
 use tw_inspect::state::TcpState;
 
 fn main() -> ExitCode {
@@ -36,9 +37,9 @@ fn main() -> ExitCode {
 }
 
 /// Every generated file: path relative to the repo, and its contents.
-pub fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+pub fn generated(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut out = Vec::new();
-    let cmd = Cli::command();
+    let cmd = command();
     let mut page = Vec::new();
     let man = Man::new(cmd.clone());
     man.render_title(&mut page)?;
@@ -77,9 +78,85 @@ pub fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         (Shell::Fish, "tw-inspect.fish"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "tw-inspect", &mut buf);
+        clap_complete::generate(shell, &mut command(), "tw-inspect", &mut buf);
         out.push((PathBuf::from(format!("completions/{file}")), buf));
     }
+    out.push((PathBuf::from("README.md"), readme(root)?));
+    Ok(out)
+}
+
+/// README.md with its generated sections written anew: each lies between
+/// `<!-- generated: NAME -->` and `<!-- end generated -->`.
+fn readme(root: &Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(root.join("README.md")).context("reading README.md")?;
+    let mut text = text;
+    for (name, body) in [
+        ("exit-codes", tw_inspect::exit::markdown()),
+        ("layout", layout(root)?),
+    ] {
+        let open = format!("<!-- generated: {name} -->\n");
+        let close = "<!-- end generated -->";
+        let start = text
+            .find(&open)
+            .with_context(|| format!("README.md has no '{}' marker", open.trim()))?
+            + open.len();
+        let end = start
+            + text[start..]
+                .find(close)
+                .with_context(|| format!("README.md: '{}' is not closed", open.trim()))?;
+        text.replace_range(start..end, &body);
+    }
+    Ok(text.into_bytes())
+}
+
+/// The first sentence of a file's `//!` documentation.
+fn doc_line(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let para: Vec<&str> = text
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let para = para.join(" ");
+    let line = match para.find(". ") {
+        Some(i) => &para[..=i],
+        None => para.as_str(),
+    };
+    if line.is_empty() {
+        bail!("{} has no //! documentation line", path.display());
+    }
+    Ok(line.to_string())
+}
+
+/// The tree of src/, one line per file or folder with what its documentation
+/// says first, so the README's layout cannot drift from the code.
+fn layout(root: &Path) -> Result<String> {
+    fn walk(dir: &Path, rel: &str, depth: usize, out: &mut String) -> Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?
+            .collect::<std::io::Result<Vec<_>>>()?
+            .into_iter()
+            .map(|e| e.path())
+            .collect();
+        // Files first, then folders; each alphabetically.
+        entries.sort_by_key(|p| (p.is_dir(), p.file_name().map(|n| n.to_os_string())));
+        for p in entries {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let indent = "  ".repeat(depth);
+            if p.is_dir() {
+                let doc = doc_line(&p.join("mod.rs"))?;
+                out.push_str(&format!("{indent}{rel}{name}/  {doc}\n"));
+                walk(&p, &format!("{rel}{name}/"), depth + 1, out)?;
+            } else if name.ends_with(".rs") && name != "mod.rs" {
+                out.push_str(&format!("{indent}{rel}{name}  {}\n", doc_line(&p)?));
+            }
+        }
+        Ok(())
+    }
+    let mut out = String::from("```\n");
+    walk(&root.join("src"), "", 0, &mut out)?;
+    out.push_str("```\n");
     Ok(out)
 }
 
@@ -87,32 +164,18 @@ pub fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
 fn extra_sections() -> Roff {
     let mut r = Roff::new();
     r.control("SH", ["EXIT STATUS"]);
-    for (code, text) in [
-        (
-            "0",
-            "Success. Also when the reader of the output goes away (broken pipe).",
-        ),
-        (
-            "1",
-            "Runtime failure: sock_diag refused, a file could not be written, a demo claim was contradicted.",
-        ),
-        (
-            "2",
-            "Usage error: unknown state, bad address or prefix, port out of range, conflicting flags, bad snapshot file.",
-        ),
-    ] {
-        r.control("TP", []).text([bold(code)]).text([roman(text)]);
+    for c in &EXIT_CODES {
+        r.control("TP", [])
+            .text([bold(c.code.to_string())])
+            .text([roman(c.meaning)]);
     }
     r.text([roman(
         "tw-inspect check follows the monitoring-plugins convention:",
     )]);
-    for (code, text) in [
-        ("0", "OK"),
-        ("1", "WARNING"),
-        ("2", "CRITICAL"),
-        ("3", "UNKNOWN, including usage errors and netlink failures"),
-    ] {
-        r.control("TP", []).text([bold(code)]).text([roman(text)]);
+    for c in &CHECK_CODES {
+        r.control("TP", [])
+            .text([bold(c.code.to_string())])
+            .text([roman(format!("{}: {}", c.short, c.meaning))]);
     }
     r.control("SH", ["TCP STATES"]);
     for s in TcpState::ALL {
@@ -156,7 +219,7 @@ fn explain_sections() -> Roff {
 }
 
 fn write_all(root: &Path) -> Result<()> {
-    for (rel, bytes) in generated()? {
+    for (rel, bytes) in generated(root)? {
         let path = root.join(&rel);
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -167,7 +230,7 @@ fn write_all(root: &Path) -> Result<()> {
 
 fn check(root: &Path) -> Result<()> {
     let mut stale = Vec::new();
-    for (rel, bytes) in generated()? {
+    for (rel, bytes) in generated(root)? {
         if std::fs::read(root.join(&rel)).ok().as_deref() != Some(&bytes[..]) {
             stale.push(rel.display().to_string());
         }
@@ -193,7 +256,8 @@ mod tests {
 
     #[test]
     fn man_page_has_exit_codes_and_states() {
-        let all = generated().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let all = generated(root).unwrap();
         let page = String::from_utf8(all[0].1.clone()).unwrap();
         assert!(page.contains("EXIT STATUS") && page.contains("time\\-wait"));
         let explain = all
