@@ -1,7 +1,7 @@
 //! Pure diagnosis: aggregates and host settings in, findings out. Every
 //! threshold is a constant here, and every message carries its numbers.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use serde::Serialize;
 use serde_json::json;
@@ -78,13 +78,6 @@ fn pct(n: u64, of: u64) -> f64 {
     }
 }
 
-fn endpoint(a: IpAddr, port: u16) -> String {
-    match a {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-    }
-}
-
 fn level(value: f64, (warn, crit): (f64, f64)) -> Option<Severity> {
     if value >= crit {
         Some(Severity::Critical)
@@ -119,7 +112,7 @@ at {usable}, new connections to that destination fail with EADDRNOTAVAIL. \
 Remedies: reuse connections (keep-alive, pooling); more source addresses or destinations; \
 a wider ip_local_port_range; tcp_tw_reuse=1 for outgoing connections ({reuse}).",
                     d.local,
-                    endpoint(d.peer, d.peer_port)
+                    SocketAddr::new(d.peer, d.peer_port)
                 ),
                 data: json!({
                     "local": d.local.to_string(),

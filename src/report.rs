@@ -4,13 +4,13 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
-use crate::aggregate::{Aggregate, GroupKey, GroupStats};
+use crate::aggregate::{Aggregate, GroupKey, GroupStats, Pressure};
 use crate::diagnose::Diagnosis;
 pub use crate::host::procs::ProcessRef;
-use crate::socket::SocketRecord;
-use crate::state::TcpState;
+use crate::socket::{Family, SocketRecord, Timer};
+use crate::state::{MAX_STATE, StateSet, TcpState};
 
 /// Counts for every state, serialized as an object in kernel order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,87 @@ impl Serialize for StateCounts {
     }
 }
 
+/// Counts per state, with the states that were counted: a state not counted
+/// has no count (JSON `null`), as 0 would claim it was looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    /// Indexed by [`TcpState::index`].
+    pub counts: [u64; MAX_STATE],
+    pub counted: StateSet,
+}
+
+impl Counts {
+    pub fn get(&self, s: TcpState) -> Option<u64> {
+        self.counted.contains(s).then(|| self.counts[s.index()])
+    }
+}
+
+/// Every state in kernel order, `null` for those not counted.
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(MAX_STATE))?;
+        for st in TcpState::ALL {
+            m.serialize_entry(st.name(), &self.get(st))?;
+        }
+        m.end()
+    }
+}
+
+/// Why the counted states are the ones they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountedBasis {
+    /// The states asked of the kernel (live).
+    Asked,
+    /// The states a `list --save` snapshot was captured with.
+    Captured,
+    /// An `ss -D` dump does not record which states it asked for: only the
+    /// states found in it count as seen.
+    Found,
+}
+
+/// Which states were counted, and on what grounds. The JSON fields
+/// `counted_states` and `counted_basis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Counted {
+    #[serde(rename = "counted_states", serialize_with = "state_names")]
+    pub states: StateSet,
+    #[serde(rename = "counted_basis")]
+    pub basis: CountedBasis,
+}
+
+impl Counted {
+    pub fn asked(states: StateSet) -> Counted {
+        Counted {
+            states,
+            basis: CountedBasis::Asked,
+        }
+    }
+
+    pub fn captured(states: StateSet) -> Counted {
+        Counted {
+            states,
+            basis: CountedBasis::Captured,
+        }
+    }
+
+    pub fn found(states: StateSet) -> Counted {
+        Counted {
+            states,
+            basis: CountedBasis::Found,
+        }
+    }
+}
+
+/// A state set as an array of names in kernel order.
+fn state_names<S: Serializer>(set: &StateSet, s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(None)?;
+    for st in set.iter() {
+        seq.serialize_element(st.name())?;
+    }
+    seq.end()
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Families {
     pub ipv4: u64,
@@ -45,13 +126,13 @@ pub struct Families {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct GroupRow {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'static str>,
+    pub state: Option<TcpState>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
+    pub peer: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub local: Option<String>,
+    pub local: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_port: Option<u16>,
     pub count: u64,
@@ -70,8 +151,8 @@ pub struct OtherGroups {
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct SocketRow {
-    pub family: &'static str,
-    pub state: &'static str,
+    pub family: Family,
+    pub state: TcpState,
     pub orphaned: bool,
     /// Addresses serialize as plain strings (`127.0.0.1`, `::1`); kept as
     /// addresses so that a row needs no heap memory of its own.
@@ -79,7 +160,7 @@ pub struct SocketRow {
     pub local_port: u16,
     pub peer: IpAddr,
     pub peer_port: u16,
-    pub timer: &'static str,
+    pub timer: Timer,
     pub expires_ms: u32,
     pub retransmits: u8,
     pub uid: u32,
@@ -98,17 +179,18 @@ pub struct ListReport {
     pub source: String,
     /// Sockets that matched the filters.
     pub total: u64,
-    pub states: StateCounts,
-    /// The states asked of the kernel; a state outside it counts 0 because it was
-    /// not looked at (`bound-inactive` is left out unless asked for).
-    pub counted_states: Vec<&'static str>,
+    /// Per state; `null` for a state not counted.
+    pub states: Counts,
+    /// The states counted (`bound-inactive` is left out unless asked for), and why.
+    #[serde(flatten)]
+    pub counted: Counted,
     pub families: Families,
     /// Orphaned sockets (closed by their application, still finishing) per state.
     pub orphaned: StateCounts,
     /// Which fields form a group, as `--by` spells them.
     pub group_by: String,
     /// The states the groups cover.
-    pub group_states: Vec<&'static str>,
+    pub group_states: Vec<TcpState>,
     pub groups: Vec<GroupRow>,
     pub other_groups: OtherGroups,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +205,24 @@ pub struct ListReport {
     /// Present when the sockets come from a snapshot (`list --load`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotInfo>,
+    /// Counts per address family (ipv4, ipv6) and state, indexed by
+    /// [`TcpState::index`]: the Prometheus series (JSON has the sums).
+    #[serde(skip)]
+    pub family_states: [[u64; MAX_STATE]; 2],
+    /// Outgoing sockets per destination as a share of the usable ephemeral
+    /// ports, busiest first, cut to `top` (the Prometheus series; the
+    /// diagnoses say the same in words). Empty when the ports are unknown.
+    #[serde(skip)]
+    pub port_pressure: Vec<PressureRow>,
+}
+
+/// One destination's share of the usable ephemeral ports (1 = exhausted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PressureRow {
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    pub ratio: f64,
 }
 
 /// Which snapshot a report was computed from (docs/snapshot-format.md).
@@ -150,10 +250,10 @@ pub struct SnapshotInfo {
 
 fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
     GroupRow {
-        state: k.state.map(|s| s.name()),
-        peer: k.peer.map(|a| a.to_string()),
+        state: k.state,
+        peer: k.peer,
         peer_port: k.peer_port,
-        local: k.local.map(|a| a.to_string()),
+        local: k.local,
         local_port: k.local_port,
         count: s.count,
         soonest_ms: s.expires_min_ms,
@@ -163,14 +263,14 @@ fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
 
 pub fn socket_row(r: &SocketRecord) -> SocketRow {
     SocketRow {
-        family: r.family.name(),
-        state: r.state.name(),
+        family: r.family,
+        state: r.state,
         orphaned: r.orphaned,
         local: r.local,
         local_port: r.local_port,
         peer: r.peer,
         peer_port: r.peer_port,
-        timer: r.timer.name(),
+        timer: r.timer,
         expires_ms: r.expires_ms,
         retransmits: r.retransmits,
         uid: r.uid,
@@ -184,11 +284,13 @@ pub fn socket_row(r: &SocketRecord) -> SocketRow {
 
 impl ListReport {
     /// Builds the report from an aggregate; `top` = 0 keeps every group.
+    /// States outside `counted` get no count, whatever the aggregate holds.
     pub fn new(
         agg: &Aggregate,
         top: u32,
         sockets: Option<&[SocketRecord]>,
         collect_ms: f64,
+        counted: Counted,
     ) -> ListReport {
         let sorted = agg.sorted_groups();
         let keep = if top == 0 {
@@ -200,8 +302,11 @@ impl ListReport {
         ListReport {
             source: "netlink".into(),
             total: agg.total,
-            states: StateCounts(TcpState::ALL.iter().map(|s| (*s, agg.count(*s))).collect()),
-            counted_states: TcpState::ALL.iter().map(|s| s.name()).collect(),
+            states: Counts {
+                counts: agg.states,
+                counted: counted.states,
+            },
+            counted,
             families: Families {
                 ipv4: agg.by_family[0],
                 ipv6: agg.by_family[1],
@@ -214,7 +319,7 @@ impl ListReport {
                     .collect(),
             ),
             group_by: agg.by.name(),
-            group_states: agg.group_states.iter().map(|s| s.name()).collect(),
+            group_states: agg.group_states.iter().collect(),
             groups: sorted[..keep]
                 .iter()
                 .map(|(k, s)| group_row(k, s))
@@ -228,12 +333,30 @@ impl ListReport {
             processes: false,
             collect_ms,
             snapshot: None,
+            family_states: agg.family_states,
+            port_pressure: Vec::new(),
         }
     }
 
-    /// Records which states were asked of the kernel.
-    pub fn counted(mut self, states: crate::state::StateSet) -> ListReport {
-        self.counted_states = states.iter().map(|s| s.name()).collect();
+    /// Adds the destinations' share of `usable` ephemeral ports (unknown or 0:
+    /// none); `top` = 0 keeps every destination.
+    pub fn with_pressure(mut self, p: &Pressure, usable: Option<u64>, top: u32) -> ListReport {
+        let Some(usable) = usable.filter(|n| *n > 0) else {
+            return self;
+        };
+        let mut dests = p.sorted();
+        if top > 0 {
+            dests.truncate(top as usize);
+        }
+        self.port_pressure = dests
+            .into_iter()
+            .map(|(d, n)| PressureRow {
+                local: d.local,
+                peer: d.peer,
+                peer_port: d.peer_port,
+                ratio: n as f64 / usable as f64,
+            })
+            .collect();
         self
     }
 }
@@ -247,10 +370,57 @@ pub struct NetnsListReport {
     pub namespaces: Vec<NamespaceReport>,
 }
 
+/// Everything one `list` run writes, in any format.
+#[derive(Clone, Debug)]
+pub enum ListDocument {
+    /// One source (this namespace, or a snapshot).
+    One(ListReport),
+    /// `--netns`/`--all-netns`: each namespace's report and the totals.
+    Namespaces(NetnsListReport),
+}
+
 /// One namespace's report, under its label (name in /run/netns, `pid:PID (COMM)`, or the path given).
 #[derive(Clone, Debug, Serialize)]
 pub struct NamespaceReport {
     pub netns: String,
     #[serde(flatten)]
     pub report: ListReport,
+}
+
+/// Reports built from socket records, for the renderers' tests.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+    use crate::aggregate::GroupBy;
+    use crate::socket::Sink;
+
+    /// `records` counted as `counted` says (records in other states are left
+    /// out, as the kernel would), grouped by `by` over `group_states`; every group kept.
+    pub fn report(
+        records: &[SocketRecord],
+        by: GroupBy,
+        group_states: StateSet,
+        counted: Counted,
+        sockets: bool,
+    ) -> ListReport {
+        let kept: Vec<SocketRecord> = records
+            .iter()
+            .filter(|r| counted.states.contains(r.state))
+            .copied()
+            .collect();
+        let mut agg = Aggregate::new(by, group_states);
+        for r in &kept {
+            agg.push(r);
+        }
+        ListReport::new(&agg, 0, sockets.then_some(&kept[..]), 1.5, counted)
+    }
+
+    /// The outgoing sockets among `records` per destination.
+    pub fn pressure(records: &[SocketRecord], range: (u16, u16)) -> Pressure {
+        let mut p = Pressure::new(range);
+        for r in records {
+            p.push(r);
+        }
+        p
+    }
 }

@@ -23,6 +23,13 @@ impl Family {
     }
 }
 
+/// By name (`ipv4`, `ipv6`), as the JSON contract spells it.
+impl serde::Serialize for Family {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The kernel's `idiag_timer` values (see `inet_sk_diag_fill`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
@@ -58,6 +65,13 @@ impl Timer {
             Timer::Persist => "persist",
             Timer::Unknown(_) => "unknown",
         }
+    }
+}
+
+/// By name, as `ss -o` prints it.
+impl serde::Serialize for Timer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

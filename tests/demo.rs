@@ -87,6 +87,23 @@ fn list_names_every_scenario_with_its_claim() {
             .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
         assert!(line.len() > name.len() + 20, "no claim for {name}: {line}");
     }
+
+    // The same list as JSON: an array of {name, claim}, in the table's order.
+    let out = run(&["demo", "--list", "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v = json_of(&out);
+    let entries = v.as_array().expect("an array");
+    assert_eq!(entries.len(), text.lines().count());
+    for (e, line) in entries.iter().zip(text.lines()) {
+        let (name, claim) = (e["name"].as_str().unwrap(), e["claim"].as_str().unwrap());
+        assert_eq!(e.as_object().unwrap().len(), 2, "{e}");
+        assert!(
+            line.starts_with(name) && line.ends_with(claim),
+            "{line} vs {e}"
+        );
+    }
+    let csv = run(&["demo", "--list", "--format", "csv"]);
+    assert_eq!(csv.status.code(), Some(2));
 }
 
 #[test]

@@ -55,6 +55,7 @@ fn strip(mut v: Value, timers: bool) -> Value {
     o.remove("source");
     o.remove("snapshot");
     o.remove("collect_ms");
+    o.remove("counted_basis");
     // Socket order is the kernel's walk order (one walk for both families live,
     // one per family in a snapshot), not part of the contract: compare by cookie.
     if let Some(rows) = o.get_mut("sockets").and_then(Value::as_array_mut) {
@@ -181,6 +182,56 @@ fn ss_dump_loads_with_the_counts_ss_replays() {
         text.lines().next().unwrap().contains("`ss -D` dump"),
         "{text}"
     );
+
+    // The dump does not say which states ss asked for: only TIME_WAIT, found
+    // in it, counts as seen; every other state is unknown, not 0.
+    let v = json(&["list", "--load", s(&dump), "--format", "json"]);
+    assert_eq!(v["counted_basis"], "found");
+    assert_eq!(v["counted_states"], serde_json::json!(["time-wait"]));
+    assert_eq!(v["states"]["time-wait"], total);
+    for st in ["established", "close-wait", "listening"] {
+        assert!(v["states"][st].is_null(), "{st}: {}", v["states"]);
+    }
+    let row = |st: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(st))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+    };
+    assert_eq!(row("time-wait").as_deref(), Some(&*total.to_string()));
+    assert_eq!(row("established").as_deref(), Some("-"), "{text}");
+    assert!(
+        text.contains("only the states found in it count as seen"),
+        "{text}"
+    );
+    let csv = run(&[
+        "list",
+        "--load",
+        s(&dump),
+        "--by",
+        "state",
+        "--state",
+        "all",
+        "--format",
+        "csv",
+    ]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let states: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(states, ["time-wait"], "{csv}");
+    let prom = run(&["list", "--load", s(&dump), "--format", "prometheus"]);
+    let prom = String::from_utf8(prom.stdout).unwrap();
+    let series: Vec<&str> = prom
+        .lines()
+        .filter(|l| l.starts_with("tw_inspect_sockets{"))
+        .collect();
+    assert_eq!(series.len(), 2, "time-wait in both families: {prom}");
+    assert!(
+        series.iter().all(|l| l.contains("state=\"time-wait\"")),
+        "{prom}"
+    );
 }
 
 #[test]
@@ -213,6 +264,10 @@ fn save_then_load_equals_live() {
         loaded["collect_ms"], saved["collect_ms"],
         "the capture's own duration"
     );
+    // Live, the states counted are those asked; loaded, those captured.
+    assert_eq!(saved["counted_basis"], "asked");
+    assert_eq!(loaded["counted_basis"], "captured");
+    assert_eq!(loaded["counted_states"], saved["counted_states"]);
     assert_eq!(strip(loaded.clone(), false), strip(saved, false));
 
     // Snapshot fields: this namespace, this host, now.

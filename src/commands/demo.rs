@@ -6,29 +6,25 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::demo::model::{self, Verdict};
+use crate::demo::model::Verdict;
 use crate::demo::netns::{self, Isolation};
 use crate::demo::sock;
-use crate::demo::timeline::{self, Ctx};
+use crate::demo::timeline::{Ctx, Observer};
 use crate::exit::Exit;
 use crate::plan::DemoPlan;
 use crate::plan::demo::RunPlan;
+use crate::render::demo::{self as show, DemoFormat, Live};
 
 pub fn run(plan: &DemoPlan) -> Result<ExitCode> {
     match plan {
         DemoPlan::List { scenarios, json } => {
-            let mut out = io::stdout().lock();
-            if *json {
-                let list: Vec<_> = scenarios
-                    .iter()
-                    .map(|s| serde_json::json!({"name": s.name, "claim": s.claim}))
-                    .collect();
-                crate::render::json::write(&mut out, &list)?;
+            let format = if *json {
+                DemoFormat::Json
             } else {
-                for s in scenarios {
-                    writeln!(out, "{:<13} {}", s.name, s.claim)?;
-                }
-            }
+                DemoFormat::Table
+            };
+            let mut out = io::stdout().lock();
+            show::list(&mut out, scenarios, format)?;
             out.flush()?;
             Ok(Exit::Ok.into())
         }
@@ -55,46 +51,34 @@ fn run_scenarios(plan: &RunPlan) -> Result<ExitCode> {
     if let Some(n) = &note {
         eprintln!("tw-inspect: {n}");
     }
+    // The table is written as the scenarios run; JSON once at the end.
+    let live = (!json).then(|| Live::new(io::stdout()));
     let ctx = Ctx {
         pace,
         step: plan.step,
-        live: !json,
+        observer: live.as_ref().map(|l| l as &dyn Observer),
         private_ns: iso.is_private(),
         count: plan.count,
     };
 
     let mut results = Vec::new();
     for s in &plan.scenarios {
-        if ctx.live {
-            timeline::print_header(s.name, s.claim);
+        if let Some(live) = &live {
+            live.header(s.name, s.claim)?;
         }
         let r = (s.run)(&ctx).with_context(|| format!("scenario {}", s.name))?;
-        if ctx.live {
-            let mut out = io::stdout().lock();
-            writeln!(out, "=> {}: {}", r.verdict.label(), r.summary)?;
-            out.flush()?;
+        if let Some(live) = &live {
+            live.verdict(&r)?;
         }
         results.push(r);
     }
-    if json {
-        let doc = model::to_json(iso.name(), note.as_deref(), &results);
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
-        out.flush()?;
-    } else {
-        let n = |v| results.iter().filter(|r| r.verdict == v).count();
-        println!(
-            "\n{} confirmed, {} contradicted, {} skipped ({})",
-            n(Verdict::Confirmed),
-            n(Verdict::Contradicted),
-            n(Verdict::Skipped),
-            if iso.is_private() {
-                "in a private network namespace"
-            } else {
-                "on the host's loopback"
-            }
-        );
+    match &live {
+        Some(live) => live.summary(&results, iso.is_private())?,
+        None => {
+            let mut out = io::stdout().lock();
+            show::json(&mut out, iso.name(), note.as_deref(), &results)?;
+            out.flush()?;
+        }
     }
     let bad = results.iter().any(|r| r.verdict == Verdict::Contradicted);
     Ok(if bad {

@@ -14,8 +14,9 @@ use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::plan::ListPlan;
 use crate::plan::list::{Format, Source};
+use crate::render::list::{ListFormat, ListRender};
 use crate::render::{self, Style};
-use crate::report::{ListReport, NamespaceReport, NetnsListReport};
+use crate::report::{Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport};
 use crate::sample::{self, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
@@ -74,25 +75,27 @@ pub fn publish(
     out.finish()
 }
 
-/// The states a report may show counts for: those asked of the kernel; of a
-/// snapshot, those it captured; of an `ss -D` dump, which does not record what
-/// was asked, only those found in it.
-fn counted(plan: &ListPlan, origin: &Origin, s: &Sample) -> StateSet {
+/// The states a report may show counts for, and why: those asked of the
+/// kernel; of a snapshot, those it captured; of an `ss -D` dump, which does
+/// not record what was asked, only those found in it.
+fn counted(plan: &ListPlan, origin: &Origin, s: &Sample) -> Counted {
     let asked = plan.spec.query.states;
     let Origin::Snapshot(snap) = origin else {
-        return asked;
+        return Counted::asked(asked);
     };
     match snap.info().captured_states {
         Some(names) => {
             let captured = names.iter().filter_map(|n| TcpState::parse(n));
-            StateSet(asked.0 & StateSet::from_states(&captured.collect::<Vec<_>>()).0)
+            Counted::captured(StateSet(
+                asked.0 & StateSet::from_states(&captured.collect::<Vec<_>>()).0,
+            ))
         }
-        None => StateSet::from_states(
+        None => Counted::found(StateSet::from_states(
             &asked
                 .iter()
                 .filter(|st| s.agg.count(*st) > 0)
                 .collect::<Vec<_>>(),
-        ),
+        )),
     }
 }
 
@@ -101,10 +104,18 @@ fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>)
         Some(n) => &v[..v.len().min(n as usize)],
         None => v,
     });
-    let mut r = ListReport::new(&s.agg, plan.view.top, rows, s.elapsed.as_secs_f64() * 1e3)
-        .counted(counted(plan, origin, s));
+    let mut r = ListReport::new(
+        &s.agg,
+        plan.view.top,
+        rows,
+        s.elapsed.as_secs_f64() * 1e3,
+        counted(plan, origin, s),
+    );
     r.source = s.source.into();
     r.snapshot = snap.map(Snapshot::info);
+    if plan.view.format == Format::Prometheus {
+        r = r.with_pressure(&s.pressure, s.ephemeral_ports, plan.view.top);
+    }
     if plan.spec.diagnose {
         diagnose_into(
             &mut r,
@@ -129,101 +140,50 @@ fn write_report(
         Origin::Snapshot(s) => Some(*s),
         Origin::Live(_) => None,
     };
-    if view.format == Format::Prometheus {
-        let items: Vec<_> = samples
+    let doc = if !origin.labelled() {
+        ListDocument::One(report(plan, origin, &samples[0].1, snap))
+    } else {
+        // Several namespaces: each one's report, and the totals.
+        let namespaces: Vec<NamespaceReport> = samples
             .iter()
-            .map(|(label, s)| render::prometheus::NsMetrics {
-                netns: label.as_deref(),
-                agg: &s.agg,
-                pressure: s.ephemeral_ports.map(|p| (&s.pressure, p)),
-                collect_seconds: s.elapsed.as_secs_f64(),
+            .map(|(label, s)| NamespaceReport {
+                netns: label.clone().unwrap_or_default(),
+                report: report(plan, origin, s, snap),
             })
             .collect();
-        render::prometheus::write(w, &items, view.top)?;
-        return Ok(());
-    }
-    if !origin.labelled() {
-        let r = report(plan, origin, &samples[0].1, snap);
-        match view.format {
-            Format::Table => render::table::list(w, &r, style, view.explain)?,
-            Format::Json => render::json::write(w, &r)?,
-            _ => render::csv::list(w, &r, view.explain)?,
-        }
-        return Ok(());
-    }
-    // Several namespaces: each one's report, then the totals.
-    let per_ns: Vec<NamespaceReport> = samples
-        .iter()
-        .map(|(label, s)| NamespaceReport {
-            netns: label.clone().unwrap_or_default(),
-            report: report(plan, origin, s, snap),
-        })
-        .collect();
-    let total_ms = samples
-        .iter()
-        .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
-        .sum();
-    let mut total = ListReport::new(
-        &sample::total(samples, &plan.spec),
-        view.top,
-        None,
-        total_ms,
-    )
-    .counted(plan.spec.query.states);
-    if plan.spec.sockets {
-        total.sockets = Some(
-            per_ns
-                .iter()
-                .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
-                .collect(),
+        let total_ms = samples
+            .iter()
+            .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
+            .sum();
+        let mut total = ListReport::new(
+            &sample::total(samples, &plan.spec),
+            view.top,
+            None,
+            total_ms,
+            Counted::asked(plan.spec.query.states),
         );
-    }
-    match view.format {
-        Format::Json => render::json::write(
-            w,
-            &NetnsListReport {
-                total,
-                namespaces: per_ns,
-            },
-        )?,
-        Format::Table => {
-            for (i, n) in per_ns.iter().enumerate() {
-                if i > 0 {
-                    writeln!(w)?;
-                }
-                writeln!(w, "Network namespace {}", n.netns)?;
-                render::table::list(w, &n.report, style, view.explain)?;
-            }
-            // One namespace: its report is the total.
-            if per_ns.len() > 1 {
-                writeln!(w)?;
-                writeln!(w, "All {} network namespaces", per_ns.len())?;
-                render::table::list(w, &total, style, view.explain)?;
-            }
+        if plan.spec.sockets {
+            total.sockets = Some(
+                namespaces
+                    .iter()
+                    .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
+                    .collect(),
+            );
         }
-        _ => {
-            // One CSV document with a leading `netns` column; an empty netns marks the totals.
-            let mut first = true;
-            let rows = per_ns.iter().map(|n| (n.netns.as_str(), &n.report));
-            let totals = (!plan.spec.sockets).then_some(("", &total));
-            for (label, r) in rows.chain(totals) {
-                let mut buf = Vec::new();
-                render::csv::list(&mut buf, r, view.explain)?;
-                let text = String::from_utf8_lossy(&buf);
-                for (i, line) in text.lines().enumerate() {
-                    if i == 0 {
-                        if first {
-                            writeln!(w, "netns,{line}")?;
-                        }
-                        continue;
-                    }
-                    writeln!(w, "{},{line}", render::csv::field(label))?;
-                }
-                first = false;
-            }
-        }
-    }
-    Ok(())
+        ListDocument::Namespaces(NetnsListReport { total, namespaces })
+    };
+    let format = match view.format {
+        Format::Table => ListFormat::Table,
+        Format::Json => ListFormat::Json,
+        Format::Csv => ListFormat::Csv,
+        Format::Prometheus => ListFormat::Prometheus,
+    };
+    let how = ListRender {
+        format,
+        style,
+        explain: view.explain,
+    };
+    render::list::write(w, &doc, how)
 }
 
 /// Fills the diagnoses, and with `-p` the socket owners. Owners come from this

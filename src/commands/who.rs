@@ -14,7 +14,8 @@ use crate::exit::Exit;
 use crate::output::Output;
 use crate::plan::WhoPlan;
 use crate::plan::who::Format;
-use crate::render::{self, Style};
+use crate::render::Style;
+use crate::render::who::{WhoFormat, WhoRender};
 use crate::socket::SocketRecord;
 use crate::trace::attribute::WhoReport;
 use crate::trace::session;
@@ -32,14 +33,18 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
 
     let top = plan.top as usize;
     let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
-    match plan.format {
-        Format::Table => render::who::table(&mut out, &report, style)?,
-        Format::Json => render::json::write(&mut out, &report)?,
-        Format::Prometheus => {
-            let all = WhoReport::build(&attr, elapsed.as_secs_f64(), 0);
-            render::who::prometheus(&mut out, &report, &all.processes, top)?
-        }
-    }
+    let (format, all) = match plan.format {
+        Format::Table => (WhoFormat::Table, None),
+        Format::Json => (WhoFormat::Json, None),
+        // Per command over every process, not only the top ones.
+        Format::Prometheus => (
+            WhoFormat::Prometheus,
+            Some(WhoReport::build(&attr, elapsed.as_secs_f64(), 0)),
+        ),
+    };
+    let all = all.as_ref().map_or(&[][..], |a| &a.processes[..]);
+    let how = WhoRender { format, style, top };
+    crate::render::who::write(&mut out, &report, all, how)?;
     out.finish()?;
     Ok(Exit::Ok.into())
 }

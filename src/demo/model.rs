@@ -1,4 +1,5 @@
-//! The demo's output model: what `--format json` prints and the table shows.
+//! The demo's model: what the kernel showed at each step and each verdict
+//! (render/demo.rs writes it as the table or the JSON document).
 
 use serde::Serialize;
 
@@ -80,16 +81,6 @@ pub enum Verdict {
     Skipped,
 }
 
-impl Verdict {
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Confirmed => "CONFIRMED",
-            Verdict::Contradicted => "CONTRADICTED",
-            Verdict::Skipped => "SKIPPED",
-        }
-    }
-}
-
 /// The outcome of one scenario.
 #[derive(Clone, Debug)]
 pub struct ScenarioResult {
@@ -103,118 +94,9 @@ pub struct ScenarioResult {
     pub steps: Vec<Step>,
 }
 
-// ---- JSON contract ----
-
-#[derive(Serialize)]
-pub struct JsonDoc<'a> {
-    /// `namespace` (a private network namespace) or `host` (the host's loopback).
-    pub isolation: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<&'a str>,
-    pub scenarios: Vec<JsonScenario<'a>>,
-}
-
-#[derive(Serialize)]
-pub struct JsonScenario<'a> {
-    pub name: &'a str,
-    pub claim: &'a str,
-    pub verdict: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
-    pub steps: Vec<JsonStep<'a>>,
-}
-
-#[derive(Serialize)]
-pub struct JsonStep<'a> {
-    pub t_ms: u64,
-    pub action: &'a str,
-    pub client: Option<JsonSock>,
-    pub server: Option<JsonSock>,
-}
-
-#[derive(Serialize)]
-pub struct JsonSock {
-    pub state: &'static str,
-    pub timer: &'static str,
-    pub expires_ms: u32,
-    pub retransmits: u8,
-}
-
-impl From<Obs> for JsonSock {
-    fn from(o: Obs) -> JsonSock {
-        JsonSock {
-            state: o.state.name(),
-            timer: o.timer.name(),
-            expires_ms: o.expires_ms,
-            retransmits: o.retransmits,
-        }
-    }
-}
-
-pub fn to_json<'a>(
-    isolation: &'a str,
-    note: Option<&'a str>,
-    results: &'a [ScenarioResult],
-) -> JsonDoc<'a> {
-    JsonDoc {
-        isolation,
-        note,
-        scenarios: results
-            .iter()
-            .map(|r| JsonScenario {
-                name: r.name,
-                claim: r.claim,
-                verdict: r.verdict,
-                reason: r.reason.as_deref(),
-                steps: r
-                    .steps
-                    .iter()
-                    .map(|s| JsonStep {
-                        t_ms: s.t_ms,
-                        action: &s.action,
-                        client: s.client.map(JsonSock::from),
-                        server: s.server.map(JsonSock::from),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_shape() {
-        let tw = Obs {
-            state: TcpState::TimeWait,
-            timer: Timer::TimeWait,
-            expires_ms: 59_000,
-            retransmits: 0,
-        };
-        let r = ScenarioResult {
-            name: "x",
-            claim: "c",
-            verdict: Verdict::Confirmed,
-            reason: None,
-            summary: String::new(),
-            steps: vec![Step {
-                t_ms: 5,
-                action: "close".into(),
-                client: Some(tw),
-                server: None,
-            }],
-        };
-        let v = serde_json::to_value(to_json("namespace", None, std::slice::from_ref(&r))).unwrap();
-        let s = &v["scenarios"][0];
-        assert_eq!(s["verdict"], "confirmed");
-        assert!(s.get("reason").is_none());
-        assert_eq!(s["steps"][0]["client"]["state"], "time-wait");
-        assert_eq!(s["steps"][0]["client"]["timer"], "timewait");
-        assert_eq!(s["steps"][0]["client"]["expires_ms"], 59_000);
-        assert!(s["steps"][0]["server"].is_null());
-    }
 
     #[test]
     fn describe_and_phase() {

@@ -16,13 +16,18 @@ use crate::state::{StateSet, TcpState};
 /// How often a wait polls the kernel. Short enough to catch CLOSING.
 const POLL: Duration = Duration::from_millis(2);
 
+/// Told about each step as a scenario records it (the live table).
+pub trait Observer {
+    fn step(&self, step: &Step) -> Result<()>;
+}
+
 /// Settings shared by every scenario.
-pub struct Ctx {
+pub struct Ctx<'o> {
     pub pace: Duration,
     /// Wait for Enter before each action (only when stdin is a terminal).
     pub step: bool,
-    /// Print the timeline as it happens (table output).
-    pub live: bool,
+    /// Shown the timeline as it happens (table output); none for JSON.
+    pub observer: Option<&'o dyn Observer>,
     pub private_ns: bool,
     pub count: u32,
 }
@@ -41,7 +46,7 @@ pub fn dump_port(port: u16, states: StateSet) -> Result<Vec<SocketRecord>> {
 }
 
 pub struct Timeline<'c> {
-    ctx: &'c Ctx,
+    ctx: &'c Ctx<'c>,
     start: Instant,
     port: u16,
     client: Option<u64>,
@@ -51,7 +56,7 @@ pub struct Timeline<'c> {
 }
 
 impl<'c> Timeline<'c> {
-    pub fn new(ctx: &'c Ctx, port: u16) -> Timeline<'c> {
+    pub fn new(ctx: &'c Ctx<'c>, port: u16) -> Timeline<'c> {
         Timeline {
             ctx,
             start: Instant::now(),
@@ -98,15 +103,14 @@ impl<'c> Timeline<'c> {
         self.pause();
         let out = f()?;
         let (c, s) = self.look()?;
-        self.record(action, c, s);
+        self.record(action, c, s)?;
         Ok(out)
     }
 
     /// Records a step for something that needs no pause (a result, a note).
     pub fn note(&mut self, action: &str) -> Result<()> {
         let (c, s) = self.look()?;
-        self.record(action, c, s);
-        Ok(())
+        self.record(action, c, s)
     }
 
     /// Polls until `pred` holds or `limit` passes, recording every change of
@@ -124,7 +128,7 @@ impl<'c> Timeline<'c> {
                 None => true,
             };
             if changed {
-                self.record(OBSERVED, c, s);
+                self.record(OBSERVED, c, s)?;
             }
             if pred(c, s) {
                 return Ok(true);
@@ -136,18 +140,19 @@ impl<'c> Timeline<'c> {
         }
     }
 
-    fn record(&mut self, action: &str, client: Option<Obs>, server: Option<Obs>) {
+    fn record(&mut self, action: &str, client: Option<Obs>, server: Option<Obs>) -> Result<()> {
         let step = Step {
             t_ms: self.start.elapsed().as_millis() as u64,
             action: action.to_string(),
             client,
             server,
         };
-        if self.ctx.live {
-            print_step(&step);
+        if let Some(o) = self.ctx.observer {
+            o.step(&step)?;
         }
         self.last = Some((client, server));
         self.steps.push(step);
+        Ok(())
     }
 
     fn pause(&self) {
@@ -181,29 +186,4 @@ impl<'c> Timeline<'c> {
     pub fn last_step(&self) -> Option<&Step> {
         self.steps.last()
     }
-}
-
-pub fn print_header(name: &str, claim: &str) {
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "\n== {name}: {claim}");
-    let _ = writeln!(out, "{:>8}  {:<44} {:<34} server", "t", "action", "client");
-    let _ = out.flush();
-}
-
-fn print_step(s: &Step) {
-    let mut out = io::stdout().lock();
-    let action = if s.action == OBSERVED {
-        "  (kernel)"
-    } else {
-        s.action.as_str()
-    };
-    let _ = writeln!(
-        out,
-        "{:>7.3}s  {:<44} {:<34} {}",
-        s.t_ms as f64 / 1000.0,
-        action,
-        Obs::describe(s.client),
-        Obs::describe(s.server)
-    );
-    let _ = out.flush();
 }

@@ -1,92 +1,399 @@
-//! CSV (RFC 4180): a header line, then one record per group or per socket.
+//! CSV (RFC 4180, quoting by the `csv` crate): a header line, then one record
+//! per group or per socket. Each shape is one serde row struct; with several
+//! namespaces a `netns` field goes first, an empty one marking the totals.
 
 use std::io::Write;
+use std::net::IpAddr;
 
 use anyhow::Result;
+use serde::Serialize;
 
-use crate::report::ListReport;
+use crate::report::{GroupRow, ListReport, NetnsListReport, SocketRow};
+use crate::socket::Timer;
+use crate::state::TcpState;
 
-/// Quotes a field when it holds a comma, quote or line break.
-pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// The columns of [`GroupCsv`], written even when there is no row.
+const GROUP_HEADER: &[&str] = &[
+    "state",
+    "peer",
+    "peer_port",
+    "local",
+    "local_port",
+    "count",
+    "soonest_ms",
+    "latest_ms",
+];
+
+/// The columns of [`SocketCsv`] (without `meaning`, which `--explain` adds).
+const SOCKET_HEADER: &[&str] = &[
+    "state",
+    "local",
+    "local_port",
+    "peer",
+    "peer_port",
+    "timer",
+    "expires_ms",
+    "retransmits",
+    "uid",
+    "inode",
+    "cookie",
+    "orphaned",
+    "pid",
+    "process",
+];
+
+/// One group; a grouping key that does not apply is an empty field.
+#[derive(Serialize)]
+struct GroupCsv {
+    state: Option<TcpState>,
+    peer: Option<IpAddr>,
+    peer_port: Option<u16>,
+    local: Option<IpAddr>,
+    local_port: Option<u16>,
+    count: u64,
+    soonest_ms: Option<u32>,
+    latest_ms: Option<u32>,
+}
+
+impl From<&GroupRow> for GroupCsv {
+    fn from(g: &GroupRow) -> GroupCsv {
+        GroupCsv {
+            state: g.state,
+            peer: g.peer,
+            peer_port: g.peer_port,
+            local: g.local,
+            local_port: g.local_port,
+            count: g.count,
+            soonest_ms: g.soonest_ms,
+            latest_ms: g.latest_ms,
+        }
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// One socket; `pid` and `process` are empty when no owner is known.
+#[derive(Serialize)]
+struct SocketCsv<'a> {
+    state: TcpState,
+    local: IpAddr,
+    local_port: u16,
+    peer: IpAddr,
+    peer_port: u16,
+    timer: Timer,
+    expires_ms: u32,
+    retransmits: u8,
+    uid: u32,
+    inode: u32,
+    cookie: u64,
+    orphaned: bool,
+    pid: Option<u32>,
+    process: Option<&'a str>,
+    /// With `--explain` only: every row has it or none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meaning: Option<&'static str>,
+}
+
+impl SocketCsv<'_> {
+    fn new(s: &SocketRow, explain: bool) -> SocketCsv<'_> {
+        SocketCsv {
+            state: s.state,
+            local: s.local,
+            local_port: s.local_port,
+            peer: s.peer,
+            peer_port: s.peer_port,
+            timer: s.timer,
+            expires_ms: s.expires_ms,
+            retransmits: s.retransmits,
+            uid: s.uid,
+            inode: s.inode,
+            cookie: s.cookie,
+            orphaned: s.orphaned,
+            pid: s.process.as_ref().map(|p| p.pid),
+            process: s.process.as_ref().map(|p| p.comm.as_str()),
+            meaning: explain.then(|| crate::text::short(s.state)),
+        }
+    }
+}
+
+/// The leading field of multi-namespace output (serialised as a tuple with the row).
+#[derive(Serialize)]
+struct Netns<'a> {
+    netns: &'a str,
+}
+
+type Csv<'w> = csv::Writer<&'w mut dyn Write>;
+
+fn writer(w: &mut dyn Write) -> Csv<'_> {
+    // The header is written by hand: serde would write it only with the first row.
+    csv::WriterBuilder::new().has_headers(false).from_writer(w)
+}
+
+fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()> {
+    let mut cols: Vec<&str> = Vec::new();
+    if netns {
+        cols.push("netns");
+    }
+    if sockets {
+        cols.extend(SOCKET_HEADER);
+        if explain {
+            cols.push("meaning");
+        }
+    } else {
+        cols.extend(GROUP_HEADER);
+    }
+    out.write_record(&cols).map_err(plain)
+}
+
+fn row<R: Serialize>(out: &mut Csv, netns: Option<&str>, row: R) -> Result<()> {
+    match netns {
+        Some(netns) => out.serialize((Netns { netns }, row)),
+        None => out.serialize(row),
+    }
+    .map_err(plain)
+}
+
+/// The writer's own error as a plain `io::Error`, so that a closed pipe is
+/// recognised as one (`csv::Error` does not expose it as its source).
+fn plain(e: csv::Error) -> anyhow::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io.into(),
+        other => anyhow::anyhow!("writing CSV: {other:?}"),
+    }
+}
+
+/// The rows of one report: its sockets when it has them, else its groups.
+fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&str>) -> Result<()> {
+    match &r.sockets {
+        Some(sockets) => {
+            for s in sockets {
+                row(out, netns, SocketCsv::new(s, explain))?;
+            }
+        }
+        None => {
+            for g in &r.groups {
+                row(out, netns, GroupCsv::from(g))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Without `--sockets`: the groups. With it: the sockets.
 pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
-    if let Some(sockets) = &r.sockets {
-        let mut head = "state,local,local_port,peer,peer_port,timer,expires_ms,retransmits,uid,inode,cookie,orphaned,pid,process".to_string();
-        if explain {
-            head.push_str(",meaning");
-        }
-        writeln!(w, "{head}")?;
-        for s in sockets {
-            let (pid, comm) = match &s.process {
-                Some(p) => (p.pid.to_string(), field(&p.comm)),
-                None => (String::new(), String::new()),
-            };
-            write!(
-                w,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                s.state,
-                s.local,
-                s.local_port,
-                s.peer,
-                s.peer_port,
-                s.timer,
-                s.expires_ms,
-                s.retransmits,
-                s.uid,
-                s.inode,
-                s.cookie,
-                s.orphaned,
-                pid,
-                comm
-            )?;
-            if explain {
-                let st = crate::state::TcpState::parse(s.state);
-                write!(w, ",{}", field(st.map(crate::text::short).unwrap_or("")))?;
-            }
-            writeln!(w)?;
-        }
-        return Ok(());
+    let mut out = writer(w);
+    header(&mut out, r.sockets.is_some(), explain, false)?;
+    rows(&mut out, r, explain, None)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Several namespaces as one document: each namespace's rows, then the totals'
+/// groups under an empty `netns` (sockets are not repeated as totals).
+pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Result<()> {
+    let sockets = doc.total.sockets.is_some();
+    let mut out = writer(w);
+    header(&mut out, sockets, explain, true)?;
+    for n in &doc.namespaces {
+        rows(&mut out, &n.report, explain, Some(&n.netns))?;
     }
-    writeln!(
-        w,
-        "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms"
-    )?;
-    for g in &r.groups {
-        writeln!(
-            w,
-            "{},{},{},{},{},{},{},{}",
-            opt(g.state),
-            opt(g.peer.as_deref()),
-            opt(g.peer_port),
-            opt(g.local.as_deref()),
-            opt(g.local_port),
-            g.count,
-            opt(g.soonest_ms),
-            opt(g.latest_ms)
-        )?;
+    if !sockets {
+        rows(&mut out, &doc.total, explain, Some(""))?;
     }
+    out.flush()?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::GroupBy;
+    use crate::report::{Counted, NamespaceReport, ProcessRef, fixtures};
+    use crate::socket::{Family, SocketRecord};
+    use crate::state::StateSet;
+
+    fn records() -> Vec<SocketRecord> {
+        let mut a = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        a.peer = "10.0.0.1".parse().unwrap();
+        a.peer_port = 80;
+        a.timer = Timer::TimeWait;
+        a.expires_ms = 30_000;
+        let mut b = SocketRecord::blank(Family::V6, TcpState::CloseWait);
+        b.local = "::1".parse().unwrap();
+        b.local_port = 8080;
+        b.peer = "::1".parse().unwrap();
+        b.peer_port = 50000;
+        b.inode = 77;
+        vec![a, b]
+    }
+
+    fn parse(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let head = rd.headers().unwrap().iter().map(String::from).collect();
+        let rows = rd
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        (head, rows)
+    }
+
+    fn render(r: &ListReport, explain: bool) -> String {
+        let mut out = Vec::new();
+        list(&mut out, r, explain).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
-    fn quoting() {
-        assert_eq!(field("nginx"), "nginx");
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    fn headers_are_the_row_structs_fields() {
+        // The hand-written headers name the fields serde writes, in order.
+        let r = fixtures::report(
+            &records(),
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::asked(StateSet::all()),
+            true,
+        );
+        for (rows, head) in [
+            (
+                vec![serde_header(GroupCsv::from(&r.groups[0]))],
+                GROUP_HEADER,
+            ),
+            (
+                vec![serde_header(SocketCsv::new(
+                    &r.sockets.as_ref().unwrap()[0],
+                    false,
+                ))],
+                SOCKET_HEADER,
+            ),
+        ] {
+            assert_eq!(rows[0], head.join(","));
+        }
+        let explained = serde_header(SocketCsv::new(&r.sockets.as_ref().unwrap()[0], true));
+        assert_eq!(explained, format!("{},meaning", SOCKET_HEADER.join(",")));
+    }
+
+    /// The header line serde writes for `row`.
+    fn serde_header<R: Serialize>(row: R) -> String {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.serialize(row).unwrap();
+        let text = String::from_utf8(out.into_inner().unwrap()).unwrap();
+        text.lines().next().unwrap().to_string()
+    }
+
+    #[test]
+    fn groups_and_sockets_as_documented() {
+        let r = fixtures::report(
+            &records(),
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+            Counted::asked(StateSet::all()),
+            false,
+        );
+        let text = render(&r, false);
+        assert_eq!(
+            text,
+            "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms\n,10.0.0.1,80,,,1,30000,30000\n"
+        );
+
+        let mut r = fixtures::report(
+            &records(),
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::asked(StateSet::all()),
+            true,
+        );
+        r.sockets.as_mut().unwrap()[1].process = Some(ProcessRef {
+            pid: 42,
+            comm: "a,\"b\"".into(),
+        });
+        let (head, rows) = parse(&render(&r, true));
+        assert_eq!(head.last().unwrap(), "meaning");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][0], "time-wait");
+        assert_eq!(rows[0][5], "timewait");
+        assert_eq!((rows[0][12].as_str(), rows[0][13].as_str()), ("", ""));
+        assert_eq!(rows[1][..3], ["close-wait", "::1", "8080"]);
+        // Quoted by RFC 4180 and read back whole.
+        assert_eq!(
+            (rows[1][12].as_str(), rows[1][13].as_str()),
+            ("42", "a,\"b\"")
+        );
+        assert_eq!(rows[1][14], crate::text::short(TcpState::CloseWait));
+    }
+
+    #[test]
+    fn no_rows_still_has_a_header() {
+        let r = fixtures::report(
+            &[],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::asked(StateSet::all()),
+            false,
+        );
+        assert_eq!(render(&r, false), format!("{}\n", GROUP_HEADER.join(",")));
+    }
+
+    #[test]
+    fn uncounted_states_have_no_rows() {
+        // Grouped by state over every state, but only TIME_WAIT was counted:
+        // CLOSE_WAIT has no row, not a row of 0.
+        let r = fixtures::report(
+            &records(),
+            GroupBy {
+                state: true,
+                ..GroupBy::default()
+            },
+            StateSet::all(),
+            Counted::asked(StateSet::from_states(&[TcpState::TimeWait])),
+            true,
+        );
+        let text = render(&r, false);
+        assert!(!text.contains("close-wait"), "{text}");
+        let (_, rows) = parse(&text);
+        assert_eq!(rows.len(), 1);
+        let groups = {
+            let mut r = r.clone();
+            r.sockets = None;
+            render(&r, false)
+        };
+        let (_, rows) = parse(&groups);
+        assert_eq!(rows, [["time-wait", "", "", "", "", "1", "30000", "30000"]]);
+    }
+
+    #[test]
+    fn namespaces_lead_with_netns_and_end_with_totals() {
+        let r = |sockets| {
+            fixtures::report(
+                &records(),
+                GroupBy::PEER_PORT_PAIR,
+                StateSet::from_states(&[TcpState::TimeWait]),
+                Counted::asked(StateSet::all()),
+                sockets,
+            )
+        };
+        let doc = |sockets| NetnsListReport {
+            total: r(sockets),
+            namespaces: vec![
+                NamespaceReport {
+                    netns: "blue".into(),
+                    report: r(sockets),
+                },
+                NamespaceReport {
+                    netns: "pid:1 (a,b)".into(),
+                    report: r(sockets),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        namespaces(&mut out, &doc(false), false).unwrap();
+        let (head, rows) = parse(&String::from_utf8(out).unwrap());
+        assert_eq!(head[0], "netns");
+        assert_eq!(head[1..], *GROUP_HEADER);
+        let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(labels, ["blue", "pid:1 (a,b)", ""]);
+
+        let mut out = Vec::new();
+        namespaces(&mut out, &doc(true), false).unwrap();
+        let (head, rows) = parse(&String::from_utf8(out).unwrap());
+        assert_eq!(head[1..], *SOCKET_HEADER);
+        assert_eq!(rows.len(), 4, "two sockets per namespace, no totals");
     }
 }

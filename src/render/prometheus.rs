@@ -1,165 +1,185 @@
 //! Prometheus text exposition format (version 0.0.4), for node_exporter's
-//! textfile collector or any scraper. Every metric family is written as one
-//! block (HELP, TYPE, then its samples for every namespace), as the format requires.
+//! textfile collector or any scraper. [`Exposition`] is the one writer (`list`
+//! and `who` use it): each metric family is one block, HELP and TYPE then its
+//! samples for every namespace, as the format requires.
 //!
-//! Cardinality is bounded: states × families is fixed, TIME_WAIT groups and
-//! port-pressure destinations are cut to `top`, and the cut TIME_WAIT groups
-//! are summed into one `peer="other"` series so the groups add up to the total.
+//! `list`'s cardinality is bounded: states × families is fixed, TIME_WAIT
+//! groups and port-pressure destinations are cut to `--top` in the report, and
+//! the cut TIME_WAIT groups are summed into one `peer="other"` series so the
+//! groups add up to the total. States that were not counted have no series.
 
+use std::fmt::{Display, Write as _};
 use std::io::Write;
 
 use anyhow::Result;
 
-use crate::aggregate::{Aggregate, Pressure};
+use crate::report::ListReport;
 use crate::state::TcpState;
 
-/// What one namespace contributes.
-pub struct NsMetrics<'a> {
-    /// `Some` adds a `netns` label to every series (`--netns`, `--all-netns`).
-    pub netns: Option<&'a str>,
-    /// TIME_WAIT sockets grouped by peer and peer port.
-    pub agg: &'a Aggregate,
-    /// Outgoing sockets per destination and the usable ephemeral ports.
-    pub pressure: Option<(&'a Pressure, u64)>,
-    pub collect_seconds: f64,
+/// The metric types tw-inspect writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
 }
 
-/// Escapes a label value: backslash, double quote and line feed.
-pub fn escape(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
         }
     }
-    s
 }
 
-/// `{netns="..",k="v",...}` (or nothing when there are no labels).
-fn labels(netns: Option<&str>, pairs: &[(&str, &str)]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(n) = netns {
-        parts.push(format!("netns=\"{}\"", escape(n)));
+/// Writes metric families one after the other: [`Exposition::family`] opens a
+/// block, [`Exposition::sample`] adds a series to it.
+pub struct Exposition<'w> {
+    w: &'w mut dyn Write,
+    name: &'static str,
+    line: String,
+}
+
+impl<'w> Exposition<'w> {
+    pub fn new(w: &'w mut dyn Write) -> Exposition<'w> {
+        Exposition {
+            w,
+            name: "",
+            line: String::new(),
+        }
     }
-    for (k, v) in pairs {
-        parts.push(format!("{k}=\"{}\"", escape(v)));
+
+    /// Starts the block of metric `name`: its HELP and TYPE lines.
+    pub fn family(&mut self, name: &'static str, kind: Kind, help: &str) -> Result<()> {
+        self.name = name;
+        writeln!(self.w, "# HELP {name} {help}")?;
+        writeln!(self.w, "# TYPE {name} {}", kind.name())?;
+        Ok(())
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
+
+    /// One series of the current family: `name{k="v",...} value`, the label
+    /// values escaped (no braces when there are no labels).
+    pub fn sample(&mut self, labels: &[(&str, &str)], value: impl Display) -> Result<()> {
+        debug_assert!(!self.name.is_empty(), "a sample before its family");
+        let line = &mut self.line;
+        line.clear();
+        line.push_str(self.name);
+        for (i, (k, v)) in labels.iter().enumerate() {
+            line.push(if i == 0 { '{' } else { ',' });
+            line.push_str(k);
+            line.push_str("=\"");
+            escape_into(line, v);
+            line.push('"');
+        }
+        if !labels.is_empty() {
+            line.push('}');
+        }
+        let _ = write!(line, " {value}");
+        writeln!(self.w, "{line}")?;
+        Ok(())
     }
 }
 
-fn head(w: &mut dyn Write, name: &str, help: &str) -> Result<()> {
-    writeln!(w, "# HELP {name} {help}")?;
-    writeln!(w, "# TYPE {name} gauge")?;
-    Ok(())
+/// Appends a label value with backslash, double quote and line feed escaped,
+/// as the exposition format requires.
+pub fn escape_into(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
-/// Writes every metric for these namespaces; `top` = 0 keeps every group.
-pub fn write(w: &mut dyn Write, items: &[NsMetrics], top: u32) -> Result<()> {
-    let cut = |n: usize| if top == 0 { n } else { n.min(top as usize) };
+/// `netns` (when there is one) first, then the series' own labels.
+fn labels<'a>(netns: Option<&'a str>, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    netns
+        .map(|n| ("netns", n))
+        .into_iter()
+        .chain(pairs.iter().copied())
+        .collect()
+}
 
-    head(
-        w,
-        "tw_inspect_up",
-        "1 when the sockets were read from the kernel, 0 when reading failed.",
-    )?;
-    for m in items {
-        writeln!(w, "tw_inspect_up{} 1", labels(m.netns, &[]))?;
+const UP_HELP: &str = "1 when the sockets were read from the kernel, 0 when reading failed.";
+
+/// `list`'s metrics for one report per namespace; a label adds a `netns` label
+/// to every series of that report (`--netns`, `--all-netns`). The groups must
+/// be TIME_WAIT by peer and port, as the plan for this format makes them.
+pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<()> {
+    let mut x = Exposition::new(w);
+    x.family("tw_inspect_up", Kind::Gauge, UP_HELP)?;
+    for (netns, _) in items {
+        x.sample(&labels(*netns, &[]), 1)?;
     }
 
-    head(
-        w,
+    x.family(
         "tw_inspect_sockets",
-        "TCP sockets matching the filters, by state and address family.",
+        Kind::Gauge,
+        "TCP sockets matching the filters, by state and address family; states not counted have no series.",
     )?;
-    for m in items {
+    for (netns, r) in items {
         for (fi, fam) in ["ipv4", "ipv6"].iter().enumerate() {
-            for st in TcpState::ALL {
-                let n = m.agg.family_states[fi][st.index()];
-                writeln!(
-                    w,
-                    "tw_inspect_sockets{} {n}",
-                    labels(m.netns, &[("state", st.name()), ("family", fam)])
-                )?;
+            for st in r.counted.states.iter() {
+                let n = r.family_states[fi][st.index()];
+                x.sample(&labels(*netns, &[("state", st.name()), ("family", fam)]), n)?;
             }
         }
     }
 
-    head(
-        w,
+    x.family(
         "tw_inspect_time_wait",
+        Kind::Gauge,
         "TIME_WAIT sockets per peer address and port: the largest groups, the rest summed in peer=\"other\".",
     )?;
-    for m in items {
-        let groups = m.agg.sorted_groups();
-        let keep = cut(groups.len());
-        for (k, s) in &groups[..keep] {
-            let peer = k.peer.map(|a| a.to_string()).unwrap_or_default();
-            let port = k.peer_port.map(|p| p.to_string()).unwrap_or_default();
-            writeln!(
-                w,
-                "tw_inspect_time_wait{} {}",
-                labels(m.netns, &[("peer", &peer), ("peer_port", &port)]),
-                s.count
+    for (netns, r) in items {
+        if !r.counted.states.contains(TcpState::TimeWait) {
+            continue;
+        }
+        for g in &r.groups {
+            let peer = g.peer.map(|a| a.to_string()).unwrap_or_default();
+            let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
+            x.sample(
+                &labels(*netns, &[("peer", &peer), ("peer_port", &port)]),
+                g.count,
             )?;
         }
-        let rest: u64 = groups[keep..].iter().map(|(_, s)| s.count).sum();
-        writeln!(
-            w,
-            "tw_inspect_time_wait{} {rest}",
-            labels(m.netns, &[("peer", "other"), ("peer_port", "other")])
+        x.sample(
+            &labels(*netns, &[("peer", "other"), ("peer_port", "other")]),
+            r.other_groups.count,
         )?;
     }
 
-    head(
-        w,
+    x.family(
         "tw_inspect_port_pressure_ratio",
+        Kind::Gauge,
         "Share of the usable ephemeral ports held by outgoing sockets to one destination (1 = exhausted), busiest destinations.",
     )?;
-    for m in items {
-        let Some((p, ports)) = m.pressure else {
-            continue;
-        };
-        if ports == 0 {
-            continue;
-        }
-        let dests = p.sorted();
-        for (d, n) in &dests[..cut(dests.len())] {
+    for (netns, r) in items {
+        for p in &r.port_pressure {
             let (local, peer, port) = (
-                d.local.to_string(),
-                d.peer.to_string(),
-                d.peer_port.to_string(),
+                p.local.to_string(),
+                p.peer.to_string(),
+                p.peer_port.to_string(),
             );
-            writeln!(
-                w,
-                "tw_inspect_port_pressure_ratio{} {}",
-                labels(
-                    m.netns,
-                    &[("local", &local), ("peer", &peer), ("peer_port", &port)]
+            x.sample(
+                &labels(
+                    *netns,
+                    &[("local", &local), ("peer", &peer), ("peer_port", &port)],
                 ),
-                *n as f64 / ports as f64
+                p.ratio,
             )?;
         }
     }
 
-    head(
-        w,
+    x.family(
         "tw_inspect_collect_duration_seconds",
+        Kind::Gauge,
         "Time spent reading the sockets from the kernel.",
     )?;
-    for m in items {
-        writeln!(
-            w,
-            "tw_inspect_collect_duration_seconds{} {}",
-            labels(m.netns, &[]),
-            m.collect_seconds
-        )?;
+    for (netns, r) in items {
+        x.sample(&labels(*netns, &[]), r.collect_ms / 1e3)?;
     }
     Ok(())
 }
@@ -167,20 +187,16 @@ pub fn write(w: &mut dyn Write, items: &[NsMetrics], top: u32) -> Result<()> {
 /// What a failed run writes, so an alert on `tw_inspect_up == 0` fires instead
 /// of the textfile silently going stale.
 pub fn write_down(w: &mut dyn Write) -> Result<()> {
-    head(
-        w,
-        "tw_inspect_up",
-        "1 when the sockets were read from the kernel, 0 when reading failed.",
-    )?;
-    writeln!(w, "tw_inspect_up 0")?;
-    Ok(())
+    let mut x = Exposition::new(w);
+    x.family("tw_inspect_up", Kind::Gauge, UP_HELP)?;
+    x.sample(&[], 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::GroupBy;
-    use crate::socket::Sink;
+    use crate::aggregate::{GroupBy, Pressure};
+    use crate::report::{Counted, fixtures};
     use crate::socket::{Family, SocketRecord};
     use crate::state::StateSet;
 
@@ -202,51 +218,65 @@ mod tests {
         r
     }
 
-    fn sample() -> (Aggregate, Pressure) {
-        let mut a = Aggregate::new(
-            GroupBy::PEER_PORT_PAIR,
-            StateSet::from_states(&[TcpState::TimeWait]),
-        );
-        let mut p = Pressure::new((32768, 60999));
-        for r in [
+    fn records() -> Vec<SocketRecord> {
+        vec![
             tw("10.0.0.1", 80),
             tw("10.0.0.1", 80),
             tw("10.0.0.2", 443),
             tw("::1", 8080),
-        ] {
-            a.push(&r);
-            p.push(&r);
-        }
-        (a, p)
+        ]
+    }
+
+    /// The report the Prometheus plan makes: TIME_WAIT by peer and port, cut to `top`.
+    fn report(counted: StateSet, top: u32) -> ListReport {
+        let mut r = fixtures::report(
+            &records(),
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+            Counted::asked(counted),
+            false,
+        );
+        let rest = r.groups.split_off((top as usize).min(r.groups.len()));
+        r.other_groups.groups = rest.len() as u64;
+        r.other_groups.count = rest.iter().map(|g| g.count).sum();
+        r
+    }
+
+    fn pressure() -> Pressure {
+        fixtures::pressure(&records(), (32768, 60999))
+    }
+
+    fn render(items: &[(Option<&str>, &ListReport)]) -> String {
+        let mut out = Vec::new();
+        list(&mut out, items).unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn escapes_label_values() {
-        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape("x\ny"), "x\\ny");
-        assert_eq!(escape("plain-name_1"), "plain-name_1");
+        let esc = |v: &str| {
+            let mut s = String::new();
+            escape_into(&mut s, v);
+            s
+        };
+        assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(esc("x\ny"), "x\\ny");
+        assert_eq!(esc("plain-name_1"), "plain-name_1");
+        let mut out = Vec::new();
+        let mut x = Exposition::new(&mut out);
+        x.family("m", Kind::Counter, "h").unwrap();
+        x.sample(&[("netns", "q\"\\"), ("peer", "::1")], 3).unwrap();
+        x.sample(&[], 1.5).unwrap();
         assert_eq!(
-            labels(Some("q\"\\"), &[("peer", "::1")]),
-            r#"{netns="q\"\\",peer="::1"}"#
+            String::from_utf8(out).unwrap(),
+            "# HELP m h\n# TYPE m counter\nm{netns=\"q\\\"\\\\\",peer=\"::1\"} 3\nm 1.5\n"
         );
     }
 
     #[test]
     fn groups_and_other_add_up_and_zeros_are_present() {
-        let (a, p) = sample();
-        let mut out = Vec::new();
-        write(
-            &mut out,
-            &[NsMetrics {
-                netns: None,
-                agg: &a,
-                pressure: Some((&p, 28232)),
-                collect_seconds: 0.5,
-            }],
-            1,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let r = report(StateSet::all(), 1).with_pressure(&pressure(), Some(28232), 1);
+        let text = render(&[(None, &r)]);
         assert!(
             text.contains("tw_inspect_time_wait{peer=\"10.0.0.1\",peer_port=\"80\"} 2\n"),
             "{text}"
@@ -266,31 +296,39 @@ mod tests {
             "tw_inspect_port_pressure_ratio{{local=\"127.0.0.1\",peer=\"10.0.0.1\",peer_port=\"80\"}} {}\n",
             2.0 / 28232.0
         )));
+        assert_eq!(text.matches("tw_inspect_port_pressure_ratio{").count(), 1);
         assert!(text.contains("tw_inspect_up 1\n"));
+        assert!(text.contains("tw_inspect_collect_duration_seconds 0.0015\n"));
         // Every family is one block: its TYPE line appears once.
         assert_eq!(text.matches("# TYPE tw_inspect_sockets gauge").count(), 1);
     }
 
     #[test]
+    fn uncounted_states_have_no_series() {
+        let counted = StateSet::from_states(&[TcpState::TimeWait, TcpState::Established]);
+        let text = render(&[(None, &report(counted, 10))]);
+        assert!(text.contains("tw_inspect_sockets{state=\"established\",family=\"ipv4\"} 0\n"));
+        assert!(!text.contains("state=\"close-wait\""), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("tw_inspect_sockets{"))
+                .count(),
+            4
+        );
+        // TIME_WAIT not counted: no TIME_WAIT series at all, not a 0.
+        let text = render(&[(
+            None,
+            &report(StateSet::from_states(&[TcpState::Established]), 10),
+        )]);
+        assert!(!text.contains("tw_inspect_time_wait{"), "{text}");
+        assert!(!text.contains("time-wait"), "{text}");
+        assert!(text.contains("# TYPE tw_inspect_time_wait gauge"));
+    }
+
+    #[test]
     fn namespaces_label_every_series() {
-        let (a, _) = sample();
-        let items = [
-            NsMetrics {
-                netns: Some("blue"),
-                agg: &a,
-                pressure: None,
-                collect_seconds: 0.1,
-            },
-            NsMetrics {
-                netns: Some("red\"x"),
-                agg: &a,
-                pressure: None,
-                collect_seconds: 0.1,
-            },
-        ];
-        let mut out = Vec::new();
-        write(&mut out, &items, 0).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let r = report(StateSet::all(), 10);
+        let text = render(&[(Some("blue"), &r), (Some("red\"x"), &r)]);
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(
                 l.contains("{netns=\"blue\"") || l.contains("{netns=\"red\\\"x\""),
@@ -298,5 +336,16 @@ mod tests {
             );
         }
         assert_eq!(text.matches("# HELP tw_inspect_up ").count(), 1);
+    }
+
+    #[test]
+    fn down_is_one_series() {
+        let mut out = Vec::new();
+        write_down(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("# TYPE tw_inspect_up gauge\ntw_inspect_up 0\n"),
+            "{text}"
+        );
     }
 }

@@ -5,10 +5,13 @@ use std::io::Write;
 use anyhow::Result;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table, presets};
 
+use std::net::SocketAddr;
+
 use super::{Style, human_ms};
 use crate::diagnose::Severity;
-use crate::report::ListReport;
-use crate::state::TcpState;
+use crate::report::{CountedBasis, GroupRow, ListReport, SnapshotInfo, SocketRow};
+use crate::socket::Timer;
+use crate::state::{StateSet, TcpState};
 
 /// A borderless table like `ss` prints, told explicitly whether to style.
 pub fn new_table(style: Style, header: &[&str]) -> Table {
@@ -35,15 +38,20 @@ pub fn num(n: impl ToString) -> Cell {
     Cell::new(n.to_string()).set_alignment(CellAlignment::Right)
 }
 
-fn state_cell(style: Style, s: &str) -> Cell {
-    let c = Cell::new(s);
-    if !style.color {
-        return c;
-    }
+/// The states a person looks for first, colored: comfy-table's color and its ANSI code.
+fn state_color(s: TcpState) -> Option<(Color, &'static str)> {
     match s {
-        "time-wait" => c.fg(Color::Yellow),
-        "close-wait" => c.fg(Color::Red),
-        "established" => c.fg(Color::Green),
+        TcpState::TimeWait => Some((Color::Yellow, "33")),
+        TcpState::CloseWait => Some((Color::Red, "31")),
+        TcpState::Established => Some((Color::Green, "32")),
+        _ => None,
+    }
+}
+
+fn state_cell(style: Style, s: TcpState) -> Cell {
+    let c = Cell::new(s.name());
+    match state_color(s) {
+        Some((color, _)) if style.color => c.fg(color),
         _ => c,
     }
 }
@@ -62,29 +70,17 @@ pub fn grouped(n: u64) -> String {
 }
 
 /// One socket row's cells, in column order.
-fn socket_cells(
-    s: &crate::report::SocketRow,
-    with_proc: bool,
-    explain: bool,
-    cells: &mut Vec<String>,
-) {
-    use std::fmt::Write as _;
+fn socket_cells(s: &SocketRow, with_proc: bool, explain: bool, cells: &mut Vec<String>) {
     cells.clear();
-    let mut state = s.state.to_string();
+    let mut state = s.state.name().to_string();
     if s.orphaned {
         state.push_str(" (orphaned)");
     }
     cells.push(state);
-    for (addr, port) in [(s.local, s.local_port), (s.peer, s.peer_port)] {
-        let mut e = String::with_capacity(24);
-        let _ = match addr {
-            std::net::IpAddr::V6(_) => write!(e, "[{addr}]:{port}"),
-            std::net::IpAddr::V4(_) => write!(e, "{addr}:{port}"),
-        };
-        cells.push(e);
-    }
-    cells.push(s.timer.to_string());
-    cells.push(if s.timer == "off" {
+    cells.push(SocketAddr::new(s.local, s.local_port).to_string());
+    cells.push(SocketAddr::new(s.peer, s.peer_port).to_string());
+    cells.push(s.timer.name().to_string());
+    cells.push(if s.timer == Timer::Off {
         "-".to_string()
     } else {
         human_ms(s.expires_ms)
@@ -92,17 +88,14 @@ fn socket_cells(
     cells.push(s.retransmits.to_string());
     cells.push(s.uid.to_string());
     cells.push(s.inode.to_string());
-    let st = TcpState::parse(s.state);
     if with_proc {
         cells.push(match &s.process {
             Some(p) => format!("{} ({})", p.comm, p.pid),
-            None => st
-                .map_or("-", |st| crate::text::no_owner(st, s.orphaned))
-                .to_string(),
+            None => crate::text::no_owner(s.state, s.orphaned).to_string(),
         });
     }
     if explain {
-        cells.push(st.map(crate::text::short).unwrap_or("").to_string());
+        cells.push(crate::text::short(s.state).to_string());
     }
 }
 
@@ -118,7 +111,7 @@ fn stream_table<R>(
     right: &[bool],
     rows: &[R],
     cells: impl Fn(&R, &mut Vec<String>),
-    state_of: impl Fn(&R) -> Option<&str>,
+    state_of: impl Fn(&R) -> Option<TcpState>,
 ) -> Result<()> {
     let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     let mut buf = Vec::with_capacity(head.len());
@@ -156,11 +149,8 @@ fn stream_table<R>(
     for row in rows {
         cells(row, &mut buf);
         let refs: Vec<&str> = buf.iter().map(String::as_str).collect();
-        let color = match state_of(row) {
-            _ if !style.color => None,
-            Some("time-wait") => Some("33"),
-            Some("close-wait") => Some("31"),
-            Some("established") => Some("32"),
+        let color = match state_of(row).and_then(state_color) {
+            Some((_, code)) if style.color => Some(code),
             _ => None,
         };
         emit(w, &refs, color, false)?;
@@ -172,7 +162,7 @@ fn stream_table<R>(
 fn sockets_table(
     w: &mut dyn Write,
     r: &ListReport,
-    sockets: &[crate::report::SocketRow],
+    sockets: &[SocketRow],
     style: Style,
     explain: bool,
 ) -> Result<()> {
@@ -202,7 +192,7 @@ fn sockets_table(
 }
 
 /// The group table: the grouping keys that apply, then count and timer spread.
-fn groups_table(w: &mut dyn Write, groups: &[crate::report::GroupRow], style: Style) -> Result<()> {
+fn groups_table(w: &mut dyn Write, groups: &[GroupRow], style: Style) -> Result<()> {
     let g0 = &groups[0];
     let mut head: Vec<&str> = Vec::new();
     let mut right = Vec::new();
@@ -221,12 +211,12 @@ fn groups_table(w: &mut dyn Write, groups: &[crate::report::GroupRow], style: St
             right.push(is_num);
         }
     }
-    let cells = |g: &crate::report::GroupRow, out: &mut Vec<String>| {
+    let cells = |g: &GroupRow, out: &mut Vec<String>| {
         out.clear();
-        out.extend(g.state.map(str::to_string));
-        out.extend(g.peer.clone());
+        out.extend(g.state.map(|s| s.name().to_string()));
+        out.extend(g.peer.map(|a| a.to_string()));
         out.extend(g.peer_port.map(|p| p.to_string()));
-        out.extend(g.local.clone());
+        out.extend(g.local.map(|a| a.to_string()));
         out.extend(g.local_port.map(|p| p.to_string()));
         out.push(grouped(g.count));
         out.push(g.soonest_ms.map_or("-".into(), human_ms));
@@ -263,32 +253,27 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         head.push("Meaning");
     }
     let mut t = new_table(style, &head);
-    for (st, n) in &r.states.0 {
-        let orphans = r.orphaned.get(*st);
-        let count = if !r.counted_states.contains(&st.name()) {
-            "-".to_string() // not asked of the kernel
-        } else if orphans > 0 {
-            format!("{} ({} orphaned)", grouped(*n), grouped(orphans))
-        } else {
-            grouped(*n)
+    for st in TcpState::ALL {
+        let orphans = r.orphaned.get(st);
+        let count = match r.states.get(st) {
+            None => "-".to_string(), // not counted: see the line below
+            Some(n) if orphans > 0 => format!("{} ({} orphaned)", grouped(n), grouped(orphans)),
+            Some(n) => grouped(n),
         };
-        let mut row = vec![state_cell(style, st.name()), num(count)];
+        let mut row = vec![state_cell(style, st), num(count)];
         if explain {
-            row.push(Cell::new(crate::text::short(*st)));
+            row.push(Cell::new(crate::text::short(st)));
         }
         t.add_row(row);
     }
     writeln!(w, "{t}")?;
-    if r.counted_states.len() < r.states.0.len() {
-        writeln!(
-            w,
-            " (- : not asked of the kernel; --state all counts every state)"
-        )?;
+    if let Some(line) = uncounted_line(r) {
+        writeln!(w, "{line}")?;
     }
 
     let grouped_total: u64 = r.groups.iter().map(|g| g.count).sum::<u64>() + r.other_groups.count;
     writeln!(w)?;
-    let states = r.group_states.join(", ");
+    let states = names(&r.group_states);
     if r.groups.is_empty() {
         writeln!(w, "No {states} sockets to group.")?;
     } else {
@@ -326,8 +311,35 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
     Ok(())
 }
 
+/// What a `-` in the state table means, when one is there (or could be).
+fn uncounted_line(r: &ListReport) -> Option<&'static str> {
+    let some_left_out = TcpState::ALL.iter().any(|st| r.states.get(*st).is_none());
+    match r.counted.basis {
+        // The dump does not say what it asked for: a state it holds no socket
+        // of may have had sockets that were never asked for.
+        CountedBasis::Found => Some(
+            " (- : none in this `ss -D` dump, which does not record the states it asked for: only the states found in it count as seen)",
+        ),
+        CountedBasis::Asked if some_left_out => {
+            Some(" (- : not asked of the kernel; --state all counts every state)")
+        }
+        CountedBasis::Captured if some_left_out => Some(
+            " (- : not in the snapshot, which was captured without it; --state all with --save captures every state)",
+        ),
+        _ => None,
+    }
+}
+
+fn names(states: &[TcpState]) -> String {
+    states
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One line saying which snapshot the numbers come from.
-pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
+pub fn snapshot_line(s: &SnapshotInfo) -> String {
     let Some(at) = &s.taken_at else {
         let note = s.note.as_deref().unwrap_or("no host metadata");
         return format!("From `ss -D` dump {}: {note}", s.file);
@@ -341,7 +353,7 @@ pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
     // Say when the capture itself was narrowed: other sockets are not in the file.
     // (The default capture leaves out only bound-inactive, as a live `list` does.)
     let states = s.captured_states.as_deref().unwrap_or_default();
-    if crate::state::StateSet::unfiltered()
+    if StateSet::unfiltered()
         .iter()
         .any(|st| !states.iter().any(|n| n == st.name()))
     {
@@ -358,12 +370,18 @@ pub fn snapshot_line(s: &crate::report::SnapshotInfo) -> String {
 mod tests {
     use super::*;
 
+    use crate::aggregate::GroupBy;
+    use crate::report::{Counted, fixtures};
+    use crate::socket::{Family, SocketRecord};
+
+    fn text(r: &ListReport) -> String {
+        let mut out = Vec::new();
+        list(&mut out, r, Style::new(false), false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn socket_rows_line_up() {
-        use crate::aggregate::{Aggregate, GroupBy};
-        use crate::socket::Sink;
-        use crate::socket::{Family, SocketRecord, Timer};
-        use crate::state::StateSet;
         let mut a = SocketRecord::blank(Family::V4, TcpState::TimeWait);
         a.local = "127.0.0.1".parse().unwrap();
         a.local_port = 40000;
@@ -377,13 +395,14 @@ mod tests {
         b.peer = "fe80::2".parse().unwrap();
         b.peer_port = 51000;
         b.inode = 123_456;
-        let mut agg = Aggregate::new(GroupBy::PEER_PORT_PAIR, StateSet::all());
-        agg.push(&a);
-        agg.push(&b);
-        let r = ListReport::new(&agg, 10, Some(&[a, b]), 0.0);
-        let mut out = Vec::new();
-        list(&mut out, &r, Style { color: false }, false).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let r = fixtures::report(
+            &[a, b],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::asked(StateSet::all()),
+            true,
+        );
+        let text = text(&r);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
         assert!(!text.contains('\x1b'));
@@ -398,6 +417,58 @@ mod tests {
         assert_eq!(end(lines[0], "Inode"), end(lines[2], "123456"));
         assert_eq!(end(lines[0], "Left"), end(lines[1], "59s"));
         assert_eq!(lines[3], "2 sockets");
+    }
+
+    /// The count cell of `state` in the state table.
+    fn count_of<'t>(text: &'t str, state: &str) -> &'t str {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(state))
+            .unwrap_or_else(|| panic!("no {state} row in\n{text}"));
+        line.split_whitespace().nth(1).unwrap()
+    }
+
+    #[test]
+    fn uncounted_states_show_a_dash_and_say_why() {
+        let tw = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        let asked = StateSet::from_states(&[TcpState::TimeWait, TcpState::Established]);
+        let r = fixtures::report(
+            &[tw],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+            Counted::asked(asked),
+            false,
+        );
+        let t = text(&r);
+        assert_eq!(count_of(&t, "time-wait"), "1");
+        assert_eq!(count_of(&t, "established"), "0", "counted, none there");
+        assert_eq!(count_of(&t, "close-wait"), "-");
+        assert!(t.contains("not asked of the kernel"), "{t}");
+
+        // Everything counted: no dash, no note.
+        let all = fixtures::report(
+            &[tw],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::asked(StateSet::all()),
+            false,
+        );
+        let t = text(&all);
+        assert_eq!(count_of(&t, "close-wait"), "0");
+        assert!(!t.contains("(- :"), "{t}");
+
+        // An `ss -D` dump: the note is there even when every state was found.
+        let found = fixtures::report(
+            &[tw],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::all(),
+            Counted::found(StateSet::from_states(&[TcpState::TimeWait])),
+            false,
+        );
+        let t = text(&found);
+        assert_eq!(count_of(&t, "established"), "-");
+        assert!(t.contains("only the states found in it count"), "{t}");
+        assert_eq!(t.matches("(- :").count(), 1, "one line: {t}");
     }
 
     #[test]

@@ -10,30 +10,9 @@ use serde::ser::SerializeMap;
 
 use super::Style;
 use super::table::{grouped, new_table};
-use crate::state::{MAX_STATE, StateSet, TcpState};
+use crate::state::{MAX_STATE, TcpState};
 
-/// Counts per state, with the states that were counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Counts {
-    pub counts: [u64; MAX_STATE],
-    pub counted: StateSet,
-}
-
-impl Counts {
-    pub fn get(&self, s: TcpState) -> Option<u64> {
-        self.counted.contains(s).then(|| self.counts[s.index()])
-    }
-}
-
-impl Serialize for Counts {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(MAX_STATE))?;
-        for st in TcpState::ALL {
-            m.serialize_entry(st.name(), &self.get(st))?;
-        }
-        m.end()
-    }
-}
+pub use crate::report::Counts;
 
 /// Signed change per counted state since the previous sample.
 #[derive(Clone, Copy, Debug)]
@@ -186,6 +165,7 @@ pub fn line(w: &mut dyn Write, s: &Sample) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateSet;
 
     #[test]
     fn clock_is_utc_hms() {

@@ -3,14 +3,48 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 
 use anyhow::Result;
 
-use crate::render::table::{grouped, new_table, num};
-use crate::render::{Style, endpoint};
-use crate::trace::attribute::WhoReport;
+use super::prometheus::{Exposition, Kind};
+use super::table::{grouped, new_table, num};
+use super::{Style, json};
+use crate::trace::attribute::{ProcessReport, WhoReport};
 
-pub fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
+/// The formats `who` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhoFormat {
+    Table,
+    Json,
+    Prometheus,
+}
+
+/// How to write a [`WhoReport`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WhoRender {
+    pub format: WhoFormat,
+    pub style: Style,
+    /// Prometheus: the busiest commands that keep their own series (0 = all).
+    pub top: usize,
+}
+
+/// Writes `r`. Prometheus sums per command over `all` processes (the report
+/// itself was cut to `--top` processes); the other formats use `r` alone.
+pub fn write(
+    w: &mut dyn Write,
+    r: &WhoReport,
+    all: &[ProcessReport],
+    how: WhoRender,
+) -> Result<()> {
+    match how.format {
+        WhoFormat::Table => table(w, r, how.style),
+        WhoFormat::Json => json::write(w, r),
+        WhoFormat::Prometheus => prometheus(w, r, all, how.top),
+    }
+}
+
+fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
     writeln!(
         w,
         "Recorded {:.1}s: {} process(es) closed connections; TIME_WAIT now {} ({} attributed, {} unattributed).",
@@ -46,7 +80,7 @@ pub fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
                 .top_peers
                 .iter()
                 .take(3)
-                .map(|x| format!("{} ({})", endpoint(&x.peer, x.peer_port), x.count))
+                .map(|x| format!("{} ({})", SocketAddr::new(x.peer, x.peer_port), x.count))
                 .collect();
             t.add_row(vec![
                 num(p.pid),
@@ -113,111 +147,103 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// A label value with `\`, `"` and newlines escaped as the exposition format requires.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// One command's sums over its processes.
+#[derive(Clone, Copy, Default)]
+struct PerComm {
+    active: u64,
+    aborts: u64,
+    time_wait: u64,
 }
+
+impl PerComm {
+    fn add(&mut self, o: PerComm) {
+        self.active += o.active;
+        self.aborts += o.aborts;
+        self.time_wait += o.time_wait;
+    }
+}
+
+/// The per-command metric families: name, type, help, and which sum.
+type PerCommFamily = (&'static str, Kind, &'static str, fn(&PerComm) -> u64);
+
+const PER_COMM: [PerCommFamily; 3] = [
+    (
+        "tw_inspect_active_closes_total",
+        Kind::Counter,
+        "TCP connections this command closed first (ESTABLISHED to FIN_WAIT1) during the recording window.",
+        |v| v.active,
+    ),
+    (
+        "tw_inspect_aborts_total",
+        Kind::Counter,
+        "TCP connections reset (to CLOSE) in this command's context during the recording window.",
+        |v| v.aborts,
+    ),
+    (
+        "tw_inspect_time_wait_attributed",
+        Kind::Gauge,
+        "TIME_WAIT sockets at the end of recording that this command closed.",
+        |v| v.time_wait,
+    ),
+];
 
 /// Per command, not per pid, so that restarts do not create series; the `top`
 /// busiest commands keep their name and the rest are summed as `other`.
-pub fn prometheus(
-    w: &mut dyn Write,
-    r: &WhoReport,
-    all: &[crate::trace::attribute::ProcessReport],
-    top: usize,
-) -> Result<()> {
-    let mut by_comm: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
+fn prometheus(w: &mut dyn Write, r: &WhoReport, all: &[ProcessReport], top: usize) -> Result<()> {
+    let mut by_comm: BTreeMap<&str, PerComm> = BTreeMap::new();
     for p in all {
-        let e = by_comm.entry(p.comm.as_str()).or_default();
-        e.0 += p.active_closes;
-        e.1 += p.aborts;
-        e.2 += p.time_wait_now;
+        by_comm.entry(p.comm.as_str()).or_default().add(PerComm {
+            active: p.active_closes,
+            aborts: p.aborts,
+            time_wait: p.time_wait_now,
+        });
     }
-    let mut rows: Vec<(String, (u64, u64, u64))> = by_comm
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let mut rows: Vec<(&str, PerComm)> = by_comm.into_iter().collect();
     rows.sort_by(|a, b| {
-        b.1.0
-            .cmp(&a.1.0)
-            .then(b.1.2.cmp(&a.1.2))
-            .then(a.0.cmp(&b.0))
+        b.1.active
+            .cmp(&a.1.active)
+            .then(b.1.time_wait.cmp(&a.1.time_wait))
+            .then(a.0.cmp(b.0))
     });
     if top > 0 && rows.len() > top {
-        let rest = rows.split_off(top);
-        let mut other = (0, 0, 0);
-        for (_, v) in rest {
-            other.0 += v.0;
-            other.1 += v.1;
-            other.2 += v.2;
+        let mut other = PerComm::default();
+        for (_, v) in rows.split_off(top) {
+            other.add(v);
         }
-        rows.push(("other".to_string(), other));
+        rows.push(("other", other));
     }
-    let metric = |w: &mut dyn Write,
-                  name: &str,
-                  kind: &str,
-                  help: &str,
-                  pick: fn(&(u64, u64, u64)) -> u64|
-     -> Result<()> {
-        writeln!(w, "# HELP {name} {help}")?;
-        writeln!(w, "# TYPE {name} {kind}")?;
+    let mut x = Exposition::new(w);
+    for (name, kind, help, pick) in PER_COMM {
+        x.family(name, kind, help)?;
         for (comm, v) in &rows {
-            writeln!(w, "{name}{{comm=\"{}\"}} {}", label(comm), pick(v))?;
+            x.sample(&[("comm", comm)], pick(v))?;
         }
-        Ok(())
-    };
-    metric(
-        w,
-        "tw_inspect_active_closes_total",
-        "counter",
-        "TCP connections this command closed first (ESTABLISHED to FIN_WAIT1) during the recording window.",
-        |v| v.0,
+    }
+    x.family(
+        "tw_inspect_time_wait_unattributed",
+        Kind::Gauge,
+        "TIME_WAIT sockets at the end of recording that no recorded close explains.",
     )?;
-    metric(
-        w,
-        "tw_inspect_aborts_total",
-        "counter",
-        "TCP connections reset (to CLOSE) in this command's context during the recording window.",
-        |v| v.1,
+    x.sample(&[], r.unattributed_time_wait)?;
+    x.family(
+        "tw_inspect_trace_lost_events_total",
+        Kind::Counter,
+        "Trace events the kernel dropped during recording.",
     )?;
-    metric(
-        w,
-        "tw_inspect_time_wait_attributed",
-        "gauge",
-        "TIME_WAIT sockets at the end of recording that this command closed.",
-        |v| v.2,
+    x.sample(&[], r.lost_events)?;
+    x.family(
+        "tw_inspect_trace_duration_seconds",
+        Kind::Gauge,
+        "Length of the recording window.",
     )?;
-    writeln!(
-        w,
-        "# HELP tw_inspect_time_wait_unattributed TIME_WAIT sockets at the end of recording that no recorded close explains."
-    )?;
-    writeln!(w, "# TYPE tw_inspect_time_wait_unattributed gauge")?;
-    writeln!(
-        w,
-        "tw_inspect_time_wait_unattributed {}",
-        r.unattributed_time_wait
-    )?;
-    writeln!(
-        w,
-        "# HELP tw_inspect_trace_lost_events_total Trace events the kernel dropped during recording."
-    )?;
-    writeln!(w, "# TYPE tw_inspect_trace_lost_events_total counter")?;
-    writeln!(w, "tw_inspect_trace_lost_events_total {}", r.lost_events)?;
-    writeln!(
-        w,
-        "# HELP tw_inspect_trace_duration_seconds Length of the recording window."
-    )?;
-    writeln!(w, "# TYPE tw_inspect_trace_duration_seconds gauge")?;
-    writeln!(w, "tw_inspect_trace_duration_seconds {}", r.duration_s)?;
+    x.sample(&[], r.duration_s)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::attribute::{NOTE, ProcessReport};
+    use crate::trace::attribute::{NOTE, PeerReport};
 
     fn proc(pid: u32, comm: &str, active: u64) -> ProcessReport {
         ProcessReport {
@@ -278,14 +304,38 @@ mod tests {
 
     #[test]
     fn table_has_rows_and_note() {
-        let r = report(vec![proc(42, "curl", 200)]);
+        let mut curl = proc(42, "curl", 200);
+        curl.top_peers = vec![
+            PeerReport {
+                peer: "::1".parse().unwrap(),
+                peer_port: 80,
+                count: 3,
+            },
+            PeerReport {
+                peer: "10.0.0.1".parse().unwrap(),
+                peer_port: 443,
+                count: 1,
+            },
+        ];
+        let r = report(vec![curl]);
         let mut out = Vec::new();
-        table(&mut out, &r, Style { color: false }).unwrap();
+        write(
+            &mut out,
+            &r,
+            &[],
+            WhoRender {
+                format: WhoFormat::Table,
+                style: Style::new(false),
+                top: 0,
+            },
+        )
+        .unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(
             s.contains("curl") && s.contains("200") && s.contains("Attribution:"),
             "{s}"
         );
+        assert!(s.contains("[::1]:80 (3), 10.0.0.1:443 (1)"), "{s}");
         assert!(s.contains("4 unattributed"), "{s}");
     }
 }

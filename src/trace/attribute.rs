@@ -294,7 +294,8 @@ pub struct ProcessReport {
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct PeerReport {
-    pub peer: String,
+    /// Serialises as a plain string (`127.0.0.1`, `::1`).
+    pub peer: IpAddr,
     pub peer_port: u16,
     pub count: u64,
 }
@@ -322,7 +323,7 @@ impl WhoReport {
                     .peers
                     .iter()
                     .map(|((ip, port), n)| PeerReport {
-                        peer: ip.to_string(),
+                        peer: *ip,
                         peer_port: *port,
                         count: *n,
                     })
@@ -483,7 +484,7 @@ mod tests {
         assert_eq!(
             curl.top_peers,
             vec![PeerReport {
-                peer: "127.0.0.2".into(),
+                peer: "127.0.0.2".parse().unwrap(),
                 peer_port: 80,
                 count: 2
             }]

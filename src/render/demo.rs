@@ -1,0 +1,307 @@
+//! `demo` output: the live timeline table (a header per scenario, a line per
+//! step as the scenario records it, the verdict), the closing summary, the JSON
+//! document, and `demo --list`.
+
+use std::cell::RefCell;
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::json;
+use crate::demo::Scenario;
+use crate::demo::model::{OBSERVED, Obs, ScenarioResult, Step, Verdict};
+use crate::demo::timeline::Observer;
+use crate::socket::Timer;
+use crate::state::TcpState;
+
+/// The formats `demo` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoFormat {
+    Table,
+    Json,
+}
+
+/// The table as it happens: scenarios tell it their steps ([`Observer`]), the
+/// command tells it where a scenario starts and ends. Each line is flushed at
+/// once, so a paced demo is read while it runs.
+pub struct Live<W: Write> {
+    out: RefCell<W>,
+}
+
+impl<W: Write> Live<W> {
+    pub fn new(out: W) -> Live<W> {
+        Live {
+            out: RefCell::new(out),
+        }
+    }
+
+    fn line(&self, args: std::fmt::Arguments) -> Result<()> {
+        let mut out = self.out.borrow_mut();
+        out.write_fmt(args)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// The scenario's name, its claim, and the column heads.
+    pub fn header(&self, name: &str, claim: &str) -> Result<()> {
+        self.line(format_args!("\n== {name}: {claim}"))?;
+        self.line(format_args!(
+            "{:>8}  {:<44} {:<34} server",
+            "t", "action", "client"
+        ))
+    }
+
+    /// `=> CONFIRMED: ...` after a scenario's steps.
+    pub fn verdict(&self, r: &ScenarioResult) -> Result<()> {
+        self.line(format_args!("=> {}: {}", label(r.verdict), r.summary))
+    }
+
+    /// The count of each verdict, and where the demo ran.
+    pub fn summary(&self, results: &[ScenarioResult], private_ns: bool) -> Result<()> {
+        let n = |v| results.iter().filter(|r| r.verdict == v).count();
+        self.line(format_args!(
+            "\n{} confirmed, {} contradicted, {} skipped ({})",
+            n(Verdict::Confirmed),
+            n(Verdict::Contradicted),
+            n(Verdict::Skipped),
+            if private_ns {
+                "in a private network namespace"
+            } else {
+                "on the host's loopback"
+            }
+        ))
+    }
+}
+
+impl<W: Write> Observer for Live<W> {
+    fn step(&self, s: &Step) -> Result<()> {
+        let action = if s.action == OBSERVED {
+            "  (kernel)"
+        } else {
+            s.action.as_str()
+        };
+        self.line(format_args!(
+            "{:>7.3}s  {:<44} {:<34} {}",
+            s.t_ms as f64 / 1000.0,
+            action,
+            Obs::describe(s.client),
+            Obs::describe(s.server)
+        ))
+    }
+}
+
+fn label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Confirmed => "CONFIRMED",
+        Verdict::Contradicted => "CONTRADICTED",
+        Verdict::Skipped => "SKIPPED",
+    }
+}
+
+// ---- JSON contract (README, "tw-inspect demo") ----
+
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    /// `namespace` (a private network namespace) or `host` (the host's loopback).
+    isolation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+    scenarios: Vec<JsonScenario<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonScenario<'a> {
+    name: &'a str,
+    claim: &'a str,
+    verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    steps: Vec<JsonStep<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonStep<'a> {
+    t_ms: u64,
+    action: &'a str,
+    client: Option<JsonSock>,
+    server: Option<JsonSock>,
+}
+
+#[derive(Serialize)]
+struct JsonSock {
+    state: TcpState,
+    timer: Timer,
+    expires_ms: u32,
+    retransmits: u8,
+}
+
+impl From<Obs> for JsonSock {
+    fn from(o: Obs) -> JsonSock {
+        JsonSock {
+            state: o.state,
+            timer: o.timer,
+            expires_ms: o.expires_ms,
+            retransmits: o.retransmits,
+        }
+    }
+}
+
+/// Every scenario's timeline and verdict as one JSON document.
+pub fn json(
+    w: &mut dyn Write,
+    isolation: &str,
+    note: Option<&str>,
+    results: &[ScenarioResult],
+) -> Result<()> {
+    let doc = JsonDoc {
+        isolation,
+        note,
+        scenarios: results
+            .iter()
+            .map(|r| JsonScenario {
+                name: r.name,
+                claim: r.claim,
+                verdict: r.verdict,
+                reason: r.reason.as_deref(),
+                steps: r
+                    .steps
+                    .iter()
+                    .map(|s| JsonStep {
+                        t_ms: s.t_ms,
+                        action: &s.action,
+                        client: s.client.map(JsonSock::from),
+                        server: s.server.map(JsonSock::from),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    json::write(w, &doc)
+}
+
+/// One entry of `demo --list --format json`.
+#[derive(Serialize)]
+struct ListEntry<'a> {
+    name: &'a str,
+    claim: &'a str,
+}
+
+/// `demo --list`: each scenario's name and the claim it checks.
+pub fn list(w: &mut dyn Write, scenarios: &[&Scenario], format: DemoFormat) -> Result<()> {
+    match format {
+        DemoFormat::Table => {
+            for s in scenarios {
+                writeln!(w, "{:<13} {}", s.name, s.claim)?;
+            }
+            Ok(())
+        }
+        DemoFormat::Json => {
+            let entries: Vec<ListEntry> = scenarios
+                .iter()
+                .map(|s| ListEntry {
+                    name: s.name,
+                    claim: s.claim,
+                })
+                .collect();
+            json::write(w, &entries)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::SCENARIOS;
+
+    fn tw() -> Obs {
+        Obs {
+            state: TcpState::TimeWait,
+            timer: Timer::TimeWait,
+            expires_ms: 59_000,
+            retransmits: 0,
+        }
+    }
+
+    fn result(verdict: Verdict) -> ScenarioResult {
+        ScenarioResult {
+            name: "x",
+            claim: "c",
+            verdict,
+            reason: None,
+            summary: "it held".into(),
+            steps: vec![Step {
+                t_ms: 5,
+                action: "close".into(),
+                client: Some(tw()),
+                server: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn json_shape() {
+        let mut out = Vec::new();
+        json(&mut out, "namespace", None, &[result(Verdict::Confirmed)]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["isolation"], "namespace");
+        assert!(v.get("note").is_none());
+        let s = &v["scenarios"][0];
+        assert_eq!(s["verdict"], "confirmed");
+        assert!(s.get("reason").is_none());
+        assert_eq!(s["steps"][0]["client"]["state"], "time-wait");
+        assert_eq!(s["steps"][0]["client"]["timer"], "timewait");
+        assert_eq!(s["steps"][0]["client"]["expires_ms"], 59_000);
+        assert!(s["steps"][0]["server"].is_null());
+    }
+
+    #[test]
+    fn live_lines() {
+        let live = Live::new(Vec::new());
+        live.header("x", "c").unwrap();
+        live.step(&result(Verdict::Confirmed).steps[0]).unwrap();
+        let mut kernel = result(Verdict::Confirmed).steps[0].clone();
+        kernel.action = OBSERVED.into();
+        live.step(&kernel).unwrap();
+        let r = [result(Verdict::Confirmed), result(Verdict::Contradicted)];
+        live.verdict(&r[1]).unwrap();
+        live.summary(&r, true).unwrap();
+        let text = String::from_utf8(live.out.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "== x: c");
+        assert!(lines[2].trim_start().starts_with("t  action"), "{text}");
+        assert!(
+            lines[3].starts_with("  0.005s  close ") && lines[3].ends_with(" gone"),
+            "{text}"
+        );
+        assert!(lines[3].contains("time-wait (timewait 59.0s)"), "{text}");
+        assert!(lines[4].starts_with("  0.005s    (kernel)"), "{text}");
+        assert_eq!(lines[5], "=> CONTRADICTED: it held");
+        assert_eq!(
+            lines[7],
+            "1 confirmed, 1 contradicted, 0 skipped (in a private network namespace)"
+        );
+    }
+
+    #[test]
+    fn list_as_table_and_json() {
+        let mut out = Vec::new();
+        let all: Vec<&Scenario> = SCENARIOS.iter().collect();
+        list(&mut out, &all, DemoFormat::Table).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), SCENARIOS.len());
+        assert!(text.starts_with(&format!("{:<13} ", SCENARIOS[0].name)));
+
+        let mut out = Vec::new();
+        list(&mut out, &all, DemoFormat::Json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), SCENARIOS.len());
+        for (e, s) in arr.iter().zip(SCENARIOS) {
+            assert_eq!(e["name"], s.name);
+            assert_eq!(e["claim"], s.claim);
+            assert_eq!(e.as_object().unwrap().len(), 2);
+        }
+    }
+}

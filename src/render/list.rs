@@ -1,0 +1,166 @@
+//! `list` output: one report, or one per network namespace and their totals,
+//! in the chosen format.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{Style, csv, json, prometheus, table};
+use crate::report::ListDocument;
+
+/// The formats `list` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
+    Prometheus,
+}
+
+/// How to write a [`ListDocument`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListRender {
+    pub format: ListFormat,
+    pub style: Style,
+    /// Add each state's meaning (table and CSV).
+    pub explain: bool,
+}
+
+/// Writes `doc`. Several namespaces: JSON is the totals with a `namespaces`
+/// array; the table is one summary per namespace, then the totals (when there
+/// is more than one); CSV leads with a `netns` column, the totals under an
+/// empty one; Prometheus labels every series with `netns`.
+pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<()> {
+    let ListRender {
+        format,
+        style,
+        explain,
+    } = how;
+    match (doc, format) {
+        (ListDocument::One(r), ListFormat::Table) => table::list(w, r, style, explain),
+        (ListDocument::One(r), ListFormat::Json) => json::write(w, r),
+        (ListDocument::One(r), ListFormat::Csv) => csv::list(w, r, explain),
+        (ListDocument::One(r), ListFormat::Prometheus) => prometheus::list(w, &[(None, r)]),
+        (ListDocument::Namespaces(d), ListFormat::Table) => {
+            for (i, n) in d.namespaces.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                writeln!(w, "Network namespace {}", n.netns)?;
+                table::list(w, &n.report, style, explain)?;
+            }
+            // One namespace: its report is the total.
+            if d.namespaces.len() > 1 {
+                writeln!(w)?;
+                writeln!(w, "All {} network namespaces", d.namespaces.len())?;
+                table::list(w, &d.total, style, explain)?;
+            }
+            Ok(())
+        }
+        (ListDocument::Namespaces(d), ListFormat::Json) => json::write(w, d),
+        (ListDocument::Namespaces(d), ListFormat::Csv) => csv::namespaces(w, d, explain),
+        (ListDocument::Namespaces(d), ListFormat::Prometheus) => {
+            let items: Vec<_> = d
+                .namespaces
+                .iter()
+                .map(|n| (Some(n.netns.as_str()), &n.report))
+                .collect();
+            prometheus::list(w, &items)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::GroupBy;
+    use crate::report::{Counted, ListReport, NamespaceReport, NetnsListReport, fixtures};
+    use crate::socket::{Family, SocketRecord};
+    use crate::state::{StateSet, TcpState};
+
+    fn report(n: usize, counted: StateSet) -> ListReport {
+        let tw = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        fixtures::report(
+            &vec![tw; n],
+            GroupBy::PEER_PORT_PAIR,
+            StateSet::from_states(&[TcpState::TimeWait]),
+            Counted::asked(counted),
+            false,
+        )
+    }
+
+    fn doc(names: &[&str], counted: StateSet) -> ListDocument {
+        ListDocument::Namespaces(NetnsListReport {
+            total: report(names.len() * 2, counted),
+            namespaces: names
+                .iter()
+                .map(|n| NamespaceReport {
+                    netns: n.to_string(),
+                    report: report(2, counted),
+                })
+                .collect(),
+        })
+    }
+
+    fn render(doc: &ListDocument, format: ListFormat) -> String {
+        let mut out = Vec::new();
+        let how = ListRender {
+            format,
+            style: Style::new(false),
+            explain: false,
+        };
+        write(&mut out, doc, how).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn namespaces_as_a_table_then_the_totals() {
+        let t = render(&doc(&["blue", "red"], StateSet::all()), ListFormat::Table);
+        let heads: Vec<&str> = t
+            .lines()
+            .filter(|l| l.starts_with("Network namespace") || l.starts_with("All "))
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                "Network namespace blue",
+                "Network namespace red",
+                "All 2 network namespaces"
+            ]
+        );
+        assert!(t.contains("TCP sockets: 4 "), "{t}");
+        // One namespace: no separate totals.
+        let t = render(&doc(&["blue"], StateSet::all()), ListFormat::Table);
+        assert!(!t.contains("All "), "{t}");
+    }
+
+    #[test]
+    fn namespaces_as_json_nest_under_the_totals() {
+        let counted = StateSet::from_states(&[TcpState::TimeWait]);
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&doc(&["blue", "red"], counted), ListFormat::Json))
+                .unwrap();
+        assert_eq!(v["total"], 4);
+        assert_eq!(v["namespaces"][1]["netns"], "red");
+        assert_eq!(v["namespaces"][1]["states"]["time-wait"], 2);
+        // Not counted: null, at the top and per namespace; the counted states listed.
+        assert!(v["states"]["close-wait"].is_null());
+        assert!(v["namespaces"][0]["states"]["close-wait"].is_null());
+        assert_eq!(v["counted_states"], serde_json::json!(["time-wait"]));
+        assert_eq!(v["namespaces"][0]["counted_basis"], "asked");
+    }
+
+    #[test]
+    fn one_report_in_each_format() {
+        let one = ListDocument::One(report(3, StateSet::all()));
+        let v: serde_json::Value = serde_json::from_str(&render(&one, ListFormat::Json)).unwrap();
+        assert_eq!(v["states"]["time-wait"], 3);
+        assert!(v.get("namespaces").is_none());
+        assert!(render(&one, ListFormat::Csv).starts_with("state,peer,"));
+        let p = render(&one, ListFormat::Prometheus);
+        assert!(p.contains("tw_inspect_sockets{state=\"time-wait\",family=\"ipv4\"} 3\n"));
+        assert!(!p.contains("netns="));
+        let p = render(&doc(&["blue"], StateSet::all()), ListFormat::Prometheus);
+        assert!(p.contains("tw_inspect_up{netns=\"blue\"} 1\n"), "{p}");
+    }
+}
