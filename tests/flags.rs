@@ -286,6 +286,7 @@ fn sockets_with_top_limits_the_rows() {
         2,
         "{text}"
     );
+    assert!(text.contains("2 of 6 sockets shown"), "{text}");
 }
 
 #[test]

@@ -187,7 +187,17 @@ fn sockets_table(
         |s, cells| socket_cells(s, with_proc, explain, cells),
         |s| Some(s.state),
     )?;
-    writeln!(w, "{} sockets", grouped(r.total))?;
+    let shown = sockets.len() as u64;
+    if shown < r.total {
+        writeln!(
+            w,
+            "{} of {} sockets shown (--top 0 shows all)",
+            grouped(shown),
+            grouped(r.total)
+        )?;
+    } else {
+        writeln!(w, "{} sockets", grouped(r.total))?;
+    }
     Ok(())
 }
 
