@@ -1,7 +1,6 @@
 //! Command-line definition (clap derive only). `plan` turns it into checked
 //! values; `xtask` renders it into the man page and shell completions.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -344,13 +343,4 @@ pub struct CheckArgs {
     /// Critical threshold METRIC=N (repeatable)
     #[arg(short = 'c', long = "critical", value_name = "METRIC=N")]
     pub critical: Vec<String>,
-}
-
-/// Parses arguments; kept here so tests and the binary agree.
-pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    Cli::try_parse_from(args)
 }

@@ -2,32 +2,34 @@
 //!
 //! The pipeline reads top to bottom: `diag` collects; `socket`, `state` and
 //! `filter` model; `aggregate` and `diagnose` compute; `report` and `render` print.
+//! Only what the benchmark, the fuzz targets, xtask and the integration tests
+//! use is public, so the compiler reports code that nothing uses.
 #![deny(unsafe_code)]
 
 pub mod app;
-pub mod cli;
-pub mod commands;
+mod cli;
+mod commands;
 pub mod diag;
 pub mod exit;
-pub mod ffi;
+mod ffi;
 pub mod filter;
 pub mod host;
-pub mod output;
-pub mod plan;
-pub mod signals;
+mod output;
+mod plan;
+mod signals;
 pub mod socket;
 pub mod state;
 mod wire;
 
 pub mod aggregate;
-pub mod diagnose;
-pub mod report;
-pub mod sample;
+mod diagnose;
+mod report;
+mod sample;
 pub mod snapshot;
 pub mod text;
-pub mod threshold;
+mod threshold;
 
-pub mod render;
+mod render;
 
 pub mod demo;
-pub mod trace;
+mod trace;

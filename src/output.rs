@@ -134,14 +134,6 @@ impl Write for Output {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut out = Output::open(Some(path))?;
-    out.write_all(bytes)
-        .with_context(|| format!("writing '{}'", path.display()))?;
-    out.finish()
-}
-
 /// True when the error chain holds a broken pipe: the reader went away, which is
 /// not a failure (`tw-inspect list | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -170,7 +162,9 @@ mod tests {
             0,
             "temporary file removed on drop"
         );
-        write_atomic(&path, b"whole\n").unwrap();
+        let mut o = Output::open(Some(&path)).unwrap();
+        o.write_all(b"whole\n").unwrap();
+        o.finish().unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"whole\n");
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,

@@ -13,9 +13,7 @@ use crate::render::{self, Style, explain};
 
 pub fn run(plan: &ExplainPlan) -> Result<ExitCode> {
     let mut out = Output::open(None)?;
-    let style = Style {
-        color: plan.color.enabled(out.is_terminal()),
-    };
+    let style = Style::new(plan.color.enabled(out.is_terminal()));
     let width = explain::width();
     match plan.topic {
         Topic::All if plan.json => render::json::write(&mut out, &explain::states_json())?,

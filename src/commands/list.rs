@@ -52,9 +52,7 @@ pub fn publish(
     save_to: Option<Output>,
     mut out: Output,
 ) -> Result<()> {
-    let style = Style {
-        color: plan.color.enabled(out.is_terminal()),
-    };
+    let style = Style::new(plan.color.enabled(out.is_terminal()));
     let mut samples = match origin.collect(&plan.spec) {
         Ok(s) => s,
         Err(e) if plan.view.format == Format::Prometheus => {

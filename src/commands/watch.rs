@@ -98,7 +98,7 @@ fn stream(
     let mut scope = Scope::resolve(choice, true)?;
     let counted = spec.query.states;
     let redraw = terminal(format);
-    let style = Style { color };
+    let style = Style::new(color);
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
     let mut prev: Option<(Instant, Counts, HashSet<u64>)> = None;
     let mut next = Instant::now();

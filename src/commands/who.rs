@@ -22,9 +22,7 @@ use crate::trace::session;
 
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
     let mut out = Output::open(plan.output.path())?;
-    let style = Style {
-        color: plan.color.enabled(out.is_terminal()),
-    };
+    let style = Style::new(plan.color.enabled(out.is_terminal()));
     let session::Recording { mut attr, elapsed } = session::record(plan.duration, plan.interval)?;
 
     let tw = diag::collect(&plan.query, Options::default(), Vec::<SocketRecord>::new)

@@ -3,8 +3,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use super::refuse;
 use super::values;
-use super::{Color, refuse};
 use crate::cli::{DemoArgs, TextFormat};
 use crate::demo::{self, Scenario};
 use crate::exit::UsageError;
@@ -36,7 +36,6 @@ pub struct RunPlan {
     /// TIME_WAIT sockets the `cost` scenario makes.
     pub count: u32,
     pub json: bool,
-    pub color: Color,
 }
 
 fn choose(names: &[String]) -> Result<Vec<&'static Scenario>, UsageError> {
@@ -59,7 +58,7 @@ fn choose(names: &[String]) -> Result<Vec<&'static Scenario>, UsageError> {
     Ok(out)
 }
 
-pub fn build(a: &DemoArgs, color: Color) -> Result<DemoPlan, UsageError> {
+pub fn build(a: &DemoArgs) -> Result<DemoPlan, UsageError> {
     let scenarios = choose(&a.scenarios)?;
     let json = a.format == TextFormat::Json;
     if a.list {
@@ -113,6 +112,5 @@ pub fn build(a: &DemoArgs, color: Color) -> Result<DemoPlan, UsageError> {
         host: a.host,
         count,
         json,
-        color,
     }))
 }

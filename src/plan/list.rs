@@ -25,17 +25,6 @@ pub enum Format {
     Prometheus,
 }
 
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Table => "table",
-            Format::Json => "json",
-            Format::Csv => "csv",
-            Format::Prometheus => "prometheus",
-        }
-    }
-}
-
 /// Where the sockets come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {

@@ -89,7 +89,7 @@ pub fn build(cli: &Cli) -> Result<Plan, UsageError> {
         Command::Check(a) => check::build(a).map(Plan::Check),
         Command::Who(a) => who::build(a, color).map(Plan::Who),
         Command::Explain(a) => explain::build(a, color).map(Plan::Explain),
-        Command::Demo(a) => demo::build(a, color).map(Plan::Demo),
+        Command::Demo(a) => demo::build(a).map(Plan::Demo),
     }
 }
 

@@ -241,6 +241,7 @@ impl Attribution {
         self.closers.retain(|_, (_, ts)| *ts >= horizon);
     }
 
+    #[cfg(test)]
     /// Four-tuples remembered for matching.
     pub fn remembered(&self) -> usize {
         self.closers.len()

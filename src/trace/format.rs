@@ -51,25 +51,6 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FormatError> {
     Err(FormatError(msg.into()))
 }
 
-/// A field value read from a binary record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    Unsigned(u64),
-    Signed(i64),
-    Bytes(Vec<u8>),
-}
-
-impl Value {
-    /// The value as an integer, if it is one.
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Value::Unsigned(u) => i64::try_from(*u).ok(),
-            Value::Signed(s) => Some(*s),
-            Value::Bytes(_) => None,
-        }
-    }
-}
-
 /// The fields `who` reads, with the sizes it can interpret.
 const STATE_CHANGE_FIELDS: [(&str, &[usize]); 10] = [
     ("oldstate", &[4]),
@@ -128,15 +109,6 @@ impl EventFormat {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    /// The smallest record that holds every field.
-    pub fn record_len(&self) -> usize {
-        self.fields
-            .iter()
-            .map(|f| f.offset + f.size)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Checks that this is the state-change event `who` understands: every
     /// field it reads is present with a size it can interpret, and the text
     /// format prints the `key=value` pairs the text parser expects.
@@ -162,54 +134,6 @@ impl EventFormat {
             }
         }
         Ok(())
-    }
-
-    /// Reads one field from a binary record (native byte order, as the
-    /// per-CPU raw buffers hold it). Arrays come back as bytes.
-    pub fn read(&self, rec: &[u8], name: &str) -> Result<Value, FormatError> {
-        let Some(f) = self.field(name) else {
-            return err(format!("no field '{name}'"));
-        };
-        let Some(bytes) = f
-            .offset
-            .checked_add(f.size)
-            .and_then(|end| rec.get(f.offset..end))
-        else {
-            return err(format!(
-                "record of {} bytes too short for field '{name}' at offset {} size {}",
-                rec.len(),
-                f.offset,
-                f.size
-            ));
-        };
-        if f.array_len.is_some() {
-            return Ok(Value::Bytes(bytes.to_vec()));
-        }
-        let v = match (f.size, f.signed) {
-            (1, false) => Value::Unsigned(bytes[0] as u64),
-            (1, true) => Value::Signed(bytes[0] as i8 as i64),
-            (2, false) => Value::Unsigned(u16::from_ne_bytes([bytes[0], bytes[1]]) as u64),
-            (2, true) => Value::Signed(i16::from_ne_bytes([bytes[0], bytes[1]]) as i64),
-            (4, s) => {
-                let a = [bytes[0], bytes[1], bytes[2], bytes[3]];
-                if s {
-                    Value::Signed(i32::from_ne_bytes(a) as i64)
-                } else {
-                    Value::Unsigned(u32::from_ne_bytes(a) as u64)
-                }
-            }
-            (8, s) => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(bytes);
-                if s {
-                    Value::Signed(i64::from_ne_bytes(a))
-                } else {
-                    Value::Unsigned(u64::from_ne_bytes(a))
-                }
-            }
-            _ => Value::Bytes(bytes.to_vec()),
-        };
-        Ok(v)
     }
 }
 
@@ -302,7 +226,6 @@ mod tests {
             ("__u8", Some(16), 40)
         );
         assert_eq!(f.field("skaddr").unwrap().ctype, "const void *");
-        assert_eq!(f.record_len(), 72);
         f.check_state_change().unwrap();
     }
 
@@ -333,25 +256,6 @@ mod tests {
             assert!(EventFormat::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
-
-    #[test]
-    fn decodes_a_binary_record_by_offsets() {
-        let f = EventFormat::parse(FIXTURE).unwrap();
-        let mut rec = vec![0u8; f.record_len()];
-        rec[16..20].copy_from_slice(&1i32.to_ne_bytes());
-        rec[20..24].copy_from_slice(&4i32.to_ne_bytes());
-        rec[24..26].copy_from_slice(&44230u16.to_ne_bytes());
-        rec[32..36].copy_from_slice(&[127, 0, 0, 1]);
-        assert_eq!(f.read(&rec, "oldstate").unwrap(), Value::Signed(1));
-        assert_eq!(f.read(&rec, "newstate").unwrap().as_i64(), Some(4));
-        assert_eq!(f.read(&rec, "sport").unwrap(), Value::Unsigned(44230));
-        assert_eq!(
-            f.read(&rec, "saddr").unwrap(),
-            Value::Bytes(vec![127, 0, 0, 1])
-        );
-        assert!(f.read(&rec[..30], "saddr").is_err());
-        assert!(f.read(&rec, "nope").is_err());
-    }
 }
 
 #[cfg(test)]
@@ -365,16 +269,6 @@ mod prop {
         #[test]
         fn arbitrary_format_text_never_panics(s in "\\PC{0,300}") {
             let _ = EventFormat::parse(&s);
-        }
-
-        /// Binary records of any length and content decode or error, field by field.
-        #[test]
-        fn arbitrary_binary_records_never_panic(rec in proptest::collection::vec(any::<u8>(), 0..100)) {
-            let f = EventFormat::parse(tests::FIXTURE).unwrap();
-            for field in &f.fields {
-                let r = f.read(&rec, &field.name);
-                prop_assert_eq!(r.is_ok(), rec.len() >= field.offset + field.size);
-            }
         }
     }
 }

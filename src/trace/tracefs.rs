@@ -101,7 +101,6 @@ pub fn discover_or_mount() -> Result<(PathBuf, bool)> {
 
 /// A private tracing instance. Dropping it disables the event and removes it.
 pub struct Instance {
-    pub name: String,
     pub dir: PathBuf,
     pipe: Option<File>,
     enabled: bool,
@@ -169,7 +168,6 @@ impl Instance {
             }
         })?;
         let mut inst = Instance {
-            name: name.to_string(),
             dir,
             pipe: None,
             enabled: false,
