@@ -164,8 +164,32 @@ pub fn evaluate(values: &Values, warn: &[Threshold], crit: &[Threshold]) -> Outc
     Outcome { status, items }
 }
 
+/// Values and thresholds for the tests of this module and of render/check.rs.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// `tw` TIME_WAIT, 2 CLOSE_WAIT, every default state counted, 12.345% pressure.
+    pub fn values(tw: u64) -> Values {
+        let mut counts = [0; crate::state::MAX_STATE];
+        counts[TcpState::TimeWait.index()] = tw;
+        counts[TcpState::CloseWait.index()] = 2;
+        Values {
+            counts,
+            counted: StateSet::unfiltered(),
+            total: tw + 2,
+            port_pressure: Some(12.345),
+        }
+    }
+
+    pub fn th(flag: &str, a: &str) -> Threshold {
+        parse_threshold(flag, a).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{th, values};
     use super::*;
 
     #[test]
@@ -193,22 +217,6 @@ mod tests {
                 .0
                 .contains("0 to 100")
         );
-    }
-
-    fn values(tw: u64) -> Values {
-        let mut counts = [0; crate::state::MAX_STATE];
-        counts[TcpState::TimeWait.index()] = tw;
-        counts[TcpState::CloseWait.index()] = 2;
-        Values {
-            counts,
-            counted: StateSet::unfiltered(),
-            total: tw + 2,
-            port_pressure: Some(12.345),
-        }
-    }
-
-    fn th(flag: &str, a: &str) -> Threshold {
-        parse_threshold(flag, a).unwrap()
     }
 
     #[test]

@@ -281,22 +281,27 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
-fn run(which: impl Fn(&Case) -> bool) -> usize {
-    let tmp = tempfile::tempdir().unwrap();
-    let all = cases(tmp.path());
-    let chosen: Vec<&Case> = all.iter().filter(|c| which(c)).collect();
-    let failures: Vec<String> = chosen
-        .iter()
-        .filter_map(|c| check(c, tmp.path()).err())
+/// Runs every case in `tmp` and fails with the list of those that went wrong.
+pub fn assert_cases<'a>(cases: impl IntoIterator<Item = &'a Case>, tmp: &Path) -> usize {
+    let mut n = 0;
+    let failures: Vec<String> = cases
+        .into_iter()
+        .inspect(|_| n += 1)
+        .filter_map(|c| check(c, tmp).err())
         .collect();
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {n} cases failed:\n{}",
         failures.len(),
-        chosen.len(),
         failures.join("\n")
     );
-    chosen.len()
+    n
+}
+
+fn run(which: impl Fn(&Case) -> bool) -> usize {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = cases(tmp.path());
+    assert_cases(all.iter().filter(|c| which(c)), tmp.path())
 }
 
 #[test]

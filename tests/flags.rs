@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::bad_input::{Case, UNKNOWN, USAGE, both, check};
+use crate::bad_input::{Case, UNKNOWN, USAGE, assert_cases, both};
 use crate::util::*;
 
 fn refusals(tmp: &Path) -> Vec<Case> {
@@ -237,17 +237,7 @@ fn refusals(tmp: &Path) -> Vec<Case> {
 fn refused_combinations_name_both_flags() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = refusals(tmp.path());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|c| check(c, tmp.path()).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_cases(&cases, tmp.path());
 }
 
 #[test]

@@ -85,23 +85,8 @@ pub fn unknown(w: &mut dyn Write, why: &str) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::state::{StateSet, TcpState};
-    use crate::threshold::{Threshold, Values, evaluate, parse_threshold};
-
-    fn values(tw: u64) -> Values {
-        let mut counts = [0; crate::state::MAX_STATE];
-        counts[TcpState::TimeWait.index()] = tw;
-        counts[TcpState::CloseWait.index()] = 2;
-        Values {
-            counts,
-            counted: StateSet::unfiltered(),
-            total: tw + 2,
-            port_pressure: Some(12.345),
-        }
-    }
-
-    fn th(flag: &str, a: &str) -> Threshold {
-        parse_threshold(flag, a).unwrap()
-    }
+    use crate::threshold::evaluate;
+    use crate::threshold::fixtures::{th, values};
 
     #[test]
     fn status_lines() {
