@@ -1,4 +1,4 @@
-_tw__inspect() {
+_tw_inspect() {
     local i cur prev opts cmd
     COMPREPLY=()
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -14,43 +14,43 @@ _tw__inspect() {
     do
         case "${cmd},${i}" in
             ",$1")
-                cmd="tw__inspect"
+                cmd="tw_inspect"
                 ;;
-            tw__inspect,check)
-                cmd="tw__inspect__subcmd__check"
+            tw_inspect,check)
+                cmd="tw_inspect__subcmd__check"
                 ;;
-            tw__inspect,demo)
-                cmd="tw__inspect__subcmd__demo"
+            tw_inspect,demo)
+                cmd="tw_inspect__subcmd__demo"
                 ;;
-            tw__inspect,explain)
-                cmd="tw__inspect__subcmd__explain"
+            tw_inspect,explain)
+                cmd="tw_inspect__subcmd__explain"
                 ;;
-            tw__inspect,help)
-                cmd="tw__inspect__subcmd__help"
+            tw_inspect,help)
+                cmd="tw_inspect__subcmd__help"
                 ;;
-            tw__inspect,list)
-                cmd="tw__inspect__subcmd__list"
+            tw_inspect,list)
+                cmd="tw_inspect__subcmd__list"
                 ;;
-            tw__inspect,who)
-                cmd="tw__inspect__subcmd__who"
+            tw_inspect,who)
+                cmd="tw_inspect__subcmd__who"
                 ;;
-            tw__inspect__subcmd__help,check)
-                cmd="tw__inspect__subcmd__help__subcmd__check"
+            tw_inspect__subcmd__help,check)
+                cmd="tw_inspect__subcmd__help__subcmd__check"
                 ;;
-            tw__inspect__subcmd__help,demo)
-                cmd="tw__inspect__subcmd__help__subcmd__demo"
+            tw_inspect__subcmd__help,demo)
+                cmd="tw_inspect__subcmd__help__subcmd__demo"
                 ;;
-            tw__inspect__subcmd__help,explain)
-                cmd="tw__inspect__subcmd__help__subcmd__explain"
+            tw_inspect__subcmd__help,explain)
+                cmd="tw_inspect__subcmd__help__subcmd__explain"
                 ;;
-            tw__inspect__subcmd__help,help)
-                cmd="tw__inspect__subcmd__help__subcmd__help"
+            tw_inspect__subcmd__help,help)
+                cmd="tw_inspect__subcmd__help__subcmd__help"
                 ;;
-            tw__inspect__subcmd__help,list)
-                cmd="tw__inspect__subcmd__help__subcmd__list"
+            tw_inspect__subcmd__help,list)
+                cmd="tw_inspect__subcmd__help__subcmd__list"
                 ;;
-            tw__inspect__subcmd__help,who)
-                cmd="tw__inspect__subcmd__help__subcmd__who"
+            tw_inspect__subcmd__help,who)
+                cmd="tw_inspect__subcmd__help__subcmd__who"
                 ;;
             *)
                 ;;
@@ -58,8 +58,8 @@ _tw__inspect() {
     done
 
     case "${cmd}" in
-        tw__inspect)
-            opts="-h -V --color --help --version list explain demo who check help"
+        tw_inspect)
+            opts="-h -V --color --help --version who list check explain demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -76,39 +76,46 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__check)
-            opts="-s -4 -6 -w -c -h --state --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --warning --critical --color --help"
+        tw_inspect__subcmd__check)
+            opts="-4 -6 -w -c -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --warning --critical --state --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --state)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --local-port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --peer-port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --peer)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --local)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --netns)
@@ -116,19 +123,39 @@ _tw__inspect() {
                     return 0
                     ;;
                 --warning)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -w)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --critical)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -142,19 +169,25 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__demo)
-            opts="-f -h --list --pace --step --host --count --format --color --help"
+        tw_inspect__subcmd__demo)
+            opts="-f -h --list --pace --step --host --count --format --color --help active-close server-close abort simultaneous reuse lost-ack timeout cost"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --pace)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --count)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --format)
@@ -176,8 +209,8 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__explain)
-            opts="-f -h --load --format --color --help"
+        tw_inspect__subcmd__explain)
+            opts="-f -h --load --format --color --help established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive sysctls"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,8 +239,8 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help)
-            opts="list explain demo who check help"
+        tw_inspect__subcmd__help)
+            opts="who list check explain demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,7 +253,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__check)
+        tw_inspect__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -234,7 +267,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__demo)
+        tw_inspect__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -248,7 +281,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__explain)
+        tw_inspect__subcmd__help__subcmd__explain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -262,7 +295,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__help)
+        tw_inspect__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -276,7 +309,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__list)
+        tw_inspect__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -290,7 +323,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__help__subcmd__who)
+        tw_inspect__subcmd__help__subcmd__who)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -304,39 +337,46 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__list)
-            opts="-s -4 -6 -b -n -f -e -p -o -w -h --state --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --top --sockets --format --explain --processes --output --watch --count --save --load --trace --color --help"
+        tw_inspect__subcmd__list)
+            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --top --sockets --format --explain --processes --output --watch --count --save --load --trace --state --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --state)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --local-port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --peer-port)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --peer)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --local)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --netns)
@@ -352,11 +392,17 @@ _tw__inspect() {
                     return 0
                     ;;
                 --top)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --format)
@@ -376,15 +422,24 @@ _tw__inspect() {
                     return 0
                     ;;
                 --watch)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -w)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --count)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --save)
@@ -396,7 +451,18 @@ _tw__inspect() {
                     return 0
                     ;;
                 --trace)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -410,7 +476,7 @@ _tw__inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__who)
+        tw_inspect__subcmd__who)
             opts="-d -i -n -f -o -h --duration --interval --top --format --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -418,27 +484,45 @@ _tw__inspect() {
             fi
             case "${prev}" in
                 --duration)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -d)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --interval)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --top)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --format)
@@ -472,7 +556,7 @@ _tw__inspect() {
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _tw__inspect -o nosort -o bashdefault -o default tw-inspect
+    complete -F _tw_inspect -o nosort -o bashdefault -o default tw-inspect
 else
-    complete -F _tw__inspect -o bashdefault -o default tw-inspect
+    complete -F _tw_inspect -o bashdefault -o default tw-inspect
 fi

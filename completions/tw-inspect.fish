@@ -29,19 +29,29 @@ always\t''
 never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -s V -l version -d 'Print version'
+complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
+complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
-complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s d -l duration -d 'How long to record, e.g. 10s, 1m; 0 records until Ctrl-C' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s i -l interval -d 'Print a progress line on stderr every INTERVAL while recording (at least 0.1 s)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest processes; 0 shows all' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
+json\t'One JSON document'
+prometheus\t'Prometheus text exposition'"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s b -l by -d 'Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given' -r -f -a "state\t'One group per state'
 peer\t'Peer address'
 peer-port\t'Peer port'
@@ -50,17 +60,35 @@ local\t'Local address'
 local-port\t'Local port'
 local+port\t'Local address and port'
 process\t'The process that closed the connection first (needs --trace, root)'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s n -l top -d 'Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s n -l top -d 'Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document (one line per sample with --watch)'
 csv\t'RFC 4180 CSV with a header line'
 prometheus\t'Prometheus text exposition, for node_exporter\'s textfile collector'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s o -l output -d 'Write to FILE atomically (temporary file, then rename) instead of stdout' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s w -l watch -d 'Sample again every INTERVAL (seconds, or 500ms, 2s, 1m; default 1, at least 0.1 s) and show the changes; Ctrl-C stops' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l count -d 'With --watch: stop after N samples' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s w -l watch -d 'Sample again every INTERVAL (seconds, or 500ms, 2s, 1m; default 1, at least 0.1 s) and show the changes; Ctrl-C stops' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l count -d 'With --watch: stop after N samples' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l save -d 'Save the raw socket table and host facts to FILE for later analysis' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l load -d 'Analyse a snapshot (from --save, or a dump written by `ss -D`) instead of the live kernel' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l trace -d 'With --by process: trace active closes for DURATION first (root)' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l trace -d 'With --by process: trace active closes for DURATION first (root)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r -f -a "established\t''
+syn-sent\t''
+syn-recv\t''
+fin-wait-1\t''
+fin-wait-2\t''
+time-wait\t''
+closed\t''
+close-wait\t''
+last-ack\t''
+listening\t''
+closing\t''
+new-syn-recv\t''
+bound-inactive\t''
+all\t''
+connected\t''
+synchronized\t''
+teardown\t''
+bucket\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -71,6 +99,39 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sockets -
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s e -l explain -d 'Add the plain meaning of each state (table; CSV with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s p -l processes -d 'Show the process owning each socket (with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC=N (repeatable)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r -f -a "established\t''
+syn-sent\t''
+syn-recv\t''
+fin-wait-1\t''
+fin-wait-2\t''
+time-wait\t''
+closed\t''
+close-wait\t''
+last-ack\t''
+listening\t''
+closing\t''
+new-syn-recv\t''
+bound-inactive\t''
+all\t''
+connected\t''
+synchronized\t''
+teardown\t''
+bucket\t''"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 4 -l ipv4 -d 'IPv4 only'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 6 -l ipv6 -d 'IPv6 only'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s h -l help -d 'Print help'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l load -d 'With `sysctls`: read the values saved in a snapshot instead of this host\'s' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -s f -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'One JSON document'"
@@ -78,8 +139,8 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l color 
 always\t''
 never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l pace -d 'Pause between steps, e.g. 1s, 500ms, 0 [default: 1s on a terminal, 0 otherwise]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l count -d 'Number of TIME_WAIT sockets the `cost` scenario makes [default: 10000]' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l pace -d 'Pause between steps, e.g. 1s, 500ms, 0 [default: 1s on a terminal, 0 otherwise]' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l count -d 'Number of TIME_WAIT sockets the `cost` scenario makes [default: 10000]' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -s f -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'One JSON document'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
@@ -89,36 +150,11 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l list -d '
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l step -d 'Wait for Enter before each step (stdin must be a terminal; table format)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l host -d 'Use the host\'s loopback instead of a private network namespace'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s d -l duration -d 'How long to record, e.g. 10s, 1m; 0 records until Ctrl-C' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s i -l interval -d 'Print a progress line on stderr every INTERVAL while recording (at least 0.1 s)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest processes; 0 shows all' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
-json\t'One JSON document'
-prometheus\t'Prometheus text exposition'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC=N (repeatable)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 4 -l ipv4 -d 'IPv4 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 6 -l ipv6 -d 'IPv6 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s h -l help -d 'Print help'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -f -a "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive sysctls"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -f -a "active-close server-close abort simultaneous reuse lost-ack timeout cost"

@@ -51,7 +51,7 @@ pub enum Command {
 
 const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list                                   summary: every state, top TIME_WAIT peers
-  tw-inspect list --state time-wait --by local-port TIME_WAIT per local port
+  tw-inspect list --state time-wait --by local-port  TIME_WAIT per local port
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states

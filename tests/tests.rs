@@ -6,6 +6,7 @@ mod util;
 
 mod bad_input;
 mod churn;
+mod completions;
 mod demo;
 mod diag_fixtures;
 mod diagnose;
@@ -14,6 +15,7 @@ mod fallback;
 mod filters;
 mod flags;
 mod list;
+mod man;
 mod monitoring;
 mod nothing_lost;
 mod snapshot;

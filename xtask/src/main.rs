@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueHint;
+use clap::builder::PossibleValuesParser;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 use tw_inspect::app::command;
+use tw_inspect::demo::SCENARIOS;
 use tw_inspect::exit::{CHECK_CODES, EXIT_CODES};
-use tw_inspect::state::TcpState;
+use tw_inspect::state::{STATE_GROUPS, TcpState};
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -38,51 +41,296 @@ fn main() -> ExitCode {
 
 /// Every generated file: path relative to the repo, and its contents.
 pub fn generated(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut out = Vec::new();
-    let cmd = command();
-    let mut page = Vec::new();
-    let man = Man::new(cmd.clone());
-    man.render_title(&mut page)?;
-    man.render_name_section(&mut page)?;
-    man.render_synopsis_section(&mut page)?;
-    man.render_description_section(&mut page)?;
-    man.render_options_section(&mut page)?;
-    man.render_subcommands_section(&mut page)?;
-    page.extend(extra_sections().render().as_bytes());
-    man.render_version_section(&mut page)?;
-    out.push((PathBuf::from("man/tw-inspect.1"), page));
-    for sub in cmd.get_subcommands() {
-        let name = format!("tw-inspect-{}", sub.get_name());
-        // clap keeps names as 'static strings; a few leaked bytes in a build tool are fine.
-        let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
-        let is_explain = sub.get_name() == "explain";
-        let sub = sub.clone().name(static_name);
-        let mut page = Vec::new();
-        let man = Man::new(sub);
-        if is_explain {
-            man.render_title(&mut page)?;
-            man.render_name_section(&mut page)?;
-            man.render_synopsis_section(&mut page)?;
-            man.render_description_section(&mut page)?;
-            man.render_options_section(&mut page)?;
-            page.extend(explain_sections().render().as_bytes());
-            man.render_extra_section(&mut page)?;
-        } else {
-            man.render(&mut page)?;
-        }
-        out.push((PathBuf::from(format!("man/{name}.1")), page));
-    }
+    let mut out = man_pages()?;
     for (shell, file) in [
         (Shell::Bash, "tw-inspect.bash"),
         (Shell::Zsh, "_tw-inspect"),
         (Shell::Fish, "tw-inspect.fish"),
     ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut command(), "tw-inspect", &mut buf);
-        out.push((PathBuf::from(format!("completions/{file}")), buf));
+        out.push((
+            PathBuf::from(format!("completions/{file}")),
+            completion(shell),
+        ));
     }
     out.push((PathBuf::from("README.md"), readme(root)?));
     Ok(out)
+}
+
+/// The command as the completions see it: the values that the program checks
+/// itself (states, scenarios, explain's topics) offered as choices, so that
+/// `--state <TAB>` lists them while the binary keeps its own parsing and
+/// its "did you mean" messages.
+fn completion_command() -> clap::Command {
+    let mut states: Vec<&'static str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    states.extend(STATE_GROUPS.iter().map(|(name, _)| *name));
+    let mut topics: Vec<&'static str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    topics.push("sysctls");
+    let scenarios: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    let choices = |v: Vec<&'static str>| PossibleValuesParser::new(v);
+    let states_for =
+        |c: clap::Command| c.mut_arg("state", |a| a.value_parser(choices(states.clone())));
+    command()
+        .mut_subcommand("list", states_for)
+        .mut_subcommand("check", states_for)
+        .mut_subcommand("explain", |c| {
+            c.mut_arg("topic", |a| a.value_parser(choices(topics.clone())))
+        })
+        .mut_subcommand("demo", |c| {
+            c.mut_arg("scenarios", |a| a.value_parser(choices(scenarios.clone())))
+        })
+        .mut_subcommands(|c| c.mut_args(hint))
+}
+
+/// Arguments that name a file or a path: completed with file names.
+const PATH_ARGS: &[&str] = &["output", "save", "load", "netns"];
+
+/// What the shell offers for a value that is not a choice: file names for
+/// the arguments in [`PATH_ARGS`], nothing for numbers, addresses, durations
+/// and thresholds (file names there would only mislead).
+fn hint(a: clap::Arg) -> clap::Arg {
+    let has_choices = !a.get_possible_values().is_empty();
+    if !a.get_action().takes_values() || has_choices {
+        a
+    } else if PATH_ARGS.contains(&a.get_id().as_str()) {
+        a.value_hint(ValueHint::AnyPath)
+    } else {
+        a.value_hint(ValueHint::Other)
+    }
+}
+
+/// One shell's completion script.
+fn completion(shell: Shell) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if shell == Shell::Fish {
+        clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf);
+        fish_positionals(&mut buf);
+        return buf;
+    }
+    if shell != Shell::Bash {
+        clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf);
+        return buf;
+    }
+    // clap_complete's bash script names the state of a subcommand one way in
+    // its dispatch loop and another in its case labels when the program's name
+    // has a hyphen (clap-rs/clap#6421), so nothing completes after
+    // `tw-inspect list`. Generated under a name without one, the two agree;
+    // then only the function's name and the `complete` line are renamed.
+    const STAND_IN: &str = "twinspect";
+    let mut cmd = completion_command().name(STAND_IN).bin_name(STAND_IN);
+    clap_complete::generate(shell, &mut cmd, STAND_IN, &mut buf);
+    let text = String::from_utf8(buf).expect("clap_complete writes UTF-8");
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let line = line.replace(STAND_IN, "tw_inspect");
+        lines.push(match line.trim_start().starts_with("complete -F ") {
+            true => format!(
+                "{}tw-inspect",
+                line.strip_suffix("tw_inspect")
+                    .expect("complete line ends with the name")
+            ),
+            false => line,
+        });
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// Option names and page names must read as typed: never split at a hyphen.
+const NO_HYPHENATION: &[u8] = b".nh\n";
+
+/// clap_complete's fish script offers no choices for positional arguments
+/// (`demo <TAB>`, `explain <TAB>`): one more line per such argument does.
+fn fish_positionals(buf: &mut Vec<u8>) {
+    let cmd = completion_command();
+    for sub in cmd.get_subcommands() {
+        for pos in sub.get_positionals() {
+            let values: Vec<String> = pos
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            buf.extend(
+                format!(
+                    "complete -c tw-inspect -n \"__fish_tw_inspect_using_subcommand {}\" -f -a \"{}\"\n",
+                    sub.get_name(),
+                    values.join(" ")
+                )
+                .as_bytes(),
+            );
+        }
+    }
+}
+
+/// The man pages: `tw-inspect(1)` and one page per command, each with its
+/// examples as examples, its own exit status, and the pages it relates to.
+fn man_pages() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut cmd = command().disable_help_subcommand(true);
+    // Building gives each subcommand its page name (`tw-inspect-list`) and
+    // the words that call it (`tw-inspect list`) for the synopsis.
+    cmd.build();
+    let subs: Vec<clap::Command> = cmd.get_subcommands().cloned().collect();
+    let page_names: Vec<String> = subs
+        .iter()
+        .map(|s| s.get_display_name().unwrap_or(s.get_name()).to_string())
+        .collect();
+
+    let mut out = Vec::new();
+    let mut page = Vec::new();
+    let man = Man::new(cmd.clone());
+    man.render_title(&mut page)?;
+    page.extend(NO_HYPHENATION);
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    let mut r = Roff::new();
+    r.control("SH", ["COMMANDS"]);
+    for (sub, page_name) in subs.iter().zip(&page_names) {
+        r.control("TP", [])
+            .text([bold(page_name.as_str()), roman("(1)")])
+            .text([roman(
+                sub.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            )]);
+    }
+    after_help_sections(&mut r, &cmd);
+    exit_status(&mut r, false);
+    r.control("SH", ["TCP STATES"]);
+    for s in TcpState::ALL {
+        r.control("TP", [])
+            .text([bold(s.name())])
+            .text([roman(tw_inspect::text::short(s))]);
+    }
+    see_also(&mut r, page_names.iter().map(String::as_str));
+    page.extend(r.render().as_bytes());
+    man.render_version_section(&mut page)?;
+    out.push((PathBuf::from("man/tw-inspect.1"), page));
+
+    let source = format!("tw-inspect {}", cmd.get_version().unwrap_or_default());
+    for (sub, page_name) in subs.iter().zip(&page_names) {
+        let mut page = Vec::new();
+        let man = Man::new(sub.clone()).source(source.as_str());
+        man.render_title(&mut page)?;
+        page.extend(NO_HYPHENATION);
+        man.render_name_section(&mut page)?;
+        man.render_synopsis_section(&mut page)?;
+        man.render_description_section(&mut page)?;
+        man.render_options_section(&mut page)?;
+        let mut r = Roff::new();
+        if sub.get_name() == "explain" {
+            explain_sections(&mut r);
+        }
+        after_help_sections(&mut r, sub);
+        exit_status(&mut r, sub.get_name() == "check");
+        let others = page_names.iter().filter(|n| *n != page_name);
+        see_also(
+            &mut r,
+            std::iter::once("tw-inspect").chain(others.map(String::as_str)),
+        );
+        page.extend(r.render().as_bytes());
+        out.push((PathBuf::from(format!("man/{page_name}.1")), page));
+    }
+    Ok(out)
+}
+
+/// The text under `--help` split for a man page: indented lines are examples,
+/// shown as written (no filling); other paragraphs are notes. The exit-code
+/// line is left out: EXIT STATUS gives the codes in full.
+fn after_help_sections(r: &mut Roff, cmd: &clap::Command) {
+    let Some(text) = cmd.get_after_help().map(|t| t.to_string()) else {
+        return;
+    };
+    let mut examples: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut para = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.trim().is_empty() || line.starts_with("  ") {
+            if !para.is_empty() {
+                notes.push(std::mem::take(&mut para));
+            }
+            if line.starts_with("  ") {
+                examples.push(line.trim().to_string());
+            }
+            continue;
+        }
+        if line == "Examples:" || line.starts_with("Exit codes:") {
+            continue;
+        }
+        if !para.is_empty() {
+            para.push(' ');
+        }
+        para.push_str(line.trim());
+    }
+    if !examples.is_empty() {
+        // Each example is a command (never filled or hyphenated), then what
+        // it does, indented below it when the help text says.
+        r.control("SH", ["EXAMPLES"]);
+        for line in &examples {
+            let (cmd, what) = match line.find("  ") {
+                Some(i) => (&line[..i], Some(line[i..].trim())),
+                None => (line.as_str(), None),
+            };
+            r.control("PP", []).control("nf", []);
+            r.text([bold(cmd)]);
+            r.control("fi", []);
+            if let Some(what) = what {
+                r.control("RS", ["4"]).text([roman(what)]).control("RE", []);
+            }
+        }
+    }
+    if !notes.is_empty() {
+        r.control("SH", ["NOTES"]);
+        for para in &notes {
+            r.control("PP", []).text([roman(para.as_str())]);
+        }
+    }
+}
+
+/// EXIT STATUS from the one table in `src/exit.rs`: `check` has the
+/// monitoring-plugin codes, every other page the program's.
+fn exit_status(r: &mut Roff, check: bool) {
+    r.control("SH", ["EXIT STATUS"]);
+    let codes: &[tw_inspect::exit::CodeDoc] = if check { &CHECK_CODES } else { &EXIT_CODES };
+    if check {
+        r.control("PP", []).text([roman(
+            "tw-inspect check follows the monitoring-plugins convention; the status line on standard output says the same word.",
+        )]);
+    }
+    for c in codes {
+        let meaning = if check {
+            format!("{}: {}", c.short, c.meaning)
+        } else {
+            c.meaning.to_string()
+        };
+        r.control("TP", [])
+            .text([bold(c.code.to_string())])
+            .text([roman(meaning)]);
+    }
+    if !check {
+        r.control("PP", []).text([
+            roman("tw-inspect check exits 0 to 3 as monitoring plugins do: see "),
+            bold("tw-inspect-check"),
+            roman("(1)."),
+        ]);
+    }
+}
+
+/// SEE ALSO: the related pages, then ss(8).
+fn see_also<'a>(r: &mut Roff, pages: impl Iterator<Item = &'a str>) {
+    r.control("SH", ["SEE ALSO"]);
+    let mut parts = Vec::new();
+    for p in pages.chain(["ss"]) {
+        if !parts.is_empty() {
+            parts.push(roman(", "));
+        }
+        parts.push(bold(p.to_string()));
+        parts.push(roman(if p == "ss" { "(8)" } else { "(1)" }));
+    }
+    r.text(parts);
 }
 
 /// README.md with its generated sections written anew: each lies between
@@ -160,36 +408,9 @@ fn layout(root: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// EXIT STATUS and TCP STATES, from the same tables the program uses.
-fn extra_sections() -> Roff {
-    let mut r = Roff::new();
-    r.control("SH", ["EXIT STATUS"]);
-    for c in &EXIT_CODES {
-        r.control("TP", [])
-            .text([bold(c.code.to_string())])
-            .text([roman(c.meaning)]);
-    }
-    r.text([roman(
-        "tw-inspect check follows the monitoring-plugins convention:",
-    )]);
-    for c in &CHECK_CODES {
-        r.control("TP", [])
-            .text([bold(c.code.to_string())])
-            .text([roman(format!("{}: {}", c.short, c.meaning))]);
-    }
-    r.control("SH", ["TCP STATES"]);
-    for s in TcpState::ALL {
-        r.control("TP", [])
-            .text([bold(s.name())])
-            .text([roman(tw_inspect::text::short(s))]);
-    }
-    r
-}
-
 /// The long form of every state and the settings, from the same table
 /// `tw-inspect explain` prints.
-fn explain_sections() -> Roff {
-    let mut r = Roff::new();
+fn explain_sections(r: &mut Roff) {
     r.control("SH", ["TCP STATES IN DETAIL"]);
     for s in TcpState::ALL {
         let t = tw_inspect::text::state(s);
@@ -215,7 +436,6 @@ fn explain_sections() -> Roff {
             .text([bold(format!("net.ipv4.{}", k.name))])
             .text([roman(k.about)]);
     }
-    r
 }
 
 fn write_all(root: &Path) -> Result<()> {
