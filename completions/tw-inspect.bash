@@ -151,11 +151,11 @@ _tw_inspect() {
                     return 0
                     ;;
                 --state)
-                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket big" -- "${cur}"))
                     return 0
                     ;;
                 -s)
-                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket big" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -458,11 +458,11 @@ _tw_inspect() {
                     return 0
                     ;;
                 --state)
-                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket big" -- "${cur}"))
                     return 0
                     ;;
                 -s)
-                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive all connected synchronized teardown bucket big" -- "${cur}"))
                     return 0
                     ;;
                 --color)

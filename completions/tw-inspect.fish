@@ -71,7 +71,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l count -d 
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l save -d 'Save the raw socket table and host facts to FILE for later analysis' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l load -d 'Analyse a snapshot (from --save, or a dump written by `ss -D`) instead of the live kernel' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l trace -d 'With --by process: trace active closes for DURATION first (root)' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r -f -a "established\t''
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...; also estab, syn-rcv, unconn), or a group: all, connected, synchronized, teardown, bucket, big [default: every state but bound-inactive]' -r -f -a "established\t''
 syn-sent\t''
 syn-recv\t''
 fin-wait-1\t''
@@ -88,7 +88,8 @@ all\t''
 connected\t''
 synchronized\t''
 teardown\t''
-bucket\t''"
+bucket\t''
+big\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -107,7 +108,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC=N (repeatable)' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r -f -a "established\t''
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...; also estab, syn-rcv, unconn), or a group: all, connected, synchronized, teardown, bucket, big [default: every state but bound-inactive]' -r -f -a "established\t''
 syn-sent\t''
 syn-recv\t''
 fin-wait-1\t''
@@ -124,7 +125,8 @@ all\t''
 connected\t''
 synchronized\t''
 teardown\t''
-bucket\t''"
+bucket\t''
+big\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -164,7 +164,7 @@ pub enum GroupKeyArg {
 /// Which sockets to look at; sent to the kernel as a state mask and a filter program.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
-    /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]
+    /// States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...; also estab, syn-rcv, unconn), or a group: all, connected, synchronized, teardown, bucket, big [default: every state but bound-inactive]
     #[arg(short = 's', long, value_name = "LIST")]
     pub state: Option<String>,
     /// Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)

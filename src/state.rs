@@ -104,14 +104,19 @@ impl TcpState {
     }
 
     /// Parses one state name: case-insensitive, `-` and `_` optional
-    /// (`TIME_WAIT`, `time-wait`, `timewait`), plus `listen` and `close`.
+    /// (`TIME_WAIT`, `time-wait`, `timewait`), and the other spellings of
+    /// `ss` ([`SS_SPELLINGS`]: `estab`, `syn-rcv`, `unconn`, `listen`, ...).
     pub fn parse(s: &str) -> Option<TcpState> {
         let key = squash(s);
-        Self::ALL.into_iter().find(|st| {
-            squash(st.name()) == key
-                || squash(st.kernel_name()) == key
-                || (key == "listen" && *st == TcpState::Listen)
-        })
+        Self::ALL
+            .into_iter()
+            .find(|st| squash(st.name()) == key || squash(st.kernel_name()) == key)
+            .or_else(|| {
+                SS_SPELLINGS
+                    .iter()
+                    .find(|(name, _)| squash(name) == key)
+                    .map(|(_, st)| *st)
+            })
     }
 }
 
@@ -126,6 +131,65 @@ impl fmt::Display for TcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The other names `ss` gives states: those its state filter accepts
+/// (`syn-rcv`, `unconnected`, `close`; iproute2's `scan_state`) and those it
+/// prints in its State column (`ESTAB`, `UNCONN`, `LISTEN`), so that a state
+/// copied from either works here.
+pub const SS_SPELLINGS: &[(&str, TcpState)] = &[
+    ("estab", TcpState::Established),
+    ("syn-rcv", TcpState::SynRecv),
+    ("unconn", TcpState::Close),
+    ("unconnected", TcpState::Close),
+    ("close", TcpState::Close),
+    ("listen", TcpState::Listen),
+];
+
+/// The closest of `candidates` to a mistyped `input`, when one is close
+/// enough to be what was meant (`time-wiat` → `time-wait`). Case, `-` and `_`
+/// do not count; a swap of two neighbouring letters counts as one edit.
+pub fn suggest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let key = squash(input);
+    if key.is_empty() {
+        return None;
+    }
+    candidates
+        .into_iter()
+        .map(|c| (edits(&key, &squash(c)), c))
+        .filter(|(d, c)| {
+            let len = squash(c).chars().count();
+            // One edit in a short name, two in a longer one, never most of it.
+            *d <= if len >= 6 { 2 } else { 1 } && *d * 2 < len
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`:
+/// the optimal string alignment distance.
+fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
 fn squash(s: &str) -> String {
@@ -181,6 +245,23 @@ pub const STATE_GROUPS: &[(&str, &[TcpState])] = &[
         ],
     ),
     ("bucket", &[TcpState::SynRecv, TcpState::TimeWait]),
+    // As in `ss`: every state but the bucket ones.
+    (
+        "big",
+        &[
+            TcpState::Established,
+            TcpState::SynSent,
+            TcpState::FinWait1,
+            TcpState::FinWait2,
+            TcpState::Close,
+            TcpState::CloseWait,
+            TcpState::LastAck,
+            TcpState::Listen,
+            TcpState::Closing,
+            TcpState::NewSynRecv,
+            TcpState::BoundInactive,
+        ],
+    ),
 ];
 
 impl StateSet {
@@ -236,8 +317,15 @@ impl StateSet {
             {
                 set.0 |= StateSet::from_states(members).0;
             } else {
+                let names = TcpState::ALL
+                    .iter()
+                    .map(|s| s.name())
+                    .chain(STATE_GROUPS.iter().map(|(n, _)| *n));
+                let hint = suggest(item, names)
+                    .map(|s| format!("did you mean {s}? "))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "unknown state '{item}'; valid: {}",
+                    "unknown state '{item}'; {hint}valid: {}",
                     valid_state_names()
                 ));
             }
@@ -275,6 +363,22 @@ mod tests {
             assert_eq!(TcpState::parse(s), Some(TcpState::TimeWait), "{s}");
         }
         assert_eq!(TcpState::parse("listen"), Some(TcpState::Listen));
+        // ss's filter names and the names in its State column.
+        for (s, want) in [
+            ("estab", TcpState::Established),
+            ("ESTAB", TcpState::Established),
+            ("syn-rcv", TcpState::SynRecv),
+            ("SYN-RECV", TcpState::SynRecv),
+            ("unconn", TcpState::Close),
+            ("UNCONN", TcpState::Close),
+            ("unconnected", TcpState::Close),
+            ("close", TcpState::Close),
+            ("closed", TcpState::Close),
+            ("LISTEN", TcpState::Listen),
+            ("listening", TcpState::Listen),
+        ] {
+            assert_eq!(TcpState::parse(s), Some(want), "{s}");
+        }
         assert_eq!(TcpState::parse("fin_wait1"), Some(TcpState::FinWait1));
         assert_eq!(TcpState::parse("bogus"), None);
     }
@@ -290,5 +394,36 @@ mod tests {
         let e = StateSet::parse_list("time-wait,bogus").unwrap_err();
         assert!(e.contains("'bogus'") && e.contains("time-wait"), "{e}");
         assert!(StateSet::parse_list("").is_err());
+        let big = StateSet::parse_list("big").unwrap();
+        assert!(!big.contains(TcpState::TimeWait) && !big.contains(TcpState::SynRecv));
+        assert_eq!(big.iter().count(), MAX_STATE - 2);
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        for (typo, meant) in [
+            ("time-wiat", "time-wait"),
+            ("TIME_WIAT", "time-wait"),
+            ("timewait2", "time-wait"),
+            ("close-wiat", "close-wait"),
+            ("establised", "established"),
+            ("lisening", "listening"),
+            ("fin-wait-3", "fin-wait-1"),
+            ("conected", "connected"),
+        ] {
+            let e = StateSet::parse_list(&format!("established,{typo}")).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "unknown state '{typo}'; did you mean {meant}? valid: "
+                )),
+                "{e}"
+            );
+        }
+        // Nothing close: no guess, only the valid names.
+        for far in ["bogus", "x", "waiting", "tcp"] {
+            let e = StateSet::parse_list(far).unwrap_err();
+            assert!(!e.contains("did you mean"), "{far}: {e}");
+            assert!(e.contains("valid: established"), "{e}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! writes the status line.
 
 use crate::exit::{CheckStatus, UsageError};
-use crate::state::{StateSet, TcpState};
+use crate::state::{StateSet, TcpState, suggest};
 
 /// What a threshold applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +53,12 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
         )));
     };
     let metric = Metric::parse(m).ok_or_else(|| {
+        let names = TcpState::ALL.iter().map(|s| s.name());
+        let hint = suggest(m, names.chain(["port-pressure", "total"]))
+            .map(|s| format!("did you mean {s}? "))
+            .unwrap_or_default();
         UsageError(format!(
-            "{flag} '{arg}': unknown metric '{m}'; valid: {VALID_METRICS}"
+            "{flag} '{arg}': unknown metric '{m}'; {hint}valid: {VALID_METRICS}"
         ))
     })?;
     let value: f64 = v

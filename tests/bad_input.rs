@@ -54,6 +54,32 @@ fn cases(tmp: &Path) -> Vec<Case> {
         // --- list: states and grouping
         case(&["list", "--state", "bogus"], USAGE, "bogus"),
         case(&["list", "--state", "time-wait,nope"], USAGE, "nope"),
+        // A typo gets the name that was meant (list, check, explain).
+        both(
+            &["list", "--state", "time-wiat"],
+            USAGE,
+            &["'time-wiat'", "did you mean time-wait?"],
+        ),
+        both(
+            &["check", "--state", "estab,clsoe-wait"],
+            UNKNOWN,
+            &["'clsoe-wait'", "did you mean close-wait?"],
+        ),
+        both(
+            &["check", "-w", "time-wiat=5"],
+            UNKNOWN,
+            &["'time-wiat'", "did you mean time-wait?"],
+        ),
+        both(
+            &["explain", "sysclts"],
+            USAGE,
+            &["'sysclts'", "did you mean sysctls?"],
+        ),
+        both(
+            &["list", "--by", "peer-prot"],
+            USAGE,
+            &["'peer-prot'", "'peer-port'"],
+        ),
         case(
             &["list", "--state", "time-wait,,established"],
             USAGE,

@@ -315,3 +315,62 @@ fn or_within_a_flag_and_across_flags() {
     );
     drop((keep, a4, a6, b4, b6, c6, d4));
 }
+
+/// `ss`'s own state names, and the names in its State column, select the
+/// sockets `ss` selects with its names.
+#[test]
+fn ss_state_spellings_select_what_ss_selects() {
+    if !private_netns(module_path!(), "ss_state_spellings_select_what_ss_selects") {
+        return;
+    }
+    let (a, a4, _a6) = listen_both();
+    make_time_wait(&a4, 3);
+    let _keep = [
+        open(&a4, &format!("127.0.0.1:{a}")),
+        open(&a4, &format!("127.0.0.1:{a}")),
+    ];
+    // A half-closed pair: FIN_WAIT2 on the client, CLOSE_WAIT on the server.
+    let (c, s) = open(&a4, &format!("127.0.0.1:{a}"));
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_for(10, "the sockets made to settle", || {
+        let rows = list_rows(&[], None);
+        (rows.len() == 11 && rows == ss_sorted("")).then_some(())
+    });
+    for (ours, theirs) in [
+        ("estab", "established"),
+        ("ESTAB", "established"),
+        ("syn-rcv", "syn-rcv"),
+        ("unconn", "unconnected"),
+        ("unconnected", "unconnected"),
+        ("close", "close"),
+        ("listen", "listening"),
+        ("LISTEN", "listening"),
+        ("fin-wait-2", "fin-wait-2"),
+        ("close-wait", "close-wait"),
+        ("time-wait", "time-wait"),
+        ("bucket", "bucket"),
+        ("big", "big"),
+        ("connected", "connected"),
+        ("synchronized", "synchronized"),
+    ] {
+        let flags = ["--state".to_string(), ours.to_string()];
+        let mut args = vec!["list", "--state", ours, "--sockets", "--top", "0"];
+        args.extend(["--format", "json"]);
+        // ss leaves out its State column when one state is asked for: compare
+        // the endpoints.
+        let ends = |rows: Rows| {
+            let mut e: Vec<(String, String)> =
+                rows.into_iter().map(|(_, l, p)| (any(l), any(p))).collect();
+            e.sort();
+            e
+        };
+        let mine = ends(rows_of(&json(&args)));
+        let want = ends(ss_rows(&["state", theirs]));
+        assert!(!want.is_empty() || ["syn-rcv", "unconnected", "close"].contains(&theirs));
+        assert_eq!(
+            mine, want,
+            "--state {ours} against ss state {theirs} ({flags:?})"
+        );
+    }
+    drop((c, s));
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::Color;
 use crate::cli::{ExplainArgs, TextFormat};
 use crate::exit::UsageError;
-use crate::state::TcpState;
+use crate::state::{TcpState, suggest};
 
 /// What `explain` was asked about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,9 +38,16 @@ pub fn topic(arg: Option<&str>) -> Result<Topic, UsageError> {
         Some(t) if t.eq_ignore_ascii_case("sysctls") || t.eq_ignore_ascii_case("sysctl") => {
             Ok(Topic::Sysctls)
         }
-        Some(t) => TcpState::parse(t)
-            .map(Topic::State)
-            .ok_or_else(|| UsageError(format!("unknown topic '{t}'; valid: {}", valid_topics()))),
+        Some(t) => TcpState::parse(t).map(Topic::State).ok_or_else(|| {
+            let names = TcpState::ALL.iter().map(|s| s.name());
+            let hint = suggest(t, names.chain(["sysctls"]))
+                .map(|s| format!("did you mean {s}? "))
+                .unwrap_or_default();
+            UsageError(format!(
+                "unknown topic '{t}'; {hint}valid: {}",
+                valid_topics()
+            ))
+        }),
     }
 }
 
