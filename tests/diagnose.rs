@@ -88,6 +88,20 @@ fn read_tagged(lines: &Receiver<String>, tag: &str) -> String {
     }
 }
 
+/// `text` without its SGR escape sequences (colors, bold).
+fn strip_sgr(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('m').map_or(after.len(), |e| e + 1);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn diagnoses<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
     v["diagnoses"]
         .as_array()
@@ -184,6 +198,58 @@ fn close_wait_names_the_holding_process() {
         )),
         "{table}"
     );
+
+    // Not on a terminal: the finding is one line, whole, with no color.
+    let line = table.lines().find(|l| l.contains("[WARNING]")).unwrap();
+    assert_eq!(line, format!("  [WARNING] close-wait: {msg}"), "{table}");
+    assert!(!table.contains('\x1b'));
+
+    // On a terminal (a pseudo-terminal from script(1)) of COLUMNS=50: wrapped
+    // under its first word, the severity yellow, the non-zero close-wait red.
+    let cmd = format!("{BIN} {}", args[..5].join(" "));
+    let tty = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("COLUMNS", "50")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script(1) from util-linux");
+    assert!(tty.status.success(), "{tty:?}");
+    let screen = String::from_utf8(tty.stdout).unwrap().replace('\r', "");
+    assert!(screen.contains("\x1b[33m[WARNING]\x1b[0m"), "{screen:?}");
+    let cw_row = screen.lines().find(|l| l.contains("close-wait ")).unwrap();
+    assert!(
+        cw_row.split("close-wait").next().unwrap().contains("\x1b["),
+        "{cw_row:?}"
+    );
+    let plain = strip_sgr(&screen);
+    let lines: Vec<&str> = plain.lines().collect();
+    let at = lines.iter().position(|l| l.contains("[WARNING]")).unwrap();
+    let finding: Vec<&str> = lines[at..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .copied()
+        .collect();
+    assert!(finding.len() >= 3, "wrapped: {finding:#?}");
+    for l in &finding {
+        assert!(l.chars().count() <= 50, "{l:?} is wider than 50");
+        assert!(!l.ends_with(' '), "{l:?}");
+    }
+    for l in &finding[1..] {
+        assert!(
+            l.starts_with(&" ".repeat(12)) && !l.starts_with(&" ".repeat(13)),
+            "{l:?}"
+        );
+    }
+    let joined = finding
+        .iter()
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(joined, format!("[WARNING] close-wait: {msg}"));
+    for l in &lines {
+        assert!(!l.ends_with(' '), "trailing space: {l:?}");
+    }
 
     // -p names the owner of every socket.
     let v = tw_json(&[

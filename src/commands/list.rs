@@ -52,7 +52,8 @@ pub fn publish(
     save_to: Option<Output>,
     mut out: Output,
 ) -> Result<()> {
-    let style = Style::new(plan.color.enabled(out.is_terminal()));
+    let tty = out.is_terminal();
+    let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
     let mut samples = match origin.collect(&plan.spec) {
         Ok(s) => s,
         Err(e) if plan.view.format == Format::Prometheus => {

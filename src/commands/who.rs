@@ -14,15 +14,16 @@ use crate::exit::Exit;
 use crate::output::Output;
 use crate::plan::WhoPlan;
 use crate::plan::who::Format;
-use crate::render::Style;
 use crate::render::who::{WhoFormat, WhoRender};
+use crate::render::{self, Style};
 use crate::socket::SocketRecord;
 use crate::trace::attribute::WhoReport;
 use crate::trace::session;
 
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
     let mut out = Output::open(plan.output.path())?;
-    let style = Style::new(plan.color.enabled(out.is_terminal()));
+    let tty = out.is_terminal();
+    let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
     let session::Recording { mut attr, elapsed } = session::record(plan.duration, plan.interval)?;
 
     let tw = diag::collect(&plan.query, Options::default(), Vec::<SocketRecord>::new)

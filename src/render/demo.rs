@@ -47,15 +47,37 @@ impl<W: Write> Live<W> {
     /// The scenario's name, its claim, and the column heads.
     pub fn header(&self, name: &str, claim: &str) -> Result<()> {
         self.line(format_args!("\n== {name}: {claim}"))?;
-        self.line(format_args!(
-            "{:>8}  {:<44} {:<34} server",
-            "t", "action", "client"
-        ))
+        self.row("t", "action", "client", "server")
+    }
+
+    /// One step as one or more lines: the action and the client's state wrap
+    /// inside their columns, so the columns stay aligned whatever the text
+    /// (the table is written while the scenario runs: widths cannot wait for
+    /// the longest row).
+    fn row(&self, t: &str, action: &str, client: &str, server: &str) -> Result<()> {
+        let action = wrap_cell(action, ACTION_WIDTH);
+        let client = wrap_cell(client, CLIENT_WIDTH);
+        for i in 0..action.len().max(client.len()) {
+            let cell = |v: &[String]| v.get(i).cloned().unwrap_or_default();
+            let (t, server) = if i == 0 { (t, server) } else { ("", "") };
+            let line = format!(
+                "{t:>8}  {:<ACTION_WIDTH$} {:<CLIENT_WIDTH$} {server}",
+                cell(&action),
+                cell(&client)
+            );
+            self.line(format_args!("{}", line.trim_end()))?;
+        }
+        Ok(())
     }
 
     /// `=> CONFIRMED: ...` after a scenario's steps.
     pub fn verdict(&self, r: &ScenarioResult) -> Result<()> {
-        self.line(format_args!("=> {}: {}", label(r.verdict), r.summary))
+        // A skipped scenario's summary is its reasons, which say "skipped" too.
+        let summary = match r.verdict {
+            Verdict::Skipped => r.summary.strip_prefix("skipped: ").unwrap_or(&r.summary),
+            _ => &r.summary,
+        };
+        self.line(format_args!("=> {}: {}", label(r.verdict), summary))
     }
 
     /// The count of each verdict, and where the demo ran.
@@ -82,14 +104,53 @@ impl<W: Write> Observer for Live<W> {
         } else {
             s.action.as_str()
         };
-        self.line(format_args!(
-            "{:>7.3}s  {:<44} {:<34} {}",
-            s.t_ms as f64 / 1000.0,
+        self.row(
+            &format!("{:.3}s", s.t_ms as f64 / 1000.0),
             action,
-            Obs::describe(s.client),
-            Obs::describe(s.server)
-        ))
+            &Obs::describe(s.client),
+            &Obs::describe(s.server),
+        )
     }
+}
+
+/// Widths of the live table's action and client columns.
+const ACTION_WIDTH: usize = 44;
+const CLIENT_WIDTH: usize = 34;
+
+/// `text` in lines of at most `width` characters, broken between words (a
+/// word longer than the column is cut), its leading indent kept on each line.
+fn wrap_cell(text: &str, width: usize) -> Vec<String> {
+    let body = text.trim_start();
+    let indent = &text[..text.len() - body.len()];
+    let room = width.saturating_sub(indent.len()).max(1);
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in body.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = cur.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= room {
+                if gap == 1 {
+                    cur.push(' ');
+                }
+                cur.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut cur));
+                continue;
+            }
+            // Longer than the whole column: cut it.
+            let rest = word.split_off(room);
+            lines.push(word.iter().collect());
+            word = rest;
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines.into_iter().map(|l| format!("{indent}{l}")).collect()
 }
 
 fn label(v: Verdict) -> &'static str {
@@ -271,6 +332,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "== x: c");
         assert!(lines[2].trim_start().starts_with("t  action"), "{text}");
+        assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
         assert!(
             lines[3].starts_with("  0.005s  close ") && lines[3].ends_with(" gone"),
             "{text}"
@@ -282,6 +344,57 @@ mod tests {
             lines[7],
             "1 confirmed, 1 contradicted, 0 skipped (in a private network namespace)"
         );
+    }
+
+    #[test]
+    fn columns_stay_aligned_whatever_the_action() {
+        let live = Live::new(Vec::new());
+        live.header("x", "c").unwrap();
+        let mut long = result(Verdict::Confirmed).steps[0].clone();
+        long.action = "(a) tcp_tw_reuse=0: bind :38035, connect fails with EADDRNOTAVAIL \
+                       and a word far longer than any column could ever hold_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+            .into();
+        long.client = Some(Obs {
+            state: TcpState::LastAck,
+            timer: Timer::On,
+            expires_ms: 12_300,
+            retransmits: 15,
+        });
+        live.step(&long).unwrap();
+        live.step(&result(Verdict::Confirmed).steps[0]).unwrap();
+        let text = String::from_utf8(live.out.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        let head = text.lines().nth(2).unwrap();
+        let client_col = head.find("client").unwrap();
+        let server_col = head.find("server").unwrap();
+        // Every line that has a client or server cell starts it at its column.
+        for l in &lines[1..] {
+            assert!(
+                l.chars().count() <= server_col || l[server_col - 1..].starts_with(' '),
+                "{text}"
+            );
+            let before = &l[..client_col.min(l.len())];
+            assert!(before.chars().count() <= client_col, "{text}");
+        }
+        let first = lines[1];
+        assert_eq!(&first[client_col..client_col + 8], "last-ack", "{text}");
+        assert_eq!(&first[server_col..], "gone", "{text}");
+        // The short step after the long one is aligned as the header is.
+        let last = lines.last().unwrap();
+        assert_eq!(&last[client_col..client_col + 9], "time-wait", "{text}");
+        assert_eq!(&last[server_col..], "gone", "{text}");
+        assert!(text.contains("EADDRNOTAVAIL"), "{text}");
+        assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
+    }
+
+    #[test]
+    fn a_skipped_scenario_says_skipped_once() {
+        let live = Live::new(Vec::new());
+        let mut r = result(Verdict::Skipped);
+        r.summary = "skipped: needs root".into();
+        live.verdict(&r).unwrap();
+        let text = String::from_utf8(live.out.into_inner()).unwrap();
+        assert_eq!(text, "=> SKIPPED: needs root\n");
     }
 
     #[test]

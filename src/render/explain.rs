@@ -8,7 +8,7 @@ use comfy_table::{Cell, ContentArrangement};
 use serde::Serialize;
 
 use super::Style;
-use super::table::new_table;
+use super::table::{new_table, write_table};
 use crate::host::sysctl::{Sysctls, knob_path};
 use crate::state::TcpState;
 use crate::text::{self, KNOBS, STATES, StateText};
@@ -121,7 +121,7 @@ pub fn states(w: &mut dyn Write, style: Style, width: usize) -> Result<()> {
             Cell::new(s.many),
         ]);
     }
-    writeln!(w, "{t}")?;
+    write_table(w, &t)?;
     writeln!(w)?;
     writeln!(
         w,

@@ -12,16 +12,42 @@ pub mod table;
 pub mod watch;
 pub mod who;
 
-/// Resolved once per run: whether to emit ANSI styling.
+/// Resolved once per run: whether to emit ANSI styling, and the width to
+/// wrap long lines of prose (diagnoses) to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
+    /// `None`: never wrap (a file, a pipe: one finding per line for grep).
+    pub width: Option<usize>,
 }
 
 impl Style {
     pub fn new(color: bool) -> Style {
-        Style { color }
+        Style { color, width: None }
     }
+
+    /// The same style, wrapping long lines to `width` columns.
+    pub fn wrapped(self, width: Option<usize>) -> Style {
+        Style { width, ..self }
+    }
+}
+
+/// Where long lines wrap: on a terminal, at `COLUMNS` when it is set to a
+/// number, else at the terminal's width, else at 80; not at all when the
+/// output is not a terminal.
+pub fn wrap_width(to_terminal: bool) -> Option<usize> {
+    if !to_terminal {
+        return None;
+    }
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0);
+    let width = columns
+        .or_else(|| comfy_table::Table::new().width().map(usize::from))
+        .unwrap_or(80);
+    // Narrower than this, a hanging indent leaves no room for words.
+    Some(width.max(40))
 }
 
 /// Milliseconds as a short human duration: `850ms`, `12.3s`, `59s`.

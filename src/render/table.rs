@@ -48,11 +48,77 @@ fn state_color(s: TcpState) -> Option<(Color, &'static str)> {
     }
 }
 
-fn state_cell(style: Style, s: TcpState) -> Cell {
+/// A state's name, colored when styling and when there are sockets in it:
+/// an empty state is nothing to look at, so a zero is never red.
+fn state_cell(style: Style, s: TcpState, count: Option<u64>) -> Cell {
     let c = Cell::new(s.name());
     match state_color(s) {
-        Some((color, _)) if style.color => c.fg(color),
+        Some((color, _)) if style.color && count.unwrap_or(0) > 0 => c.fg(color),
         _ => c,
+    }
+}
+
+/// Writes a comfy-table line by line, without the padding it leaves at the
+/// end of each line.
+pub fn write_table(w: &mut dyn Write, t: &Table) -> Result<()> {
+    for line in t.lines() {
+        writeln!(w, "{}", trim_end_styled(&line))?;
+    }
+    Ok(())
+}
+
+/// `line` without trailing spaces, also those before trailing SGR codes
+/// (`"x   \x1b[0m"` becomes `"x\x1b[0m"`).
+pub fn trim_end_styled(line: &str) -> String {
+    let mut body = line;
+    let mut codes: Vec<&str> = Vec::new();
+    loop {
+        let trimmed = body.trim_end_matches(' ');
+        if let Some(start) = trimmed.rfind("\x1b[").filter(|_| trimmed.ends_with('m')) {
+            let code = &trimmed[start..];
+            if code[2..code.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ';')
+            {
+                codes.push(code);
+                body = &trimmed[..start];
+                continue;
+            }
+        }
+        body = trimmed;
+        break;
+    }
+    let mut out = body.to_string();
+    out.extend(codes.into_iter().rev());
+    out
+}
+
+/// The word for a finding's severity, and its color (ANSI code) when styling.
+fn severity_label(s: Severity) -> (&'static str, Option<&'static str>) {
+    match s {
+        Severity::Info => ("info", None),
+        Severity::Warning => ("WARNING", Some("33")),
+        Severity::Critical => ("CRITICAL", Some("31")),
+    }
+}
+
+/// One finding: `  [CRITICAL] kind: message`, wrapped under its first word
+/// when `style.width` says so, the severity colored when styling.
+fn diagnosis_line(kind: &str, severity: Severity, message: &str, style: Style) -> String {
+    let (label, color) = severity_label(severity);
+    let head = format!("  [{label}] ");
+    let body = format!("{kind}: {message}");
+    let text = match style.width {
+        Some(width) => crate::text::wrap(&body, width, &head, &" ".repeat(head.len())),
+        None => format!("{head}{body}"),
+    };
+    match color {
+        Some(code) if style.color => text.replacen(
+            &format!("[{label}]"),
+            &format!("\x1b[{code}m[{label}]\x1b[0m"),
+            1,
+        ),
+        _ => text,
     }
 }
 
@@ -67,6 +133,16 @@ pub fn grouped(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// A change with its sign and thousands separators: `+1,204`, `-3`, `0`.
+pub fn grouped_signed(n: i64) -> String {
+    let sign = match n {
+        0 => "",
+        n if n > 0 => "+",
+        _ => "-",
+    };
+    format!("{sign}{}", grouped(n.unsigned_abs()))
 }
 
 /// One socket row's cells, in column order.
@@ -142,7 +218,7 @@ fn stream_table<R>(
                 }
                 line.push(' ');
             }
-            writeln!(w, "{line}")?;
+            writeln!(w, "{}", line.trim_end_matches(' '))?;
             Ok(())
         };
     emit(w, head, None, style.color)?;
@@ -270,13 +346,13 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             Some(n) if orphans > 0 => format!("{} ({} orphaned)", grouped(n), grouped(orphans)),
             Some(n) => grouped(n),
         };
-        let mut row = vec![state_cell(style, st), num(count)];
+        let mut row = vec![state_cell(style, st, r.states.get(st)), num(count)];
         if explain {
             row.push(Cell::new(crate::text::short(st)));
         }
         t.add_row(row);
     }
-    writeln!(w, "{t}")?;
+    write_table(w, &t)?;
     if let Some(line) = uncounted_line(r) {
         writeln!(w, "{line}")?;
     }
@@ -310,12 +386,11 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
         writeln!(w)?;
         writeln!(w, "Diagnoses:")?;
         for d in &r.diagnoses {
-            let label = match d.severity {
-                Severity::Info => "info",
-                Severity::Warning => "WARNING",
-                Severity::Critical => "CRITICAL",
-            };
-            writeln!(w, "  [{label}] {}: {}", d.kind, d.message)?;
+            writeln!(
+                w,
+                "{}",
+                diagnosis_line(d.kind, d.severity, &d.message, style)
+            )?;
         }
     }
     Ok(())
@@ -482,11 +557,76 @@ mod tests {
     }
 
     #[test]
+    fn colors_only_what_is_there_and_no_trailing_spaces() {
+        let tw = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+        let all = StateSet::all();
+        let mut r = fixtures::report(
+            &[tw],
+            GroupBy::PEER_PORT_PAIR,
+            all,
+            Counted::asked(all),
+            false,
+        );
+        r.diagnoses.push(crate::diagnose::Diagnosis {
+            kind: "tw-buckets",
+            severity: Severity::Critical,
+            message: "many words ".repeat(20).trim_end().to_string(),
+            data: serde_json::Value::Null,
+        });
+        let mut out = Vec::new();
+        list(&mut out, &r, Style::new(true).wrapped(Some(50)), false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = |s: &str| text.lines().find(|l| l.contains(s)).unwrap().to_string();
+        // close-wait and established are 0: plain; time-wait holds one: colored.
+        assert!(!row("close-wait").contains('\x1b'), "{text}");
+        assert!(!row("established").contains('\x1b'), "{text}");
+        assert!(row("time-wait ").contains('\x1b'), "{text}");
+        assert!(
+            text.contains("\x1b[31m[CRITICAL]\x1b[0m tw-buckets: many"),
+            "{text}"
+        );
+        let finding: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.contains("CRITICAL"))
+            .collect();
+        assert!(finding.len() > 3, "{text}");
+        for l in &finding[1..] {
+            assert!(l.len() <= 50 && l.starts_with(&" ".repeat(13)), "{l:?}");
+        }
+        for l in text.lines() {
+            assert_eq!(trim_end_styled(l), l, "trailing space in {l:?}");
+        }
+
+        // Without a width and without color: one line per finding, no codes.
+        let mut out = Vec::new();
+        list(&mut out, &r, Style::new(false), false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b'));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("  [CRITICAL] tw-buckets: many") && l.ends_with("words"))
+        );
+        assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
+    }
+
+    #[test]
+    fn trims_spaces_before_trailing_codes() {
+        assert_eq!(trim_end_styled("a  \x1b[0m"), "a\x1b[0m");
+        assert_eq!(trim_end_styled("a \x1b[1m  \x1b[0m  "), "a\x1b[1m\x1b[0m");
+        assert_eq!(trim_end_styled(" x"), " x");
+        assert_eq!(trim_end_styled("x \x1b[zz"), "x \x1b[zz");
+    }
+
+    #[test]
     fn thousands() {
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(200000), "200,000");
         assert_eq!(grouped(1234567), "1,234,567");
+        assert_eq!(grouped_signed(1204), "+1,204");
+        assert_eq!(grouped_signed(-3), "-3");
+        assert_eq!(grouped_signed(0), "0");
+        assert_eq!(grouped_signed(i64::MIN), "-9,223,372,036,854,775,808");
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::Style;
-use super::table::{grouped, new_table};
+use super::table::{grouped, grouped_signed, new_table, write_table};
 use crate::state::{MAX_STATE, TcpState};
 
 pub use crate::report::Counts;
@@ -124,15 +124,16 @@ pub fn screen(w: &mut dyn Write, s: &Sample, every_s: f64, style: Style) -> Resu
         t.add_row(vec![
             st.name().to_string(),
             grouped(c),
-            d.map_or(String::new(), |d| format!("{d:+}")),
+            d.map_or(String::new(), grouped_signed),
         ]);
     }
-    writeln!(w, "{t}")?;
+    write_table(w, &t)?;
     writeln!(w, "Total {}", grouped(s.total))?;
     match (s.time_wait_rate, s.time_wait_new) {
         (Some(r), Some(k)) => writeln!(
             w,
-            "Entering TIME_WAIT: {r:.1}/s ({k} new since the last sample)"
+            "Entering TIME_WAIT: {r:.1}/s ({} new since the last sample)",
+            grouped(k)
         )?,
         _ if !s.states.counted.contains(TcpState::TimeWait) => {
             writeln!(w, "Entering TIME_WAIT: not counted (--state leaves it out)")?

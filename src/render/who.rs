@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::Result;
 
 use super::prometheus::{Exposition, Kind};
-use super::table::{grouped, new_table, num};
+use super::table::{grouped, new_table, num, write_table};
 use super::{Style, json};
 use crate::trace::attribute::{ProcessReport, WhoReport};
 
@@ -49,7 +49,7 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
         w,
         "Recorded {:.1}s: {} process(es) closed connections; TIME_WAIT now {} ({} attributed, {} unattributed).",
         r.duration_s,
-        r.processes.len() + r.processes_omitted,
+        grouped((r.processes.len() + r.processes_omitted) as u64),
         grouped(r.time_wait_total),
         grouped(r.time_wait_total - r.unattributed_time_wait.min(r.time_wait_total)),
         grouped(r.unattributed_time_wait),
@@ -94,12 +94,12 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
                 comfy_table::Cell::new(p.cgroup.as_deref().unwrap_or("-")),
             ]);
         }
-        writeln!(w, "{t}")?;
+        write_table(w, &t)?;
         if r.processes_omitted > 0 {
             writeln!(
                 w,
                 "... and {} more process(es) (--top 0 shows all)",
-                r.processes_omitted
+                grouped(r.processes_omitted as u64)
             )?;
         }
     }
@@ -121,30 +121,15 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
         writeln!(
             w,
             "WARNING: {} trace record(s) could not be read and were skipped.",
-            r.unparsed_records
+            grouped(r.unparsed_records)
         )?;
     }
     writeln!(w)?;
-    for line in wrap(r.note, 100) {
-        writeln!(w, "{line}")?;
+    match style.width {
+        Some(width) => writeln!(w, "{}", crate::text::wrap(r.note, width, "", ""))?,
+        None => writeln!(w, "{}", r.note)?,
     }
     Ok(())
-}
-
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let cur = lines.last_mut().expect("never empty");
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(word.to_string());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
-            }
-            cur.push_str(word);
-        }
-    }
-    lines
 }
 
 /// One command's sums over its processes.
