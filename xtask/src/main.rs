@@ -1,6 +1,7 @@
 //! Repository chores. `cargo xtask gen` writes man/, completions/ and the
-//! generated sections of README.md (exit codes, layout) from the program's own
-//! tables; `cargo xtask check-gen` fails when any of them is stale.
+//! generated sections of README.md (exit codes, layout, alert rules) from the
+//! program's own tables and contrib/; `cargo xtask check-gen` fails when any
+//! of them is stale.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -333,14 +334,20 @@ fn see_also<'a>(r: &mut Roff, pages: impl Iterator<Item = &'a str>) {
     r.text(parts);
 }
 
+/// The alert rules the README shows, tested by `promtool test rules`.
+const ALERT_RULES: &str = "contrib/prometheus/tw-inspect.rules.yml";
+
 /// README.md with its generated sections written anew: each lies between
 /// `<!-- generated: NAME -->` and `<!-- end generated -->`.
 fn readme(root: &Path) -> Result<Vec<u8>> {
     let text = std::fs::read_to_string(root.join("README.md")).context("reading README.md")?;
     let mut text = text;
+    let rules = std::fs::read_to_string(root.join(ALERT_RULES))
+        .with_context(|| format!("reading {ALERT_RULES}"))?;
     for (name, body) in [
         ("exit-codes", tw_inspect::exit::markdown()),
         ("layout", layout(root)?),
+        ("alert-rules", format!("```yaml\n{rules}```\n")),
     ] {
         let open = format!("<!-- generated: {name} -->\n");
         let close = "<!-- end generated -->";
