@@ -26,7 +26,9 @@ fn found(tool: &str, package: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("\n*** SKIP: {tool} not found (Debian package {package}; .ci/run installs it) ***\n");
+        eprintln!(
+            "\n*** SKIP: {tool} not found (Debian package {package}; .ci/run installs it) ***\n"
+        );
     }
     ok
 }
@@ -104,7 +106,9 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             '}' => in_braces -= 1,
             c if (c.is_ascii_alphabetic() || c == '_') && in_braces == 0 => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
@@ -140,8 +144,12 @@ fn check_as_recording_rules(queries: &[(String, String)]) {
         .arg(&file)
         .output()
         .expect("run promtool");
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "promtool check rules:\n{said}\n{yaml}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{said}\n{yaml}"
+    );
     assert!(
         said.contains(&format!("SUCCESS: {} rules found", queries.len())),
         "{said}"
@@ -150,7 +158,11 @@ fn check_as_recording_rules(queries: &[(String, String)]) {
 
 /// A free port on loopback (bound, then released for the child to take).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -202,13 +214,26 @@ fn real_metrics(dir: &Path) -> BTreeSet<String> {
     let l = listen("127.0.0.1:0");
     make_time_wait(&l, 5);
     let list = dir.join("tw_inspect.prom");
-    let out = run(&["list", "--format", "prometheus", "--output", list.to_str().unwrap()]);
+    let out = run(&[
+        "list",
+        "--format",
+        "prometheus",
+        "--output",
+        list.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let mut names = exposed(&std::fs::read_to_string(&list).unwrap());
     if is_root() {
         let who = dir.join("tw_who.prom");
         let mut rec = Command::new(bin())
-            .args(["who", "--duration", "2s", "--format", "prometheus", "--output"])
+            .args([
+                "who",
+                "--duration",
+                "2s",
+                "--format",
+                "prometheus",
+                "--output",
+            ])
             .arg(&who)
             .stderr(Stdio::piped())
             .spawn()
@@ -230,17 +255,26 @@ fn real_metrics(dir: &Path) -> BTreeSet<String> {
     let scraped = node_exporter_scrape(dir);
     let served = exposed(&scraped);
     for n in &names {
-        assert!(served.contains(n), "node_exporter does not serve {n}:\n{scraped}");
+        assert!(
+            served.contains(n),
+            "node_exporter does not serve {n}:\n{scraped}"
+        );
     }
     let mtime = format!("node_textfile_mtime_seconds{{file=\"{}\"}}", list.display());
     assert!(scraped.contains(&mtime), "{mtime} not in:\n{scraped}");
-    assert!(scraped.contains("node_textfile_scrape_error 0"), "{scraped}");
+    assert!(
+        scraped.contains("node_textfile_scrape_error 0"),
+        "{scraped}"
+    );
     served
 }
 
 #[test]
 fn dashboard_and_alerts_use_valid_promql_over_real_metrics() {
-    if !private_netns(module_path!(), "dashboard_and_alerts_use_valid_promql_over_real_metrics") {
+    if !private_netns(
+        module_path!(),
+        "dashboard_and_alerts_use_valid_promql_over_real_metrics",
+    ) {
         return;
     }
     if !found("promtool", "prometheus") {
@@ -258,8 +292,14 @@ fn dashboard_and_alerts_use_valid_promql_over_real_metrics() {
         .skip(1)
         .map(|rest| {
             // The expression runs to the next key of the rule.
-            let end = rest.find("\n        for:").or(rest.find("\n        labels:")).unwrap();
-            ("alert rule".to_string(), rest[..end].trim().trim_start_matches('|').to_string())
+            let end = rest
+                .find("\n        for:")
+                .or(rest.find("\n        labels:"))
+                .unwrap();
+            (
+                "alert rule".to_string(),
+                rest[..end].trim().trim_start_matches('|').to_string(),
+            )
         })
         .collect();
     assert_eq!(alert_exprs.len(), 3);
@@ -272,7 +312,10 @@ fn dashboard_and_alerts_use_valid_promql_over_real_metrics() {
             // node_exporter's own series about the file are checked only
             // where node_exporter runs.
             let optional = n.starts_with("node_") && !real.iter().any(|r| r.starts_with("node_"));
-            assert!(known || optional, "{what} uses {n}, which real output does not have: {expr}");
+            assert!(
+                known || optional,
+                "{what} uses {n}, which real output does not have: {expr}"
+            );
             used.insert(n);
         }
     }
@@ -287,12 +330,19 @@ fn dashboard_and_alerts_use_valid_promql_over_real_metrics() {
 #[test]
 fn metric_names_are_found_in_expressions() {
     assert_eq!(
-        metric_names(r#"topk(10, sum by (peer) (tw_inspect_time_wait{peer!="other",instance=~".*"}))"#),
+        metric_names(
+            r#"topk(10, sum by (peer) (tw_inspect_time_wait{peer!="other",instance=~".*"}))"#
+        ),
         BTreeSet::from(["tw_inspect_time_wait".to_string()])
     );
     assert_eq!(
-        metric_names(r#"tw_inspect_up == 0 or time() - node_textfile_mtime_seconds{file=~"x{tw_inspect_no}"} > 300"#),
-        BTreeSet::from(["node_textfile_mtime_seconds".to_string(), "tw_inspect_up".to_string()])
+        metric_names(
+            r#"tw_inspect_up == 0 or time() - node_textfile_mtime_seconds{file=~"x{tw_inspect_no}"} > 300"#
+        ),
+        BTreeSet::from([
+            "node_textfile_mtime_seconds".to_string(),
+            "tw_inspect_up".to_string()
+        ])
     );
 }
 
@@ -364,8 +414,12 @@ fn systemd_units_pass_systemd_analyze_verify() {
         .args(&units)
         .output()
         .expect("run systemd-analyze");
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
 
     // The same check catches a mistake: a key systemd does not know.
     let mut bad = std::fs::read_to_string(&units[0]).unwrap();
@@ -389,19 +443,33 @@ fn service_and_cron_commands_work_without_capabilities() {
         eprintln!("\n*** SKIP: dropping the bounding set needs root ***\n");
         return;
     }
-    let service = std::fs::read_to_string(repo("contrib/systemd/tw-inspect-textfile.service")).unwrap();
+    let service =
+        std::fs::read_to_string(repo("contrib/systemd/tw-inspect-textfile.service")).unwrap();
     let keys = unit_keys(&service);
     let get = |k: &str| -> Vec<&str> {
-        keys.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect()
+        keys.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     };
     assert_eq!(get("Type"), ["oneshot"]);
     assert_eq!(get("CapabilityBoundingSet"), [""], "no capability at all");
     assert_eq!(get("NoNewPrivileges"), ["yes"]);
     assert_eq!(get("ProtectSystem"), ["strict"]);
     let exec = get("ExecStart")[0];
-    let out_path = exec.split_once("--output ").unwrap().1.split(' ').next().unwrap();
+    let out_path = exec
+        .split_once("--output ")
+        .unwrap()
+        .1
+        .split(' ')
+        .next()
+        .unwrap();
     let out_dir = Path::new(out_path).parent().unwrap().to_str().unwrap();
-    assert_eq!(get("ReadWritePaths"), [out_dir], "the directory it writes, only");
+    assert_eq!(
+        get("ReadWritePaths"),
+        [out_dir],
+        "the directory it writes, only"
+    );
     let timer = std::fs::read_to_string(repo("contrib/systemd/tw-inspect-textfile.timer")).unwrap();
     assert!(unit_keys(&timer).contains(&("OnCalendar".into(), "minutely".into())));
 
@@ -411,7 +479,10 @@ fn service_and_cron_commands_work_without_capabilities() {
         .find(|l| l.starts_with("* * * * * root "))
         .expect("a job every minute, as root")
         .trim_start_matches("* * * * * root ");
-    assert!(job.contains(&format!("--output {out_path}")), "cron and the service write the same file");
+    assert!(
+        job.contains(&format!("--output {out_path}")),
+        "cron and the service write the same file"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tw_inspect.prom");
@@ -427,7 +498,10 @@ fn service_and_cron_commands_work_without_capabilities() {
         assert!(out.status.success(), "{what}: {cmd}: {out:?}");
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("\ntw_inspect_up 1\n"), "{what}:\n{text}");
-        assert!(text.contains("tw_inspect_sockets{state=\"time-wait\""), "{what}");
+        assert!(
+            text.contains("tw_inspect_sockets{state=\"time-wait\""),
+            "{what}"
+        );
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
