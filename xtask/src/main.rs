@@ -102,39 +102,43 @@ fn hint(a: clap::Arg) -> clap::Arg {
 /// One shell's completion script.
 fn completion(shell: Shell) -> Vec<u8> {
     let mut buf = Vec::new();
-    if shell == Shell::Fish {
-        clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf);
-        fish_positionals(&mut buf);
-        return buf;
+    match shell {
+        Shell::Bash => return bash_completion(),
+        Shell::Fish => {
+            clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf);
+            fish_positionals(&mut buf);
+        }
+        _ => clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf),
     }
-    if shell != Shell::Bash {
-        clap_complete::generate(shell, &mut completion_command(), "tw-inspect", &mut buf);
-        return buf;
-    }
-    // clap_complete's bash script names the state of a subcommand one way in
-    // its dispatch loop and another in its case labels when the program's name
-    // has a hyphen (clap-rs/clap#6421), so nothing completes after
-    // `tw-inspect list`. Generated under a name without one, the two agree;
-    // then only the function's name and the `complete` line are renamed.
+    buf
+}
+
+/// clap_complete's bash script names the state of a subcommand one way in
+/// its dispatch loop and another in its case labels when the program's name
+/// has a hyphen (clap-rs/clap#6421), so nothing completed after
+/// `tw-inspect list`. Generated under a name without one, the two agree;
+/// then only the function's name and the `complete` line are renamed.
+fn bash_completion() -> Vec<u8> {
     const STAND_IN: &str = "twinspect";
+    let mut buf = Vec::new();
     let mut cmd = completion_command().name(STAND_IN).bin_name(STAND_IN);
-    clap_complete::generate(shell, &mut cmd, STAND_IN, &mut buf);
+    clap_complete::generate(Shell::Bash, &mut cmd, STAND_IN, &mut buf);
     let text = String::from_utf8(buf).expect("clap_complete writes UTF-8");
-    let mut lines = Vec::new();
+    let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let line = line.replace(STAND_IN, "tw_inspect");
-        lines.push(match line.trim_start().starts_with("complete -F ") {
-            true => format!(
-                "{}tw-inspect",
-                line.strip_suffix("tw_inspect")
-                    .expect("complete line ends with the name")
-            ),
-            false => line,
-        });
+        if line.trim_start().starts_with("complete -F ") {
+            let registers = line
+                .strip_suffix(" tw_inspect")
+                .expect("the complete line ends with the program's name");
+            out.push_str(registers);
+            out.push_str(" tw-inspect");
+        } else {
+            out.push_str(&line);
+        }
+        out.push('\n');
     }
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text.into_bytes()
+    out.into_bytes()
 }
 
 /// Option names and page names must read as typed: never split at a hyphen.
