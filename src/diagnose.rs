@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::aggregate::{Aggregate, Pressure};
+use crate::aggregate::{Aggregate, HeldWhy, PortUse, Pressure};
 use crate::host::procs::ProcessRef;
 use crate::host::sysctl::Sysctls;
 use crate::state::TcpState;
@@ -88,41 +88,143 @@ fn level(value: f64, (warn, crit): (f64, f64)) -> Option<Severity> {
     }
 }
 
+/// Words for why TIME_WAIT ports to a destination are held.
+fn held_why(w: HeldWhy) -> &'static str {
+    match w {
+        HeldWhy::ReuseOff => "tcp_tw_reuse = 0",
+        HeldWhy::NotLoopback => "tcp_tw_reuse = 2 covers loopback only",
+        HeldWhy::NoTimestamps => "tcp_timestamps = 0, and reuse needs timestamps",
+        HeldWhy::Unknown => "the reuse settings are not known",
+    }
+}
+
+fn held_why_key(w: HeldWhy) -> &'static str {
+    match w {
+        HeldWhy::ReuseOff => "tcp_tw_reuse=0",
+        HeldWhy::NotLoopback => "tcp_tw_reuse=2-not-loopback",
+        HeldWhy::NoTimestamps => "tcp_timestamps=0",
+        HeldWhy::Unknown => "unknown",
+    }
+}
+
+/// The remedies that apply, never one already in force.
+fn pressure_remedies(u: &PortUse, why: Option<HeldWhy>, range: (u16, u16)) -> String {
+    let mut r = vec![
+        "reuse connections (keep-alive, pooling)".to_string(),
+        "more source addresses or destinations".to_string(),
+    ];
+    // The widest range connect() can use starts at 1024 (below are privileged ports).
+    if range.0 > 1024 || range.1 < 65535 {
+        r.push(format!(
+            "a wider ip_local_port_range (now {}-{})",
+            range.0, range.1
+        ));
+    }
+    if u.tw_held > 0 {
+        match why {
+            Some(HeldWhy::ReuseOff) => {
+                r.push("tcp_tw_reuse=1 so connect() takes over TIME_WAIT ports (now 0)".into())
+            }
+            Some(HeldWhy::NotLoopback) => r.push(
+                "tcp_tw_reuse=1 so connect() takes over TIME_WAIT ports to any destination (now 2: loopback only)"
+                    .into(),
+            ),
+            Some(HeldWhy::NoTimestamps) => {
+                r.push("tcp_timestamps=1, which tcp_tw_reuse needs (now 0)".into())
+            }
+            Some(HeldWhy::Unknown) | None => {}
+        }
+    }
+    r.join("; ")
+}
+
 fn port_pressure(p: &Pressure, s: &Sysctls) -> Vec<Diagnosis> {
     let Some(usable) = s.ephemeral_ports().filter(|n| *n > 0) else {
         return Vec::new();
     };
     let (lo, hi) = p.range;
     let reserved = s.reserved_in_range(lo, hi);
-    let reuse = match s.tcp_tw_reuse {
-        Some(v) => format!("now {v}"),
-        None => "absent here".into(),
-    };
+    let policy = p.policy;
+    let delay = policy.delay_ms;
     p.sorted()
         .into_iter()
-        .filter_map(|(d, n)| {
-            let share = pct(n, usable);
-            let severity = level(share, PORT_PRESSURE)?;
+        .filter_map(|(d, u)| {
+            let (held, in_use) = (u.held(), u.in_use());
+            let held_share = pct(held, usable);
+            let share = pct(in_use, usable);
+            // Ports connect() takes over do not count; when only they make the
+            // numbers high, say so once, as information.
+            let severity = match level(held_share, PORT_PRESSURE) {
+                Some(s) => s,
+                None if u.tw_reusable > 0 && level(share, PORT_PRESSURE).is_some() => {
+                    Severity::Info
+                }
+                None => return None,
+            };
+            let why = policy.held_why(&d);
+            let dest = SocketAddr::new(d.peer, d.peer_port);
+            let reuse_now = policy.tw_reuse.map_or("?".into(), |v| v.to_string());
+            let reusable = format!(
+                "{} in TIME_WAIT whose ports connect() takes over (tcp_tw_reuse = {reuse_now}, timestamps on, older than {delay} ms)",
+                u.tw_reusable
+            );
+            let message = if severity == Severity::Info {
+                format!(
+                    "{in_use} of {usable} ephemeral ports in use towards {dest} from {} ({share:.0}%), but only {held} held: \
+{reusable}, so they do not make new connections fail.",
+                    d.local
+                )
+            } else {
+                let mut parts = vec![format!("{} open or closing", u.other)];
+                if u.tw_held > 0 {
+                    let because = why.map_or("", held_why);
+                    parts.push(format!(
+                        "{} in TIME_WAIT that connect() cannot take over ({because})",
+                        u.tw_held
+                    ));
+                }
+                if u.tw_maturing > 0 {
+                    parts.push(format!(
+                        "{} in TIME_WAIT younger than the {delay} ms reuse delay, taken over once older",
+                        u.tw_maturing
+                    ));
+                }
+                let also = if u.tw_reusable > 0 {
+                    format!(" Not counted: {reusable}.")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{held} of {usable} usable ephemeral ports held towards {dest} from {} ({held_share:.0}%; range {lo}-{hi}, {reserved} reserved): \
+{}. At {usable} held, new connections to that destination fail with EADDRNOTAVAIL.{also} Remedies: {}.",
+                    d.local,
+                    parts.join(", "),
+                    pressure_remedies(&u, why, p.range)
+                )
+            };
             Some(Diagnosis {
                 kind: "port-pressure",
                 severity,
-                message: format!(
-                    "{n} of {usable} ephemeral ports in use from {} to {} ({share:.0}%; range {lo}-{hi}, {reserved} reserved): \
-at {usable}, new connections to that destination fail with EADDRNOTAVAIL. \
-Remedies: reuse connections (keep-alive, pooling); more source addresses or destinations; \
-a wider ip_local_port_range; tcp_tw_reuse=1 for outgoing connections ({reuse}).",
-                    d.local,
-                    SocketAddr::new(d.peer, d.peer_port)
-                ),
+                message,
                 data: json!({
                     "local": d.local.to_string(),
                     "peer": d.peer.to_string(),
                     "peer_port": d.peer_port,
-                    "in_use": n,
+                    "in_use": in_use,
+                    "held": held,
+                    "other": u.other,
+                    "time_wait_held": u.tw_held,
+                    "time_wait_maturing": u.tw_maturing,
+                    "time_wait_reusable": u.tw_reusable,
                     "usable": usable,
                     "percent": (share * 10.0).round() / 10.0,
+                    "held_percent": (held_share * 10.0).round() / 10.0,
                     "range": [lo, hi],
                     "reserved": reserved,
+                    "tcp_tw_reuse": policy.tw_reuse,
+                    "tcp_timestamps": policy.timestamps,
+                    "tcp_tw_reuse_delay_ms": delay,
+                    "held_because": why.map(held_why_key),
                 }),
             })
         })
@@ -245,7 +347,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    use crate::aggregate::{GroupBy, Teardown};
+    use crate::aggregate::{GroupBy, ReusePolicy, Teardown};
     use crate::socket::{Family, Sink, SocketRecord};
     use crate::state::StateSet;
 
@@ -293,15 +395,21 @@ mod tests {
     }
 
     fn pressure_with(n: u16) -> Pressure {
-        let mut p = Pressure::new((40000, 40099));
+        pressure_to(n, "127.0.0.2", ReusePolicy::default(), 30_000)
+    }
+
+    /// `n` TIME_WAIT sockets from 127.0.0.1 to `peer`:80, each `expires` ms from its end.
+    fn pressure_to(n: u16, peer: &str, policy: ReusePolicy, expires: u32) -> Pressure {
+        let mut p = Pressure::with_policy((40000, 40099), policy);
         for i in 0..n {
-            p.push(&rec(
-                TcpState::TimeWait,
-                "127.0.0.1",
-                40000 + i,
-                "127.0.0.2",
-                80,
-            ));
+            let local = if peer.starts_with("127.") {
+                "127.0.0.1"
+            } else {
+                "10.0.0.1"
+            };
+            let mut r = rec(TcpState::TimeWait, local, 40000 + i, peer, 80);
+            r.expires_ms = expires;
+            p.push(&r);
         }
         p
     }
@@ -326,16 +434,143 @@ mod tests {
             if let Some(d) = d.first() {
                 assert_eq!(d.kind, "port-pressure");
                 assert!(
-                    d.message.contains(&format!(
-                        "{n} of 100 ephemeral ports in use from 127.0.0.1 to 127.0.0.2:80"
+                    d.message.starts_with(&format!(
+                        "{n} of 100 usable ephemeral ports held towards 127.0.0.2:80 from 127.0.0.1"
                     )),
                     "{}",
                     d.message
                 );
                 assert_eq!(d.data["in_use"], n as u64);
+                assert_eq!(d.data["held"], n as u64);
                 assert_eq!(d.data["usable"], 100);
             }
         }
+    }
+
+    fn reuse(tw_reuse: u32, ts: u32) -> ReusePolicy {
+        ReusePolicy::new(Some(tw_reuse), Some(ts), Some(1000))
+    }
+
+    #[test]
+    fn reusable_time_wait_ports_are_not_held() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        // 85 TIME_WAIT, 30 s old, on loopback: reused under 1 and 2, held under 0.
+        for (policy, peer, want, why) in [
+            (
+                reuse(0, 1),
+                "127.0.0.2",
+                Some(Severity::Critical),
+                Some("tcp_tw_reuse=0"),
+            ),
+            (reuse(1, 1), "127.0.0.2", Some(Severity::Info), None),
+            (reuse(2, 1), "127.0.0.2", Some(Severity::Info), None),
+            (
+                reuse(2, 1),
+                "10.0.0.2",
+                Some(Severity::Critical),
+                Some("tcp_tw_reuse=2-not-loopback"),
+            ),
+            (reuse(1, 1), "10.0.0.2", Some(Severity::Info), None),
+            (
+                reuse(1, 0),
+                "10.0.0.2",
+                Some(Severity::Critical),
+                Some("tcp_timestamps=0"),
+            ),
+        ] {
+            let p = pressure_to(85, peer, policy, 30_000);
+            let d = run(&agg(), Some(&p), &s, &[], &[]);
+            assert_eq!(d.first().map(|d| d.severity), want, "{policy:?} {peer}");
+            let d = &d[0];
+            assert_eq!(d.data["held_because"].as_str(), why, "{policy:?} {peer}");
+            assert_eq!(d.data["in_use"], 85);
+            let held = if why.is_some() { 85 } else { 0 };
+            assert_eq!(d.data["held"], held, "{}", d.message);
+            assert_eq!(d.data["time_wait_reusable"], 85 - held);
+            if held == 0 {
+                assert!(
+                    d.message.contains(
+                        "but only 0 held: 85 in TIME_WAIT whose ports connect() takes over"
+                    ),
+                    "{}",
+                    d.message
+                );
+            }
+        }
+        // Younger than the delay: held for now, and said so.
+        let p = pressure_to(85, "127.0.0.2", reuse(1, 1), 59_500);
+        let d = run(&agg(), Some(&p), &s, &[], &[]);
+        assert_eq!(d[0].severity, Severity::Critical);
+        assert_eq!(d[0].data["time_wait_maturing"], 85);
+        assert!(
+            d[0].message
+                .contains("younger than the 1000 ms reuse delay"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn remedies_never_advise_what_is_in_force() {
+        let s = sysctls((40000, 40099), 1_000_000);
+        let msg = |policy, peer| {
+            let d = run(
+                &agg(),
+                Some(&pressure_to(90, peer, policy, 30_000)),
+                &s,
+                &[],
+                &[],
+            );
+            d[0].message.clone()
+        };
+        let off = msg(reuse(0, 1), "10.0.0.2");
+        assert!(
+            off.contains("tcp_tw_reuse=1 so connect() takes over TIME_WAIT ports (now 0)"),
+            "{off}"
+        );
+        let lo_only = msg(reuse(2, 1), "10.0.0.2");
+        assert!(lo_only.contains("(now 2: loopback only)"), "{lo_only}");
+        let no_ts = msg(reuse(1, 0), "10.0.0.2");
+        assert!(
+            no_ts.contains("tcp_timestamps=1") && !no_ts.contains("tcp_tw_reuse=1"),
+            "{no_ts}"
+        );
+        assert!(
+            no_ts.contains("a wider ip_local_port_range (now 40000-40099)"),
+            "{no_ts}"
+        );
+        // Established connections: reuse settings are beside the point.
+        let mut p = Pressure::with_policy((40000, 40099), reuse(0, 1));
+        for i in 0..90 {
+            p.push(&rec(
+                TcpState::Established,
+                "10.0.0.1",
+                40000 + i,
+                "10.0.0.2",
+                80,
+            ));
+        }
+        let d = run(&agg(), Some(&p), &s, &[], &[]);
+        assert!(!d[0].message.contains("tcp_tw_reuse="), "{}", d[0].message);
+        // The widest range is not advised again.
+        let wide = sysctls((1024, 65535), 1_000_000);
+        let mut p = Pressure::with_policy((1024, 65535), reuse(1, 1));
+        for i in 0..60000 {
+            p.push(&rec(
+                TcpState::Established,
+                "10.0.0.1",
+                1024 + i,
+                "10.0.0.2",
+                80,
+            ));
+        }
+        let d = run(&agg(), Some(&p), &wide, &[], &[]);
+        assert_eq!(d[0].severity, Severity::Critical);
+        assert!(
+            !d[0].message.contains("ip_local_port_range"),
+            "{}",
+            d[0].message
+        );
     }
 
     #[test]

@@ -209,8 +209,8 @@ pub struct ListReport {
     /// [`TcpState::index`]: the Prometheus series (JSON has the sums).
     #[serde(skip)]
     pub family_states: [[u64; MAX_STATE]; 2],
-    /// Outgoing sockets per destination as a share of the usable ephemeral
-    /// ports, busiest first, cut to `top` (the Prometheus series; the
+    /// Ports held by outgoing sockets per destination (TIME_WAIT that connect()
+    /// takes over left out) as a share of the usable ephemeral ports, busiest first, cut to `top` (the Prometheus series; the
     /// diagnoses say the same in words). Empty when the ports are unknown.
     #[serde(skip)]
     pub port_pressure: Vec<PressureRow>,
@@ -354,7 +354,7 @@ impl ListReport {
                 local: d.local,
                 peer: d.peer,
                 peer_port: d.peer_port,
-                ratio: n as f64 / usable as f64,
+                ratio: n.held() as f64 / usable as f64,
             })
             .collect();
         self

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, Teardown};
+use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, ReusePolicy, Teardown};
 use crate::diag::{self, Options};
 use crate::filter::Query;
 use crate::host::netns::Scope;
@@ -161,7 +161,8 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     };
     let ports: Vec<u16> = listening.iter().flatten().map(|l| l.port).collect();
     // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
-    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range, &ports))
+    let reuse = policy(sysctls.as_ref());
+    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range, reuse, &ports))
         .context("reading sockets from the kernel")?;
     if let Some(w) = source.warning() {
         eprintln!("tw-inspect: warning: {w}");
@@ -207,11 +208,18 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     })
 }
 
-fn sink(spec: &Spec, range: (u16, u16), listening: &[u16]) -> SampleSink {
+/// How connect() reuses TIME_WAIT ports under these settings.
+fn policy(s: Option<&Sysctls>) -> ReusePolicy {
+    s.map_or(ReusePolicy::default(), |s| {
+        ReusePolicy::new(s.tcp_tw_reuse, s.tcp_timestamps, s.tcp_tw_reuse_delay)
+    })
+}
+
+fn sink(spec: &Spec, range: (u16, u16), policy: ReusePolicy, listening: &[u16]) -> SampleSink {
     SampleSink {
         counts: Counts::new(
             Aggregate::new(spec.by, spec.group_states),
-            Pressure::new(range),
+            Pressure::with_policy(range, policy),
         ),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
@@ -232,7 +240,8 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         .unwrap_or((1, 0));
     let facts = snap.host_facts();
     let ports: Vec<u16> = facts.listening.iter().flatten().map(|l| l.port).collect();
-    let c = snap.collect(&spec.query, || sink(spec, range, &ports))?;
+    let reuse = policy(sysctls.as_ref());
+    let c = snap.collect(&spec.query, || sink(spec, range, reuse, &ports))?;
     let (agg, pressure) = c.sink.counts.finish();
     Ok(Sample {
         agg,
@@ -284,14 +293,15 @@ pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Vec<(Option<String>, 
 }
 
 impl Sample {
-    /// Highest share of usable ephemeral ports any destination uses, in percent.
+    /// Highest share of usable ephemeral ports any destination holds (TIME_WAIT
+    /// ports that connect() takes over left out), in percent.
     pub fn max_pressure_percent(&self) -> Option<f64> {
         let ports = self.ephemeral_ports.filter(|p| *p > 0)? as f64;
         Some(
             self.pressure
                 .per_destination
                 .values()
-                .copied()
+                .map(|u| u.held())
                 .max()
                 .unwrap_or(0) as f64
                 * 100.0

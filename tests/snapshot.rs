@@ -390,7 +390,7 @@ fn port_pressure_offline_uses_the_snapshots_sysctls() {
         off_d["message"]
             .as_str()
             .unwrap()
-            .starts_with("8 of 10 ephemeral ports"),
+            .starts_with("8 of 10 usable ephemeral ports held"),
         "{off_d}"
     );
     // And this host, with its wide range, sees no pressure at all.
@@ -468,7 +468,7 @@ fn port_pressure_offline_uses_the_snapshots_sysctls() {
     );
     let top = c.sink.sorted()[0];
     assert_eq!(
-        (top.0.peer.to_string(), top.0.peer_port, top.1),
+        (top.0.peer.to_string(), top.0.peer_port, top.1.in_use()),
         ("127.0.0.5".to_string(), 5000, 8)
     );
     drop(open);

@@ -220,11 +220,159 @@ impl Sink for Aggregate {
 /// A socket is outgoing when its local port lies in the ephemeral range and it
 /// is not a listener. The kernel needs a distinct local port per
 /// (local address, peer address, peer port), so each destination can use at
-/// most the usable ephemeral ports.
+/// most the usable ephemeral ports. A TIME_WAIT socket whose port `connect()`
+/// may take over (see [`ReusePolicy`]) is counted apart: it does not hold its port.
 #[derive(Clone, Debug, Default)]
 pub struct Pressure {
     pub range: (u16, u16),
-    pub per_destination: HashMap<Destination, u64>,
+    pub policy: ReusePolicy,
+    pub per_destination: HashMap<Destination, PortUse>,
+}
+
+/// How `connect()` treats a TIME_WAIT four-tuple in one namespace, after the
+/// kernel's `tcp_twsk_unique` (net/ipv4/tcp_ipv4.c): it takes the tuple over
+/// when `tcp_tw_reuse` applies (1, or 2 with a loopback address or a socket
+/// bound to `lo`), the TIME_WAIT socket holds the peer's last timestamp, and
+/// it entered TIME_WAIT more than `tcp_tw_reuse_delay` ms ago.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReusePolicy {
+    /// `tcp_tw_reuse`; `None` when unknown (every TIME_WAIT port then counts as held).
+    pub tw_reuse: Option<u32>,
+    /// `tcp_timestamps`. sock_diag does not say whether one TIME_WAIT socket
+    /// holds a timestamp; with timestamps on here this host offers them on
+    /// every SYN, and the rule taken is that the connection used them.
+    pub timestamps: Option<u32>,
+    /// `tcp_tw_reuse_delay` in ms; 1000 where the knob is absent (before Linux 6.14).
+    pub delay_ms: u32,
+}
+
+/// TIME_WAIT lasts this long on Linux (TCP_TIMEWAIT_LEN): the socket's age is
+/// this minus the time left on its timer.
+pub const TIME_WAIT_LEN_MS: u32 = 60_000;
+/// The reuse delay before `tcp_tw_reuse_delay` existed (Linux 6.14).
+pub const DEFAULT_REUSE_DELAY_MS: u32 = 1000;
+
+/// What `connect()` can do with the port of one TIME_WAIT socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TwPort {
+    /// Taken over by the next connect() to the same destination.
+    Reusable,
+    /// Reusable once older than `tcp_tw_reuse_delay`: held for now.
+    Maturing,
+    /// Held for the whole TIME_WAIT, for this reason.
+    Held(HeldWhy),
+}
+
+/// Why connect() cannot take over a TIME_WAIT port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldWhy {
+    /// `tcp_tw_reuse` = 0.
+    ReuseOff,
+    /// `tcp_tw_reuse` = 2 and neither address is loopback.
+    NotLoopback,
+    /// `tcp_timestamps` = 0: no timestamp to keep the connections apart.
+    NoTimestamps,
+    /// The settings are not known (a snapshot without them).
+    Unknown,
+}
+
+/// True for 127.0.0.0/8, ::1 (mapped addresses are canonical IPv4 here).
+fn is_loopback(a: IpAddr) -> bool {
+    a.is_loopback()
+}
+
+impl ReusePolicy {
+    pub fn new(tw_reuse: Option<u32>, timestamps: Option<u32>, delay_ms: Option<u32>) -> Self {
+        ReusePolicy {
+            tw_reuse,
+            timestamps,
+            delay_ms: delay_ms.unwrap_or(DEFAULT_REUSE_DELAY_MS),
+        }
+    }
+
+    /// Why TIME_WAIT ports to `d` are held for the whole TIME_WAIT, if they are.
+    pub fn held_why(&self, d: &Destination) -> Option<HeldWhy> {
+        self.why(d.local, d.peer, 0)
+    }
+
+    fn why(&self, local: IpAddr, peer: IpAddr, ifindex: u32) -> Option<HeldWhy> {
+        match self.tw_reuse {
+            None => return Some(HeldWhy::Unknown),
+            Some(0) => return Some(HeldWhy::ReuseOff),
+            // LOOPBACK_IFINDEX is 1: a socket bound to `lo` counts as loopback.
+            Some(2) if !(is_loopback(local) || is_loopback(peer) || ifindex == 1) => {
+                return Some(HeldWhy::NotLoopback);
+            }
+            Some(_) => {}
+        }
+        match self.timestamps {
+            None => Some(HeldWhy::Unknown),
+            Some(0) => Some(HeldWhy::NoTimestamps),
+            Some(_) => None,
+        }
+    }
+
+    /// What connect() can do with this TIME_WAIT socket's port now.
+    pub fn judge(&self, r: &SocketRecord) -> TwPort {
+        if let Some(why) = self.why(r.local, r.peer, r.ifindex) {
+            return TwPort::Held(why);
+        }
+        let age = TIME_WAIT_LEN_MS.saturating_sub(r.expires_ms);
+        // The kernel reuses strictly after entry + delay.
+        if age > self.delay_ms {
+            TwPort::Reusable
+        } else {
+            TwPort::Maturing
+        }
+    }
+}
+
+/// How the sockets to one destination use its ports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortUse {
+    /// Sockets in any state but TIME_WAIT (ESTABLISHED, SYN_SENT, FIN_WAIT...).
+    pub other: u64,
+    /// TIME_WAIT that connect() cannot take over.
+    pub tw_held: u64,
+    /// TIME_WAIT that connect() may take over once older than the reuse delay.
+    pub tw_maturing: u64,
+    /// TIME_WAIT that connect() takes over now.
+    pub tw_reusable: u64,
+}
+
+impl PortUse {
+    /// Ports that a new connect() to this destination cannot use now.
+    pub fn held(&self) -> u64 {
+        self.other + self.tw_held + self.tw_maturing
+    }
+
+    /// Every socket to this destination.
+    pub fn in_use(&self) -> u64 {
+        self.held() + self.tw_reusable
+    }
+
+    fn add(&mut self, r: &SocketRecord, policy: &ReusePolicy) {
+        if r.state != TcpState::TimeWait {
+            self.other += 1;
+            return;
+        }
+        match policy.judge(r) {
+            TwPort::Reusable => self.tw_reusable += 1,
+            TwPort::Maturing => self.tw_maturing += 1,
+            TwPort::Held(_) => self.tw_held += 1,
+        }
+    }
+
+    fn merge(&mut self, o: &PortUse) {
+        self.other += o.other;
+        self.tw_held += o.tw_held;
+        self.tw_maturing += o.tw_maturing;
+        self.tw_reusable += o.tw_reusable;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.in_use() == 0
+    }
 }
 
 /// Where outgoing connections go, from one local address.
@@ -269,17 +417,27 @@ impl Hash for Destination {
 }
 
 impl Pressure {
+    /// Every TIME_WAIT port counts as held (the settings are unknown).
     pub fn new(range: (u16, u16)) -> Pressure {
+        Pressure::with_policy(range, ReusePolicy::default())
+    }
+
+    pub fn with_policy(range: (u16, u16), policy: ReusePolicy) -> Pressure {
         Pressure {
             range,
+            policy,
             per_destination: HashMap::default(),
         }
     }
 
-    /// Destinations sorted by sockets in use, busiest first.
-    pub fn sorted(&self) -> Vec<(Destination, u64)> {
+    /// Destinations sorted by ports held, then by ports in use, busiest first.
+    pub fn sorted(&self) -> Vec<(Destination, PortUse)> {
         let mut v: Vec<_> = self.per_destination.iter().map(|(d, n)| (*d, *n)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.sort_by(|a, b| {
+            (b.1.held(), b.1.in_use())
+                .cmp(&(a.1.held(), a.1.in_use()))
+                .then(a.0.cmp(&b.0))
+        });
         v
     }
 }
@@ -305,11 +463,12 @@ impl Sink for Pressure {
             peer: r.peer,
             peer_port: r.peer_port,
         };
-        *self.per_destination.entry(d).or_insert(0) += 1;
+        let policy = self.policy;
+        self.per_destination.entry(d).or_default().add(r, &policy);
     }
     fn absorb(&mut self, other: Self) {
         for (d, n) in other.per_destination {
-            *self.per_destination.entry(d).or_insert(0) += n;
+            self.per_destination.entry(d).or_default().merge(&n);
         }
     }
 }
@@ -322,7 +481,7 @@ impl Sink for Pressure {
 pub struct Fused {
     agg: Aggregate,
     pressure: Pressure,
-    by_destination: HashMap<Destination, (GroupStats, u64)>,
+    by_destination: HashMap<Destination, (GroupStats, PortUse)>,
 }
 
 impl Fused {
@@ -359,7 +518,7 @@ impl Fused {
                     .and_modify(|e| e.merge(&g))
                     .or_insert(g);
             }
-            if n > 0 {
+            if !n.is_empty() {
                 pressure.per_destination.insert(d, n);
             }
         }
@@ -381,12 +540,12 @@ impl Sink for Fused {
             let e = self
                 .by_destination
                 .entry(d)
-                .or_insert((GroupStats::EMPTY, 0));
+                .or_insert((GroupStats::EMPTY, PortUse::default()));
             if grouped {
                 e.0.add(r);
             }
             if outgoing {
-                e.1 += 1;
+                e.1.add(r, &self.pressure.policy);
             }
         }
     }
@@ -396,9 +555,9 @@ impl Sink for Fused {
             let e = self
                 .by_destination
                 .entry(d)
-                .or_insert((GroupStats::EMPTY, 0));
+                .or_insert((GroupStats::EMPTY, PortUse::default()));
             e.0.merge(&g);
-            e.1 += n;
+            e.1.merge(&n);
         }
     }
 }
@@ -470,9 +629,11 @@ mod tests {
     fn fused_equals_separate() {
         let group_states = StateSet::from_states(&[TcpState::TimeWait, TcpState::Established]);
         let agg = Aggregate::new(GroupBy::PEER_PORT_PAIR, group_states);
-        let (mut a, mut p) = (agg.clone(), Pressure::new((32768, 60999)));
-        let mut f = Fused::new(agg.clone(), Pressure::new((32768, 60999)));
-        let mut g = Fused::new(agg, Pressure::new((32768, 60999)));
+        let policy = ReusePolicy::new(Some(2), Some(1), Some(1000));
+        let fresh = || Pressure::with_policy((32768, 60999), policy);
+        let (mut a, mut p) = (agg.clone(), fresh());
+        let mut f = Fused::new(agg.clone(), fresh());
+        let mut g = Fused::new(agg, fresh());
         let states = [
             TcpState::TimeWait,
             TcpState::Established,
@@ -509,6 +670,53 @@ mod tests {
             group_states,
         );
         assert!(!Fused::applies(&by_port, &Pressure::new((1, 0))));
+    }
+
+    #[test]
+    fn time_wait_ports_follow_tcp_twsk_unique() {
+        let mut r = tw("10.0.0.2", 80, 30_000);
+        r.local = "10.0.0.1".parse().unwrap();
+        let policy = |reuse, ts| ReusePolicy::new(Some(reuse), Some(ts), None);
+        assert_eq!(policy(0, 1).judge(&r), TwPort::Held(HeldWhy::ReuseOff));
+        assert_eq!(policy(2, 1).judge(&r), TwPort::Held(HeldWhy::NotLoopback));
+        assert_eq!(policy(1, 1).judge(&r), TwPort::Reusable);
+        assert_eq!(policy(1, 0).judge(&r), TwPort::Held(HeldWhy::NoTimestamps));
+        assert_eq!(
+            ReusePolicy::default().judge(&r),
+            TwPort::Held(HeldWhy::Unknown)
+        );
+        // Bound to lo (ifindex 1), or a loopback address on either side: 2 applies.
+        let mut lo = r;
+        lo.ifindex = 1;
+        assert_eq!(policy(2, 1).judge(&lo), TwPort::Reusable);
+        let mut v6 = r;
+        v6.peer = "::1".parse().unwrap();
+        assert_eq!(policy(2, 1).judge(&v6), TwPort::Reusable);
+        // Age = 60 s - time left; reusable strictly after the delay.
+        r.expires_ms = 59_000;
+        assert_eq!(policy(1, 1).judge(&r), TwPort::Maturing);
+        r.expires_ms = 58_999;
+        assert_eq!(policy(1, 1).judge(&r), TwPort::Reusable);
+        let slow = ReusePolicy::new(Some(1), Some(1), Some(5000));
+        assert_eq!(slow.judge(&r), TwPort::Maturing);
+
+        let mut p = Pressure::with_policy((1, 65535), policy(1, 1));
+        let mut est = r;
+        est.state = TcpState::Established;
+        est.local_port = 40000;
+        r.local_port = 40001;
+        p.push(&r);
+        p.push(&est);
+        let young = TcpState::TimeWait;
+        let mut y = r;
+        y.state = young;
+        y.expires_ms = 59_990;
+        p.push(&y);
+        let (_, u) = p.sorted()[0];
+        assert_eq!(
+            (u.other, u.tw_reusable, u.tw_maturing, u.held(), u.in_use()),
+            (1, 1, 1, 2, 3)
+        );
     }
 
     #[test]
