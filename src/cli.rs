@@ -82,10 +82,16 @@ const DEMO_EXAMPLES: &str = "Examples:
   tw-inspect demo --pace 0 --format json";
 
 const WHO_EXAMPLES: &str = "Examples:
-  sudo tw-inspect who --duration 30s
+  sudo tw-inspect who --duration 30s                 one row per command
+  sudo tw-inspect who --duration 30s --by pid        one row per process
   sudo tw-inspect who --duration 0 --interval 5s     record until Ctrl-C, progress every 5 s
+  sudo tw-inspect who --netns blue -d 30s            only processes in namespace blue; its TIME_WAIT
   sudo tw-inspect who -d 1m --format json | jq '.processes[] | {comm, time_wait_now}'
   sudo tw-inspect who -d 50s --format prometheus --top 5 -o /var/lib/node_exporter/tw_who.prom
+  sudo tw-inspect who -d 0 -i 30s --format prometheus -o tw_who.prom   counters since start, rewritten every 30 s
+
+Active closes (a FIN sent first; these make TIME_WAIT) and aborts (a reset sent instead,
+e.g. SO_LINGER 0: no TIME_WAIT, the peer sees ECONNRESET) are counted apart, one per connection.
 
 Needs root (CAP_SYS_ADMIN) for tracefs; mounts it on /sys/kernel/tracing if absent.
 Records in a private tracing instance that is removed on exit, Ctrl-C and SIGTERM.";
@@ -312,7 +318,7 @@ pub struct WhoArgs {
     #[arg(short = 'i', long, value_name = "DURATION")]
     pub interval: Option<String>,
 
-    /// Show the N busiest processes; 0 shows all
+    /// Show the N busiest rows; 0 shows all
     #[arg(
         short = 'n',
         long,
@@ -322,13 +328,30 @@ pub struct WhoArgs {
     )]
     pub top: u32,
 
+    /// One row per command (default: 300 runs of curl are one row) or per process
+    #[arg(short = 'b', long, value_enum, default_value_t = WhoBy::Command)]
+    pub by: WhoBy,
+
+    /// Attribute only processes in this network namespace (a name under /run/netns or a path such as /proc/PID/ns/net), and match its TIME_WAIT
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+
     /// Output format
     #[arg(short = 'f', long, value_enum, default_value_t = WhoFormat::Table)]
     pub format: WhoFormat,
 
-    /// Write to FILE atomically instead of stdout
+    /// Write to FILE atomically instead of stdout; with --format prometheus and --interval, rewritten every interval
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Rows of `who`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WhoBy {
+    /// One row per command (and network namespace)
+    Command,
+    /// One row per process
+    Pid,
 }
 
 #[derive(Args, Debug)]

@@ -6,44 +6,107 @@
 //! runs the same plan with list's filters.
 
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
 use crate::diag::{self, Options};
 use crate::exit::Exit;
+use crate::host::netns::{self, NetnsChoice, Scope};
 use crate::output::Output;
 use crate::plan::WhoPlan;
 use crate::plan::who::Format;
-use crate::render::who::{WhoFormat, WhoRender};
-use crate::render::{self, Style};
+use crate::render::Style;
+use crate::render::who::{WhoFormat, WhoRender, Window};
 use crate::socket::SocketRecord;
-use crate::trace::attribute::WhoReport;
+use crate::trace::attribute::{Attribution, WhoReport};
 use crate::trace::session;
 
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
-    let mut out = Output::open(plan.output.path())?;
-    let tty = out.is_terminal();
-    let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
-    let session::Recording { mut attr, elapsed } = session::record(plan.duration, plan.interval)?;
-
-    let tw = diag::collect(&plan.query, Options::default(), Vec::<SocketRecord>::new)
-        .context("reading TIME_WAIT sockets from the kernel")?;
-    attr.match_time_wait(&tw.sink);
-
-    let top = plan.top as usize;
-    let report = WhoReport::build(&attr, elapsed.as_secs_f64(), top);
-    let (format, all) = match plan.format {
-        Format::Table => (WhoFormat::Table, None),
-        Format::Json => (WhoFormat::Json, None),
-        // Per command over every process, not only the top ones.
-        Format::Prometheus => (
-            WhoFormat::Prometheus,
-            Some(WhoReport::build(&attr, elapsed.as_secs_f64(), 0)),
-        ),
+    // A bad --netns is refused before anything is recorded.
+    let scope = match &plan.netns {
+        Some(n) => Scope::resolve(&NetnsChoice::One(n.clone()), true)?,
+        None => Scope::Current,
     };
-    let all = all.as_ref().map_or(&[][..], |a| &a.processes[..]);
-    let how = WhoRender { format, style, top };
-    crate::render::who::write(&mut out, &report, all, how)?;
+    let (only, ns_label) = match &scope {
+        Scope::One(ns) => (Some(ns.ino), Some(ns.label.clone())),
+        _ => (None, None),
+    };
+    let mut out = Output::open(plan.output.path())?;
+    let style = Style::new(plan.color.enabled(out.is_terminal()));
+
+    let mut attr = Attribution::new();
+    attr.only_netns = only;
+    // Listening ports of the namespace: closes on them are a server's.
+    // Refused or missing (no sock_diag), every close is shown by destination.
+    if let Ok(found) = scope.run(diag::listen::listeners) {
+        attr.server_ports = found
+            .into_iter()
+            .flat_map(|(_, l)| l)
+            .map(|l| l.port)
+            .collect();
+    }
+
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    // With --interval, Prometheus and a file: rewrite it every interval with
+    // counters since the start, so rate() over them is meaningful.
+    let periodic = plan.format == Format::Prometheus
+        && plan.interval.is_some()
+        && plan.output.path().is_some();
+    let window = if periodic {
+        Window::Since {
+            start_unix: started,
+        }
+    } else {
+        Window::Once
+    };
+    let top = plan.top as usize;
+    // Namespaces other than ours are named (few rows: no cache needed).
+    let label: &dyn Fn(u64) -> Option<String> = &netns::label_of;
+    let write = |attr: &mut Attribution, elapsed: Duration, out: &mut Output| -> Result<()> {
+        let tw = scope
+            .run(|| {
+                diag::collect(&plan.query, Options::default(), Vec::<SocketRecord>::new)
+                    .context("reading TIME_WAIT sockets from the kernel")
+            })?
+            .into_iter()
+            .flat_map(|(_, c)| c.sink)
+            .collect::<Vec<_>>();
+        attr.match_time_wait(&tw);
+        let secs = elapsed.as_secs_f64();
+        let mut report = WhoReport::build(attr, secs, top, plan.by, label);
+        report.netns = ns_label.clone();
+        let (format, all) = match plan.format {
+            Format::Table => (WhoFormat::Table, None),
+            Format::Json => (WhoFormat::Json, None),
+            // Per command over every process, not only the top ones.
+            Format::Prometheus => (
+                WhoFormat::Prometheus,
+                Some(WhoReport::build(attr, secs, 0, plan.by, label)),
+            ),
+        };
+        let all = all.as_ref().map_or(&[][..], |a| &a.processes[..]);
+        let how = WhoRender {
+            format,
+            style,
+            top,
+            window,
+        };
+        crate::render::who::write(out, &report, all, how)
+    };
+    let tick = |attr: &mut Attribution, elapsed: Duration| -> Result<()> {
+        if !periodic {
+            return Ok(());
+        }
+        let mut o = Output::open(plan.output.path())?;
+        write(attr, elapsed, &mut o)?;
+        o.finish()
+    };
+    let session::Recording { mut attr, elapsed } =
+        session::record(attr, plan.duration, plan.interval, tick)?;
+    write(&mut attr, elapsed, &mut out)?;
     out.finish()?;
     Ok(Exit::Ok.into())
 }

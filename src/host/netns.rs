@@ -169,6 +169,21 @@ pub fn open(arg: &str) -> Result<Namespace> {
     from_file(arg.to_string(), path, file)
 }
 
+/// How to call the network namespace with inode `ino` when it is not the
+/// caller's (`None` when it is): its name under /run/netns, else `net:[INODE]`
+/// as /proc/PID/ns/net reads.
+pub fn label_of(ino: u64) -> Option<String> {
+    let own = fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino());
+    if own == Some(ino) {
+        return None;
+    }
+    let name = named()
+        .into_iter()
+        .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+        .map(|(n, _)| n);
+    Some(name.unwrap_or_else(|| format!("net:[{ino}]")))
+}
+
 /// Names under /run/netns, sorted; none when the directory does not exist.
 fn named() -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = fs::read_dir(RUN_NETNS)

@@ -400,6 +400,8 @@ fn by_process(a: &ListArgs, mut query: Query, color: Color) -> Result<WhoPlan, U
         duration,
         interval: None,
         top: a.top.unwrap_or(DEFAULT_TOP),
+        by: crate::trace::attribute::By::Pid,
+        netns: None,
         format,
         output: Destination::from_flag(&a.output),
         color,

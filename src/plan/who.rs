@@ -8,6 +8,7 @@ use crate::cli::{self, WhoArgs};
 use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::state::{StateSet, TcpState};
+use crate::trace::attribute::By;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -24,8 +25,12 @@ pub struct WhoPlan {
     pub duration: Duration,
     /// A progress line on stderr this often.
     pub interval: Option<Duration>,
-    /// Busiest processes shown; 0 shows all.
+    /// Busiest rows shown; 0 shows all.
     pub top: u32,
+    /// One row per command or per process.
+    pub by: By,
+    /// `--netns`: attribute only processes in this namespace, and match its TIME_WAIT.
+    pub netns: Option<String>,
     pub format: Format,
     pub output: Destination,
     pub color: Color,
@@ -46,6 +51,11 @@ pub fn build(a: &WhoArgs, color: Color) -> Result<WhoPlan, UsageError> {
         duration,
         interval,
         top: a.top,
+        by: match a.by {
+            cli::WhoBy::Command => By::Command,
+            cli::WhoBy::Pid => By::Pid,
+        },
+        netns: a.netns.clone(),
         format: match a.format {
             cli::WhoFormat::Table => Format::Table,
             cli::WhoFormat::Json => Format::Json,

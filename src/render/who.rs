@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::prometheus::{Exposition, Kind};
 use super::table::{grouped, new_table, num, write_table};
 use super::{Style, json};
-use crate::trace::attribute::{ProcessReport, WhoReport};
+use crate::trace::attribute::{By, ProcessReport, WhoReport};
 
 /// The formats `who` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,17 +20,29 @@ pub enum WhoFormat {
     Prometheus,
 }
 
+/// What the Prometheus counts cover.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Window {
+    /// One recording window: counts are gauges (they start from zero each run,
+    /// so `rate()` does not apply; divide by `tw_inspect_who_window_seconds`).
+    Once,
+    /// The file is rewritten during one long recording: counts are counters
+    /// that only grow while the process runs, and `rate()` works.
+    Since { start_unix: f64 },
+}
+
 /// How to write a [`WhoReport`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WhoRender {
     pub format: WhoFormat,
     pub style: Style,
     /// Prometheus: the busiest commands that keep their own series (0 = all).
     pub top: usize,
+    pub window: Window,
 }
 
-/// Writes `r`. Prometheus sums per command over `all` processes (the report
-/// itself was cut to `--top` processes); the other formats use `r` alone.
+/// Writes `r`. Prometheus sums per command over `all` rows (the report
+/// itself was cut to `--top` rows); the other formats use `r` alone.
 pub fn write(
     w: &mut dyn Write,
     r: &WhoReport,
@@ -40,20 +52,69 @@ pub fn write(
     match how.format {
         WhoFormat::Table => table(w, r, how.style),
         WhoFormat::Json => json::write(w, r),
-        WhoFormat::Prometheus => prometheus(w, r, all, how.top),
+        WhoFormat::Prometheus => prometheus(w, r, all, how.top, how.window),
+    }
+}
+
+/// Where a row's active closes went: its listening ports (a server) and its
+/// destinations (a client).
+fn closed_on(p: &ProcessReport) -> String {
+    let mut parts: Vec<String> = p
+        .top_local_ports
+        .iter()
+        .take(3)
+        .map(|x| format!("port {} ({})", x.port, grouped(x.count)))
+        .collect();
+    parts.extend(p.top_peers.iter().take(3).map(|x| {
+        format!(
+            "to {} ({})",
+            SocketAddr::new(x.peer, x.peer_port),
+            grouped(x.count)
+        )
+    }));
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn pids(p: &ProcessReport) -> String {
+    if p.process_count == 1 {
+        return p.pid.to_string();
+    }
+    let shown: Vec<String> = p.pids.iter().take(3).map(u32::to_string).collect();
+    let more = p.process_count - shown.len() as u64;
+    if more > 0 {
+        format!("{} ({} and {more} more)", p.process_count, shown.join(","))
+    } else {
+        format!("{} ({})", p.process_count, shown.join(","))
     }
 }
 
 fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
+    let rows = r.processes.len() + r.processes_omitted;
+    let what = match r.by {
+        By::Command => "command(s)",
+        By::Pid => "process(es)",
+    };
     writeln!(
         w,
-        "Recorded {:.1}s: {} process(es) closed connections; TIME_WAIT now {} ({} attributed, {} unattributed).",
+        "Recorded {:.1}s: {rows} {what} closed connections ({} with a FIN first, {} aborted with a reset); TIME_WAIT now {} ({} attributed, {} unattributed).",
         r.duration_s,
-        grouped((r.processes.len() + r.processes_omitted) as u64),
+        grouped(r.active_closes),
+        grouped(r.aborts),
         grouped(r.time_wait_total),
         grouped(r.time_wait_total - r.unattributed_time_wait.min(r.time_wait_total)),
         grouped(r.unattributed_time_wait),
     )?;
+    if let Some(ns) = &r.netns {
+        writeln!(
+            w,
+            "Network namespace {ns}: its processes and its TIME_WAIT only; {} active close(s) elsewhere left out.",
+            grouped(r.other_netns_closes.unwrap_or(0))
+        )?;
+    }
     writeln!(w)?;
     if r.processes.is_empty() {
         writeln!(
@@ -61,45 +122,53 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
             "No TCP connection was closed by any process while recording."
         )?;
     } else {
-        let mut t = new_table(
-            style,
-            &[
-                "PID",
-                "COMMAND",
-                "ACTIVE CLOSES",
-                "PER S",
-                "TIME_WAIT NOW",
-                "ABORTS",
-                "PASSIVE",
-                "TOP PEERS",
-                "CGROUP",
-            ],
-        );
+        let any_netns = r.processes.iter().any(|p| p.netns.is_some());
+        let mut header = match r.by {
+            By::Command => vec!["COMMAND", "PIDS"],
+            By::Pid => vec!["PID", "COMMAND"],
+        };
+        header.extend([
+            "FIN CLOSES",
+            "PER S",
+            "TIME_WAIT NOW",
+            "RST ABORTS",
+            "PASSIVE",
+            "CLOSED ON",
+        ]);
+        if any_netns {
+            header.push("NETNS");
+        }
+        header.push("CGROUP");
+        let mut t = new_table(style, &header);
         for p in &r.processes {
-            let peers: Vec<String> = p
-                .top_peers
-                .iter()
-                .take(3)
-                .map(|x| format!("{} ({})", SocketAddr::new(x.peer, x.peer_port), x.count))
-                .collect();
-            t.add_row(vec![
-                num(p.pid),
-                comfy_table::Cell::new(&p.comm),
+            let comm = match p.comm_note {
+                Some(note) => format!("{} ({note})", p.comm),
+                None => p.comm.clone(),
+            };
+            let mut row = match r.by {
+                By::Command => vec![comfy_table::Cell::new(comm), num(pids(p))],
+                By::Pid => vec![num(p.pid), comfy_table::Cell::new(comm)],
+            };
+            row.extend([
                 num(grouped(p.active_closes)),
                 num(format!("{:.1}", p.rate_per_s)),
                 num(grouped(p.time_wait_now)),
                 num(grouped(p.aborts)),
                 num(grouped(p.passive_closes)),
-                comfy_table::Cell::new(peers.join(", ")),
-                comfy_table::Cell::new(p.cgroup.as_deref().unwrap_or("-")),
+                comfy_table::Cell::new(closed_on(p)),
             ]);
+            if any_netns {
+                row.push(comfy_table::Cell::new(p.netns.as_deref().unwrap_or("-")));
+            }
+            row.push(comfy_table::Cell::new(p.cgroup.as_deref().unwrap_or("-")));
+            t.add_row(row);
         }
         write_table(w, &t)?;
         if r.processes_omitted > 0 {
             writeln!(
                 w,
-                "... and {} more process(es) (--top 0 shows all)",
-                grouped(r.processes_omitted as u64)
+                "... and {} more row(s) (--top 0 shows all)",
+                r.processes_omitted
             )?;
         }
     }
@@ -137,6 +206,7 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
 struct PerComm {
     active: u64,
     aborts: u64,
+    passive: u64,
     time_wait: u64,
 }
 
@@ -144,42 +214,56 @@ impl PerComm {
     fn add(&mut self, o: PerComm) {
         self.active += o.active;
         self.aborts += o.aborts;
+        self.passive += o.passive;
         self.time_wait += o.time_wait;
     }
 }
 
-/// The per-command metric families: name, type, help, and which sum.
-type PerCommFamily = (&'static str, Kind, &'static str, fn(&PerComm) -> u64);
+/// A per-command metric family: gauge name (one window), counter name
+/// (counted since the start), help, and which sum.
+struct PerCommFamily {
+    gauge: &'static str,
+    counter: &'static str,
+    help: &'static str,
+    pick: fn(&PerComm) -> u64,
+}
 
 const PER_COMM: [PerCommFamily; 3] = [
-    (
-        "tw_inspect_active_closes_total",
-        Kind::Counter,
-        "TCP connections this command closed first (ESTABLISHED to FIN_WAIT1) during the recording window.",
-        |v| v.active,
-    ),
-    (
-        "tw_inspect_aborts_total",
-        Kind::Counter,
-        "TCP connections reset (to CLOSE) in this command's context during the recording window.",
-        |v| v.aborts,
-    ),
-    (
-        "tw_inspect_time_wait_attributed",
-        Kind::Gauge,
-        "TIME_WAIT sockets at the end of recording that this command closed.",
-        |v| v.time_wait,
-    ),
+    PerCommFamily {
+        gauge: "tw_inspect_who_fin_closes",
+        counter: "tw_inspect_who_fin_closes_total",
+        help: "TCP connections this command closed first with a FIN (ESTABLISHED to FIN_WAIT1, once per connection); each leaves a TIME_WAIT here.",
+        pick: |v| v.active,
+    },
+    PerCommFamily {
+        gauge: "tw_inspect_who_rst_aborts",
+        counter: "tw_inspect_who_rst_aborts_total",
+        help: "TCP connections this command ended with a reset instead of a FIN (SO_LINGER 0, unread data): no TIME_WAIT, the peer sees ECONNRESET.",
+        pick: |v| v.aborts,
+    },
+    PerCommFamily {
+        gauge: "tw_inspect_who_passive_closes",
+        counter: "tw_inspect_who_passive_closes_total",
+        help: "TCP connections this command closed after its peer did (CLOSE_WAIT to LAST_ACK): no TIME_WAIT here.",
+        pick: |v| v.passive,
+    },
 ];
 
 /// Per command, not per pid, so that restarts do not create series; the `top`
 /// busiest commands keep their name and the rest are summed as `other`.
-fn prometheus(w: &mut dyn Write, r: &WhoReport, all: &[ProcessReport], top: usize) -> Result<()> {
+fn prometheus(
+    w: &mut dyn Write,
+    r: &WhoReport,
+    all: &[ProcessReport],
+    top: usize,
+    window: Window,
+) -> Result<()> {
     let mut by_comm: BTreeMap<&str, PerComm> = BTreeMap::new();
     for p in all {
         by_comm.entry(p.comm.as_str()).or_default().add(PerComm {
             active: p.active_closes,
             aborts: p.aborts,
+            passive: p.passive_closes,
             time_wait: p.time_wait_now,
         });
     }
@@ -198,98 +282,182 @@ fn prometheus(w: &mut dyn Write, r: &WhoReport, all: &[ProcessReport], top: usiz
         rows.push(("other", other));
     }
     let mut x = Exposition::new(w);
-    for (name, kind, help, pick) in PER_COMM {
-        x.family(name, kind, help)?;
+    for f in PER_COMM {
+        match window {
+            Window::Once => x.family(
+                f.gauge,
+                Kind::Gauge,
+                &format!("{} Counted over the last recording window (tw_inspect_who_window_seconds); divide by it for a rate.", f.help),
+            )?,
+            Window::Since { .. } => x.family(
+                f.counter,
+                Kind::Counter,
+                &format!("{} Counted since tw_inspect_who_start_time_seconds.", f.help),
+            )?,
+        }
         for (comm, v) in &rows {
-            x.sample(&[("comm", comm)], pick(v))?;
+            x.sample(&[("comm", comm)], (f.pick)(v))?;
         }
     }
     x.family(
-        "tw_inspect_time_wait_unattributed",
+        "tw_inspect_who_time_wait",
+        Kind::Gauge,
+        "TIME_WAIT sockets present at the end of recording that this command closed.",
+    )?;
+    for (comm, v) in &rows {
+        x.sample(&[("comm", comm)], v.time_wait)?;
+    }
+    x.family(
+        "tw_inspect_who_time_wait_unattributed",
         Kind::Gauge,
         "TIME_WAIT sockets at the end of recording that no recorded close explains.",
     )?;
     x.sample(&[], r.unattributed_time_wait)?;
-    x.family(
-        "tw_inspect_trace_lost_events_total",
-        Kind::Counter,
-        "Trace events the kernel dropped during recording.",
-    )?;
-    x.sample(&[], r.lost_events)?;
-    x.family(
-        "tw_inspect_trace_duration_seconds",
-        Kind::Gauge,
-        "Length of the recording window.",
-    )?;
-    x.sample(&[], r.duration_s)?;
+    match window {
+        Window::Once => {
+            x.family(
+                "tw_inspect_who_lost_events",
+                Kind::Gauge,
+                "Trace events the kernel dropped during the recording window.",
+            )?;
+            x.sample(&[], r.lost_events)?;
+            x.family(
+                "tw_inspect_who_window_seconds",
+                Kind::Gauge,
+                "Length of the recording window the counts cover.",
+            )?;
+            x.sample(&[], r.duration_s)?;
+        }
+        Window::Since { start_unix } => {
+            x.family(
+                "tw_inspect_who_lost_events_total",
+                Kind::Counter,
+                "Trace events the kernel dropped since the recording started.",
+            )?;
+            x.sample(&[], r.lost_events)?;
+            x.family(
+                "tw_inspect_who_start_time_seconds",
+                Kind::Gauge,
+                "When the recording behind the counters started, in seconds since the Unix epoch; a new value means the counters restarted.",
+            )?;
+            x.sample(&[], format!("{start_unix:.3}"))?;
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::attribute::{NOTE, PeerReport};
+    use crate::trace::attribute::{LocalPortReport, NOTE, PeerReport};
 
     fn proc(pid: u32, comm: &str, active: u64) -> ProcessReport {
         ProcessReport {
             pid,
             comm: comm.into(),
+            comm_note: None,
+            pids: vec![pid],
+            process_count: 1,
             cgroup: None,
             active_closes: active,
             aborts: 0,
             passive_closes: 0,
             rate_per_s: 0.0,
             time_wait_now: active / 2,
+            top_local_ports: vec![],
             top_peers: vec![],
+            netns: None,
         }
     }
 
     fn report(procs: Vec<ProcessReport>) -> WhoReport {
         WhoReport {
             duration_s: 3.0,
+            by: By::Command,
             lost_events: 0,
+            active_closes: procs.iter().map(|p| p.active_closes).sum(),
+            aborts: procs.iter().map(|p| p.aborts).sum(),
             processes: procs,
             unattributed_time_wait: 4,
             time_wait_total: 10,
             resets_received: 0,
             processes_omitted: 0,
             unparsed_records: 0,
+            netns: None,
+            other_netns_closes: None,
             note: NOTE,
         }
     }
 
     #[test]
-    fn prometheus_is_bounded_and_escaped() {
-        let all = vec![
+    fn prometheus_is_bounded_escaped_and_typed_by_window() {
+        let mut all = vec![
             proc(1, "a\"b", 10),
             proc(2, "nginx", 30),
             proc(3, "nginx", 5),
             proc(4, "c", 1),
         ];
+        all[3].aborts = 7;
         let r = report(all.clone());
         let mut out = Vec::new();
-        prometheus(&mut out, &r, &all, 2).unwrap();
+        prometheus(&mut out, &r, &all, 2, Window::Once).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(
-            s.contains("tw_inspect_active_closes_total{comm=\"nginx\"} 35\n"),
+            s.contains("tw_inspect_who_fin_closes{comm=\"nginx\"} 35\n"),
             "{s}"
         );
         assert!(
-            s.contains("tw_inspect_active_closes_total{comm=\"a\\\"b\"} 10\n"),
+            s.contains("tw_inspect_who_fin_closes{comm=\"a\\\"b\"} 10\n"),
             "{s}"
         );
         assert!(
-            s.contains("tw_inspect_active_closes_total{comm=\"other\"} 1\n"),
+            s.contains("tw_inspect_who_fin_closes{comm=\"other\"} 1\n"),
             "{s}"
         );
-        assert_eq!(s.matches("tw_inspect_active_closes_total{").count(), 3);
-        assert!(s.contains("# TYPE tw_inspect_active_closes_total counter"));
-        assert!(s.contains("tw_inspect_time_wait_unattributed 4\n"));
+        assert!(
+            s.contains("tw_inspect_who_rst_aborts{comm=\"other\"} 7\n"),
+            "{s}"
+        );
+        assert_eq!(s.matches("tw_inspect_who_fin_closes{").count(), 3);
+        // A window's count is a gauge, never a counter that resets each run.
+        assert!(s.contains("# TYPE tw_inspect_who_fin_closes gauge"));
+        assert!(!s.contains("counter"), "{s}");
+        assert!(s.contains("tw_inspect_who_window_seconds 3\n"), "{s}");
+        assert!(s.contains("tw_inspect_who_time_wait_unattributed 4\n"));
+
+        let mut out = Vec::new();
+        prometheus(
+            &mut out,
+            &r,
+            &all,
+            0,
+            Window::Since {
+                start_unix: 1700000000.5,
+            },
+        )
+        .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains("# TYPE tw_inspect_who_fin_closes_total counter"),
+            "{s}"
+        );
+        assert!(
+            s.contains("tw_inspect_who_fin_closes_total{comm=\"nginx\"} 35\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("tw_inspect_who_start_time_seconds 1700000000.500\n"),
+            "{s}"
+        );
+        assert!(!s.contains("window_seconds"), "{s}");
     }
 
     #[test]
-    fn table_has_rows_and_note() {
+    fn table_has_rows_ports_and_note() {
         let mut curl = proc(42, "curl", 200);
+        curl.pids = vec![42, 43, 44, 45];
+        curl.process_count = 300;
+        curl.aborts = 5;
         curl.top_peers = vec![
             PeerReport {
                 peer: "::1".parse().unwrap(),
@@ -302,7 +470,15 @@ mod tests {
                 count: 1,
             },
         ];
-        let r = report(vec![curl]);
+        let mut nginx = proc(7, "nginx", 100);
+        nginx.top_local_ports = vec![LocalPortReport {
+            port: 8080,
+            count: 100,
+        }];
+        nginx.netns = Some("blue".into());
+        let mut gone = proc(9, "?", 1);
+        gone.comm_note = Some(crate::trace::attribute::COMM_UNKNOWN);
+        let r = report(vec![curl, nginx, gone]);
         let mut out = Vec::new();
         write(
             &mut out,
@@ -312,6 +488,7 @@ mod tests {
                 format: WhoFormat::Table,
                 style: Style::new(false),
                 top: 0,
+                window: Window::Once,
             },
         )
         .unwrap();
@@ -320,7 +497,18 @@ mod tests {
             s.contains("curl") && s.contains("200") && s.contains("Attribution:"),
             "{s}"
         );
-        assert!(s.contains("[::1]:80 (3), 10.0.0.1:443 (1)"), "{s}");
+        assert!(
+            s.contains("301 with a FIN first, 5 aborted with a reset"),
+            "{s}"
+        );
+        assert!(s.contains("300 (42,43,44 and 297 more)"), "{s}");
+        assert!(s.contains("to [::1]:80 (3), to 10.0.0.1:443 (1)"), "{s}");
+        assert!(
+            s.contains("port 8080 (100)") && s.contains("NETNS") && s.contains("blue"),
+            "{s}"
+        );
+        assert!(s.contains("? (exited before"), "{s}");
+        assert!(!s.contains("<...>"), "{s}");
         assert!(s.contains("4 unattributed"), "{s}");
     }
 }

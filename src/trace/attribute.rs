@@ -8,7 +8,7 @@
 //! for a minisocket), so the four-tuple seen at FIN_WAIT1 is what links a
 //! TIME_WAIT socket that sock_diag reports later back to a process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -40,16 +40,22 @@ impl FourTuple {
 /// What an event means for attribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// → FIN_WAIT1: this process closed first; the socket will pass TIME_WAIT.
+    /// → FIN_WAIT1: this process closed first with a FIN; the socket will pass TIME_WAIT.
     Active,
     /// CLOSE_WAIT → LAST_ACK: the peer closed first; no TIME_WAIT here.
     Passive,
-    /// ESTABLISHED or CLOSE_WAIT → CLOSE: a reset, sent or received.
+    /// ESTABLISHED or CLOSE_WAIT → CLOSE: a reset (RST) instead of a FIN, sent
+    /// (SO_LINGER 0, or close() with unread data) or received; no TIME_WAIT.
     Abort,
 }
 
+/// One active close per connection: the first step into FIN_WAIT1. `close()`
+/// after `shutdown(SHUT_WR)` sets FIN_WAIT1 again (FIN_WAIT1 → FIN_WAIT1 in
+/// the trace) without a second FIN; counting it made Python's http.server
+/// look like it closed up to twice per request.
 pub fn classify(e: &StateChange) -> Option<Kind> {
     match (e.old, e.new) {
+        (Some(TcpState::FinWait1), Some(TcpState::FinWait1)) => None,
         (_, Some(TcpState::FinWait1)) => Some(Kind::Active),
         (Some(TcpState::CloseWait), Some(TcpState::LastAck)) => Some(Kind::Passive),
         (Some(TcpState::Established | TcpState::CloseWait), Some(TcpState::Close)) => {
@@ -70,10 +76,15 @@ pub struct ProcKey {
 #[derive(Clone, Debug, Default)]
 pub struct ProcStats {
     pub cgroup: Option<String>,
+    /// Inode of its network namespace (`/proc/PID/ns/net`), when it could be read.
+    pub netns: Option<u64>,
     pub active: u64,
     pub passive: u64,
     pub aborts: u64,
     pub time_wait_now: u64,
+    /// Active closes of connections made to this host: per local (listening) port.
+    pub local_ports: HashMap<u16, u64>,
+    /// Active closes of connections this host made: per destination.
     pub peers: HashMap<(IpAddr, u16), u64>,
 }
 
@@ -84,6 +95,8 @@ pub trait ProcInfo {
     /// The process's command (its main thread's).
     fn comm(&mut self, pid: u32) -> Option<String>;
     fn cgroup(&mut self, pid: u32) -> Option<String>;
+    /// The inode of the process's network namespace.
+    fn netns(&mut self, pid: u32) -> Option<u64>;
 }
 
 /// Reads /proc.
@@ -102,6 +115,12 @@ impl ProcInfo for Procfs {
     }
     fn cgroup(&mut self, pid: u32) -> Option<String> {
         parse_cgroup(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+    }
+    fn netns(&mut self, pid: u32) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(|m| m.ino())
     }
 }
 
@@ -131,8 +150,14 @@ pub fn parse_cgroup(text: &str) -> Option<String> {
 /// are dropped so memory stays bounded on a host closing thousands per second.
 pub const CLOSER_TTL_S: f64 = 300.0;
 
-/// Distinct peers kept per process; closes to further peers still count.
+/// Distinct peers (and local ports) kept per process; closes to further ones still count.
 pub const MAX_PEERS: usize = 4096;
+
+/// Threads whose process is remembered at once.
+pub const MAX_THREADS: usize = 1 << 16;
+
+/// The command the tracer prints when its command cache no longer holds the task.
+pub const UNNAMED: &str = "<...>";
 
 /// Everything learned from the events of one recording.
 #[derive(Default)]
@@ -143,8 +168,23 @@ pub struct Attribution {
     index: HashMap<ProcKey, u32>,
     /// The last process that closed each four-tuple first, and when.
     closers: HashMap<FourTuple, (u32, f64)>,
-    /// Process identity per thread id, resolved once.
-    threads: HashMap<(u32, String), u32>,
+    /// Process identity per thread id, resolved once (`None`: left out by `--netns`).
+    threads: HashMap<(u32, String), Option<u32>>,
+    /// Local ports that accept connections: an active close on one of them is
+    /// a server closing a client's connection.
+    pub server_ports: HashSet<u16>,
+    /// With `--netns`: attribute only processes in this namespace (inode).
+    pub only_netns: Option<u64>,
+    /// Closes by processes in another namespace than `only_netns`, or whose
+    /// namespace could not be read (they exited first).
+    pub other_netns_closes: u64,
+    /// The process of each thread created while recording.
+    thread_of: HashMap<u32, u32>,
+    /// The command of each process seen, for its threads' events.
+    names: HashMap<u32, String>,
+    /// Pids the tracer could not name, and the names their exits gave.
+    unnamed: HashSet<u32>,
+    exits: HashMap<u32, String>,
     /// Latest trace timestamp seen.
     now: f64,
     pub events: u64,
@@ -164,8 +204,10 @@ impl Attribution {
 
     /// Who is this thread? The tracer's tgid when it has one, else /proc. The
     /// command is the process's (main thread's) when the event's task is not
-    /// the main thread; `<...>` from the tracer is replaced when /proc knows better.
-    fn resolve(&mut self, e: &StateChange, info: &mut dyn ProcInfo) -> u32 {
+    /// the main thread; `<...>` from the tracer is replaced when /proc knows
+    /// better, else by the name the process's exit gives. `None` for a process
+    /// that `--netns` leaves out.
+    fn resolve(&mut self, e: &StateChange, info: &mut dyn ProcInfo) -> Option<u32> {
         let k = (e.tid, e.comm.clone());
         if let Some(i) = self.threads.get(&k) {
             return *i;
@@ -173,14 +215,30 @@ impl Attribution {
         let pid = e
             .tgid
             .filter(|t| *t != 0)
+            .or_else(|| self.thread_of.get(&e.tid).copied())
             .or_else(|| if e.tid == 0 { None } else { info.tgid(e.tid) })
             .unwrap_or(e.tid);
-        let traced_is_main = pid == e.tid && e.comm != "<...>";
+        let traced_is_main = pid == e.tid && e.comm != UNNAMED;
         let comm = if traced_is_main || pid == 0 {
             e.comm.clone()
         } else {
-            info.comm(pid).unwrap_or_else(|| e.comm.clone())
+            info.comm(pid)
+                .or_else(|| self.names.get(&pid).cloned())
+                .unwrap_or_else(|| e.comm.clone())
         };
+        if comm != UNNAMED && self.names.len() < MAX_THREADS {
+            self.names.entry(pid).or_insert_with(|| comm.clone());
+        }
+        if comm == UNNAMED {
+            self.unnamed.insert(pid);
+        }
+        let netns = if pid == 0 { None } else { info.netns(pid) };
+        if let Some(want) = self.only_netns
+            && netns != Some(want)
+        {
+            self.threads.insert(k, None);
+            return None;
+        }
         let key = ProcKey { pid, comm };
         let idx = match self.index.get(&key) {
             Some(i) => *i,
@@ -190,6 +248,7 @@ impl Attribution {
                     key.clone(),
                     ProcStats {
                         cgroup,
+                        netns,
                         ..ProcStats::default()
                     },
                 );
@@ -199,8 +258,44 @@ impl Attribution {
                 i
             }
         };
-        self.threads.insert(k, idx);
-        idx
+        self.threads.insert(k, Some(idx));
+        Some(idx)
+    }
+
+    /// A thread was created: remember its process, for its events whose
+    /// process the tracer does not print.
+    pub fn on_new_thread(
+        &mut self,
+        creator: u32,
+        creator_tgid: Option<u32>,
+        thread: u32,
+        info: &mut dyn ProcInfo,
+    ) {
+        let tgid = creator_tgid
+            .filter(|t| *t != 0)
+            .or_else(|| self.thread_of.get(&creator).copied())
+            .or_else(|| info.tgid(creator))
+            .unwrap_or(creator);
+        // Bounded: a host spawning threads endlessly forgets the old ones.
+        if self.thread_of.len() >= MAX_THREADS {
+            self.thread_of.clear();
+        }
+        self.thread_of.insert(thread, tgid);
+    }
+
+    /// A task exited: keep its command if the tracer could not name it.
+    pub fn on_exit(&mut self, pid: u32, comm: &str) {
+        if self.unnamed.contains(&pid) {
+            self.exits.insert(pid, comm.to_string());
+        }
+    }
+
+    /// The command of a row: the traced one, or for `<...>` the exit's.
+    pub fn command(&self, k: &ProcKey) -> Option<String> {
+        if k.comm != UNNAMED {
+            return Some(k.comm.clone());
+        }
+        self.exits.get(&k.pid).cloned()
     }
 
     pub fn on_event(&mut self, e: &StateChange, info: &mut dyn ProcInfo) {
@@ -211,16 +306,27 @@ impl Attribution {
             self.resets_received += 1;
             return;
         }
-        let idx = self.resolve(e, info);
+        let Some(idx) = self.resolve(e, info) else {
+            self.other_netns_closes += u64::from(kind == Kind::Active);
+            return;
+        };
+        let server = self.server_ports.contains(&e.local_port);
         let Some(st) = self.procs.get_mut(&self.keys[idx as usize]) else {
             return;
         };
         match kind {
             Kind::Active => {
                 st.active += 1;
-                let peer = (e.peer, e.peer_port);
-                if st.peers.len() < MAX_PEERS || st.peers.contains_key(&peer) {
-                    *st.peers.entry(peer).or_default() += 1;
+                if server {
+                    let port = e.local_port;
+                    if st.local_ports.len() < MAX_PEERS || st.local_ports.contains_key(&port) {
+                        *st.local_ports.entry(port).or_default() += 1;
+                    }
+                } else {
+                    let peer = (e.peer, e.peer_port);
+                    if st.peers.len() < MAX_PEERS || st.peers.contains_key(&peer) {
+                        *st.peers.entry(peer).or_default() += 1;
+                    }
                 }
                 let t = FourTuple {
                     local: e.local,
@@ -247,8 +353,14 @@ impl Attribution {
         self.closers.len()
     }
 
-    /// Matches the TIME_WAIT sockets present now to the closes recorded.
+    /// Matches the TIME_WAIT sockets present now to the closes recorded
+    /// (replacing what an earlier match found).
     pub fn match_time_wait(&mut self, sockets: &[SocketRecord]) {
+        self.time_wait_total = 0;
+        self.unattributed_time_wait = 0;
+        for st in self.procs.values_mut() {
+            st.time_wait_now = 0;
+        }
         for s in sockets.iter().filter(|s| s.state == TcpState::TimeWait) {
             self.time_wait_total += 1;
             let owner = self
@@ -263,34 +375,74 @@ impl Attribution {
     }
 }
 
+/// What a row of `who` stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    /// One row per command (and network namespace): 300 runs of `curl` are one row.
+    Command,
+    /// One row per process.
+    Pid,
+}
+
 /// The JSON contract of `who`.
 #[derive(Serialize, Debug, Clone)]
 pub struct WhoReport {
     pub duration_s: f64,
+    /// `command` (the default) or `pid`.
+    pub by: By,
     pub lost_events: u64,
     pub processes: Vec<ProcessReport>,
     pub unattributed_time_wait: u64,
     pub time_wait_total: u64,
     /// Resets received from peers (not counted against any process).
     pub resets_received: u64,
-    /// Processes left out by --top.
+    /// Rows left out by --top.
     pub processes_omitted: usize,
+    /// Connections closed first with a FIN, over every row (one per connection).
+    pub active_closes: u64,
+    /// Connections ended with a reset sent instead of a FIN, over every row.
+    pub aborts: u64,
     pub unparsed_records: u64,
+    /// With `--netns`: the namespace whose processes are attributed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// With `--netns`: active closes by processes elsewhere (or gone before
+    /// their namespace could be read), left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_netns_closes: Option<u64>,
     pub note: &'static str,
 }
 
 #[derive(Serialize, Debug, Clone)]
 pub struct ProcessReport {
+    /// The process; with `--by command`, the one of the command that closed most.
     pub pid: u32,
+    /// The command, or `?` when the process exited before it could be named.
     pub comm: String,
+    /// Why `comm` is `?`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm_note: Option<&'static str>,
+    /// The processes of the row, lowest first (at most [`MAX_PIDS`]).
+    pub pids: Vec<u32>,
+    /// How many processes the row sums.
+    pub process_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Connections closed first with a FIN (one per connection); these make TIME_WAIT here.
     pub active_closes: u64,
+    /// Connections ended with a reset sent instead (SO_LINGER 0, unread data): no TIME_WAIT.
     pub aborts: u64,
     pub passive_closes: u64,
     pub rate_per_s: f64,
     pub time_wait_now: u64,
+    /// Active closes of connections to this host, by local (listening) port.
+    pub top_local_ports: Vec<LocalPortReport>,
+    /// Active closes of connections this host made, by destination.
     pub top_peers: Vec<PeerReport>,
+    /// The process's network namespace, when it is not the caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -301,55 +453,157 @@ pub struct PeerReport {
     pub count: u64,
 }
 
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct LocalPortReport {
+    pub port: u16,
+    pub count: u64,
+}
+
 /// What attribution means, for the table's footer and the JSON `note`.
 pub const NOTE: &str = "Attribution: a TIME_WAIT socket belongs to the process that closed the connection first \
-(its ESTABLISHED->FIN_WAIT1 step, traced in that process's close() or shutdown()). \
-Passive closes (CLOSE_WAIT->LAST_ACK) leave no TIME_WAIT on this host. Aborts are resets this process \
-sent (close with unread data or SO_LINGER 0); resets received from peers belong to no process and are counted \
-apart. A process that exited is still listed \
-by pid and command. TIME_WAIT made before recording began cannot be attributed and is counted as unattributed; \
-sockets closed during recording may already have left TIME_WAIT.";
+with a FIN (its ESTABLISHED->FIN_WAIT1 step, traced in that process's close() or shutdown(); counted once per \
+connection). Passive closes (CLOSE_WAIT->LAST_ACK) leave no TIME_WAIT on this host. Aborts are connections this \
+process ended with a reset instead of a FIN (SO_LINGER 0, or close with unread data): they skip TIME_WAIT on both \
+sides, and the peer sees ECONNRESET. Resets received from peers belong to no process and are counted apart. \
+A process that exited is still listed by pid and command. TIME_WAIT made before recording began cannot be \
+attributed and is counted as unattributed; sockets closed during recording may already have left TIME_WAIT.";
 
-/// How many peers each process lists.
+/// How many peers and local ports each row lists.
 pub const TOP_PEERS: usize = 5;
+/// How many pids a row lists.
+pub const MAX_PIDS: usize = 20;
+
+/// Why a command reads `?`.
+pub const COMM_UNKNOWN: &str = "exited before the tracer or /proc could name it";
+
+fn top_of<K: Ord + Copy>(m: &HashMap<K, u64>) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
+    v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    v.truncate(TOP_PEERS);
+    v
+}
+
+/// One row before it is cut to the top ones.
+struct Row {
+    pid: u32,
+    pid_closes: u64,
+    comm: String,
+    comm_note: Option<&'static str>,
+    pids: Vec<u32>,
+    cgroup: Option<String>,
+    netns: Option<String>,
+    active: u64,
+    aborts: u64,
+    passive: u64,
+    time_wait: u64,
+    local_ports: HashMap<u16, u64>,
+    peers: HashMap<(IpAddr, u16), u64>,
+}
+
+impl Row {
+    fn absorb(&mut self, o: Row) {
+        if o.pid_closes > self.pid_closes || (o.pid_closes == self.pid_closes && o.pid < self.pid) {
+            self.pid = o.pid;
+            self.pid_closes = o.pid_closes;
+            self.cgroup = o.cgroup;
+        }
+        self.pids.extend(o.pids);
+        self.active += o.active;
+        self.aborts += o.aborts;
+        self.passive += o.passive;
+        self.time_wait += o.time_wait;
+        for (k, n) in o.local_ports {
+            *self.local_ports.entry(k).or_default() += n;
+        }
+        for (k, n) in o.peers {
+            *self.peers.entry(k).or_default() += n;
+        }
+    }
+}
 
 impl WhoReport {
-    /// Busiest first (active closes, then TIME_WAIT, then pid); `top` 0 keeps all.
-    pub fn build(a: &Attribution, duration_s: f64, top: usize) -> WhoReport {
-        let mut rows: Vec<ProcessReport> = a
-            .procs
-            .iter()
-            .map(|(k, st)| {
-                let mut peers: Vec<PeerReport> = st
-                    .peers
-                    .iter()
-                    .map(|((ip, port), n)| PeerReport {
-                        peer: *ip,
-                        peer_port: *port,
-                        count: *n,
-                    })
-                    .collect();
-                peers.sort_by(|x, y| {
-                    y.count
-                        .cmp(&x.count)
-                        .then(x.peer.cmp(&y.peer))
-                        .then(x.peer_port.cmp(&y.peer_port))
-                });
-                peers.truncate(TOP_PEERS);
+    /// Busiest first (active closes, then TIME_WAIT, then pid); `top` 0 keeps
+    /// all. `label` names a namespace inode that is not the caller's (`None`
+    /// for the caller's own).
+    pub fn build(
+        a: &Attribution,
+        duration_s: f64,
+        top: usize,
+        by: By,
+        label: &dyn Fn(u64) -> Option<String>,
+    ) -> WhoReport {
+        let per_pid = a.procs.iter().map(|(k, st)| {
+            let (comm, comm_note) = match a.command(k) {
+                Some(c) => (c, None),
+                None => ("?".to_string(), Some(COMM_UNKNOWN)),
+            };
+            Row {
+                pid: k.pid,
+                pid_closes: st.active,
+                comm,
+                comm_note,
+                pids: vec![k.pid],
+                cgroup: st.cgroup.clone(),
+                netns: st.netns.and_then(label),
+                active: st.active,
+                aborts: st.aborts,
+                passive: st.passive,
+                time_wait: st.time_wait_now,
+                local_ports: st.local_ports.clone(),
+                peers: st.peers.clone(),
+            }
+        });
+        let rows: Vec<Row> = match by {
+            By::Pid => per_pid.collect(),
+            By::Command => {
+                let mut m: HashMap<(String, Option<String>), Row> = HashMap::new();
+                for r in per_pid {
+                    match m.entry((r.comm.clone(), r.netns.clone())) {
+                        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(r);
+                        }
+                    }
+                }
+                m.into_values().collect()
+            }
+        };
+        let mut rows: Vec<ProcessReport> = rows
+            .into_iter()
+            .map(|mut r| {
+                r.pids.sort_unstable();
+                r.pids.dedup();
+                let count = r.pids.len() as u64;
+                r.pids.truncate(MAX_PIDS);
                 ProcessReport {
-                    pid: k.pid,
-                    comm: k.comm.clone(),
-                    cgroup: st.cgroup.clone(),
-                    active_closes: st.active,
-                    aborts: st.aborts,
-                    passive_closes: st.passive,
+                    pid: r.pid,
+                    comm: r.comm,
+                    comm_note: r.comm_note,
+                    pids: r.pids,
+                    process_count: count,
+                    cgroup: r.cgroup,
+                    active_closes: r.active,
+                    aborts: r.aborts,
+                    passive_closes: r.passive,
                     rate_per_s: if duration_s > 0.0 {
-                        round2(st.active as f64 / duration_s)
+                        round2(r.active as f64 / duration_s)
                     } else {
                         0.0
                     },
-                    time_wait_now: st.time_wait_now,
-                    top_peers: peers,
+                    time_wait_now: r.time_wait,
+                    top_local_ports: top_of(&r.local_ports)
+                        .into_iter()
+                        .map(|(port, count)| LocalPortReport { port, count })
+                        .collect(),
+                    top_peers: top_of(&r.peers)
+                        .into_iter()
+                        .map(|((peer, peer_port), count)| PeerReport {
+                            peer,
+                            peer_port,
+                            count,
+                        })
+                        .collect(),
+                    netns: r.netns,
                 }
             })
             .collect();
@@ -364,9 +618,11 @@ impl WhoReport {
                     x.time_wait_now,
                     x.aborts + x.passive_closes,
                 ))
-                .then(x.pid.cmp(&y.pid))
                 .then(x.comm.cmp(&y.comm))
+                .then(x.pid.cmp(&y.pid))
         });
+        let active_closes = rows.iter().map(|r| r.active_closes).sum();
+        let aborts = rows.iter().map(|r| r.aborts).sum();
         let omitted = if top > 0 && rows.len() > top {
             rows.len() - top
         } else {
@@ -377,13 +633,18 @@ impl WhoReport {
         }
         WhoReport {
             duration_s: round2(duration_s),
+            by,
             lost_events: a.lost,
             processes: rows,
             unattributed_time_wait: a.unattributed_time_wait,
             time_wait_total: a.time_wait_total,
             resets_received: a.resets_received,
             processes_omitted: omitted,
+            active_closes,
+            aborts,
             unparsed_records: a.unparsed,
+            netns: None,
+            other_netns_closes: a.only_netns.map(|_| a.other_netns_closes),
             note: NOTE,
         }
     }
@@ -411,6 +672,18 @@ mod tests {
         fn cgroup(&mut self, _pid: u32) -> Option<String> {
             Some("/test.slice".into())
         }
+        fn netns(&mut self, pid: u32) -> Option<u64> {
+            // Pid 77 lives in namespace 9; pid 78 is gone; the rest in 1.
+            match pid {
+                77 => Some(9),
+                78 => None,
+                _ => Some(1),
+            }
+        }
+    }
+
+    fn none(_: u64) -> Option<String> {
+        None
     }
 
     fn change(
@@ -468,7 +741,7 @@ mod tests {
         let mut est = tw;
         est.state = Established;
         a.match_time_wait(&[tw, other, est]);
-        let r = WhoReport::build(&a, 2.0, 0);
+        let r = WhoReport::build(&a, 2.0, 0, By::Pid, &none);
         assert_eq!(r.processes.len(), 2);
         let curl = &r.processes[0];
         assert_eq!(
@@ -509,7 +782,7 @@ mod tests {
         assert_eq!(a.remembered(), 4);
         a.prune();
         assert_eq!(a.remembered(), 1);
-        let top1 = WhoReport::build(&a, 2.0, 1);
+        let top1 = WhoReport::build(&a, 2.0, 1, By::Pid, &none);
         assert_eq!((top1.processes.len(), top1.processes_omitted), (1, 1));
     }
 
@@ -542,6 +815,118 @@ mod tests {
         t.comm = "prometheus_outp".into();
         a.on_event(&t, &mut Fixed);
         assert!(a.procs.keys().any(|k| k.pid == 19731) && !a.procs.keys().any(|k| k.pid == 19849));
+    }
+
+    #[test]
+    fn one_active_close_per_connection() {
+        use TcpState::*;
+        let f = &mut Fixed;
+        let mut a = Attribution::new();
+        // shutdown(SHUT_WR), then close(): FIN_WAIT1 twice, one connection.
+        a.on_event(
+            &change("python3", 10, Some(10), Established, FinWait1, 8000),
+            f,
+        );
+        a.on_event(
+            &change("python3", 10, Some(10), FinWait1, FinWait1, 8000),
+            f,
+        );
+        let st = a.procs.values().next().unwrap();
+        assert_eq!(st.active, 1);
+    }
+
+    #[test]
+    fn rows_per_command_server_ports_and_exits() {
+        use TcpState::*;
+        let f = &mut Fixed;
+        let mut a = Attribution::new();
+        a.server_ports.insert(8080);
+        // Three short-lived curl processes, one of them named only by its exit.
+        for (pid, comm) in [(20, "curl"), (21, "curl"), (22, UNNAMED)] {
+            let mut e = change(
+                comm,
+                pid,
+                Some(pid),
+                Established,
+                FinWait1,
+                40000 + pid as u16,
+            );
+            e.peer_port = 443;
+            a.on_event(&e, f);
+        }
+        a.on_exit(22, "curl");
+        // A server closing two clients' connections on its port 8080.
+        for cport in [50000, 50001] {
+            let mut e = change("nginx", 30, Some(30), Established, FinWait1, 8080);
+            e.peer_port = cport;
+            a.on_event(&e, f);
+        }
+        // Someone never named.
+        a.on_event(
+            &change(UNNAMED, 40, Some(40), Established, FinWait1, 40100),
+            f,
+        );
+        let r = WhoReport::build(&a, 1.0, 0, By::Command, &none);
+        let row = |c: &str| r.processes.iter().find(|p| p.comm == c).unwrap();
+        let curl = row("curl");
+        assert_eq!((curl.active_closes, curl.process_count), (3, 3));
+        assert_eq!(curl.pids, vec![20, 21, 22]);
+        assert_eq!(curl.top_peers[0].count, 3);
+        assert!(curl.top_local_ports.is_empty());
+        let nginx = row("nginx");
+        assert_eq!(
+            nginx.top_local_ports,
+            vec![LocalPortReport {
+                port: 8080,
+                count: 2
+            }]
+        );
+        assert!(
+            nginx.top_peers.is_empty(),
+            "no client ephemeral ports for a server"
+        );
+        let unknown = row("?");
+        assert_eq!(unknown.comm_note, Some(COMM_UNKNOWN));
+        assert!(r.processes.iter().all(|p| p.comm != UNNAMED));
+        let by_pid = WhoReport::build(&a, 1.0, 0, By::Pid, &none);
+        assert_eq!(by_pid.processes.len(), 5);
+    }
+
+    #[test]
+    fn a_thread_the_tracer_could_not_place_counts_for_its_process() {
+        use TcpState::*;
+        let f = &mut Fixed;
+        let mut a = Attribution::new();
+        a.on_new_thread(600, Some(600), 601, f);
+        a.on_event(
+            &change("python3", 600, Some(600), Established, FinWait1, 1),
+            f,
+        );
+        a.on_event(&change(UNNAMED, 601, None, Established, FinWait1, 2), f);
+        let r = WhoReport::build(&a, 1.0, 0, By::Pid, &none);
+        assert_eq!(r.processes.len(), 1, "{:?}", r.processes);
+        assert_eq!((r.processes[0].pid, r.processes[0].active_closes), (600, 2));
+    }
+
+    #[test]
+    fn netns_filter_and_labels() {
+        use TcpState::*;
+        let f = &mut Fixed;
+        let mut a = Attribution::new();
+        a.only_netns = Some(9);
+        a.on_event(&change("inside", 77, Some(77), Established, FinWait1, 1), f);
+        a.on_event(
+            &change("outside", 76, Some(76), Established, FinWait1, 2),
+            f,
+        );
+        a.on_event(&change("gone", 78, Some(78), Established, FinWait1, 3), f);
+        let r = WhoReport::build(&a, 1.0, 0, By::Command, &|ino| {
+            (ino != 1).then(|| format!("net:[{ino}]"))
+        });
+        assert_eq!(r.processes.len(), 1);
+        assert_eq!(r.processes[0].comm, "inside");
+        assert_eq!(r.processes[0].netns.as_deref(), Some("net:[9]"));
+        assert_eq!(r.other_netns_closes, Some(2));
     }
 
     #[test]

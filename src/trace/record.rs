@@ -53,9 +53,36 @@ pub enum Line {
         cpu: u32,
         count: u64,
     },
+    /// A task exited (`sched:sched_process_exit`): its command as the task
+    /// itself held it, for closes whose command the tracer had forgotten.
+    Exit {
+        pid: u32,
+        comm: String,
+    },
+    /// A thread was created (`task:task_newtask` with CLONE_THREAD) by task
+    /// `creator` of process `creator_tgid` (when the tracer knew it): the
+    /// thread belongs to that process. The tracer often cannot tell the
+    /// process of a short-lived thread when it prints the thread's events.
+    NewThread {
+        creator: u32,
+        creator_tgid: Option<u32>,
+        thread: u32,
+    },
+    /// A task that is not a thread (a new process): nothing to learn.
+    NewProcess,
     /// An empty line or a `#` annotation.
     Ignored,
 }
+
+/// The event that tells a new thread's process, as tracefs names its directory.
+pub const NEWTASK_EVENT: &str = "task/task_newtask";
+const NEWTASK_MARKER: &str = ": task_newtask: ";
+/// `clone_flags` bit of a thread (include/uapi/linux/sched.h).
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// The event that names exiting tasks, as tracefs names its directory.
+pub const EXIT_EVENT: &str = "sched/sched_process_exit";
+const EXIT_MARKER: &str = ": sched_process_exit: ";
 
 fn bad<T>(line: &str, why: &str) -> Result<T, FormatError> {
     let mut shown: String = line.chars().take(160).collect();
@@ -76,12 +103,98 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
     if let Some(rest) = t.strip_prefix("CPU:") {
         return parse_lost(rest).map_or_else(|| bad(line, "lost-events marker"), Ok);
     }
+    if let Some(at) = t.find(EXIT_MARKER) {
+        return parse_exit(&t[at + EXIT_MARKER.len()..])
+            .map_or_else(|| bad(line, "exit record"), Ok);
+    }
+    if let Some(at) = t.find(NEWTASK_MARKER) {
+        let h = parse_head(&t[..at], line)?;
+        return parse_newtask(&t[at + NEWTASK_MARKER.len()..], h.tid, h.tgid)
+            .map_or_else(|| bad(line, "new-task record"), Ok);
+    }
     let marker = format!(": {event}: ");
     let Some(at) = t.find(&marker) else {
         return bad(line, "no event name");
     };
     let (head, body) = (&t[..at], &t[at + marker.len()..]);
 
+    let Head {
+        comm,
+        tid,
+        tgid,
+        cpu,
+        irq,
+        timestamp,
+    } = parse_head(head, line)?;
+    // Body: key=value pairs; values have no spaces.
+    let mut vals: [Option<&str>; TEXT_KEYS.len()] = [None; TEXT_KEYS.len()];
+    for pair in body.split_whitespace() {
+        let Some((k, v)) = pair.split_once('=') else {
+            return bad(line, "field without '='");
+        };
+        if let Some(i) = TEXT_KEYS.iter().position(|key| *key == k) {
+            vals[i] = Some(v);
+        }
+    }
+    let mut get = |i: usize| vals[i].take();
+    let [
+        Some(family),
+        Some(sport),
+        Some(dport),
+        Some(saddr),
+        Some(daddr),
+        Some(saddr6),
+        Some(daddr6),
+        Some(old),
+        Some(new),
+    ] = std::array::from_fn::<_, { TEXT_KEYS.len() }, _>(&mut get)
+    else {
+        return bad(line, "missing field");
+    };
+    let (Ok(sport), Ok(dport)) = (sport.parse::<u16>(), dport.parse::<u16>()) else {
+        return bad(line, "bad port");
+    };
+    let (local, peer) = match family {
+        "AF_INET" | "2" => match (saddr.parse::<Ipv4Addr>(), daddr.parse::<Ipv4Addr>()) {
+            (Ok(s), Ok(d)) => (IpAddr::V4(s), IpAddr::V4(d)),
+            _ => return bad(line, "bad IPv4 address"),
+        },
+        "AF_INET6" | "10" => match (saddr6.parse::<Ipv6Addr>(), daddr6.parse::<Ipv6Addr>()) {
+            (Ok(s), Ok(d)) => (canonical(IpAddr::V6(s)), canonical(IpAddr::V6(d))),
+            _ => return bad(line, "bad IPv6 address"),
+        },
+        _ => return bad(line, "unknown family"),
+    };
+    let (Some(old), Some(new)) = (state(old), state(new)) else {
+        return bad(line, "bad state");
+    };
+    Ok(Line::Event(StateChange {
+        comm,
+        tid,
+        tgid,
+        cpu,
+        irq,
+        timestamp,
+        old,
+        new,
+        local,
+        local_port: sport,
+        peer,
+        peer_port: dport,
+    }))
+}
+
+/// The task columns before the event name.
+struct Head {
+    comm: String,
+    tid: u32,
+    tgid: Option<u32>,
+    cpu: u32,
+    irq: bool,
+    timestamp: f64,
+}
+
+fn parse_head(head: &str, line: &str) -> Result<Head, FormatError> {
     // Head, from the right: timestamp, flags, [cpu], optional (tgid), comm-tid.
     let Some(open) = head.rfind(" [") else {
         return bad(line, "no CPU field");
@@ -128,62 +241,14 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
         return bad(line, "bad pid");
     };
 
-    // Body: key=value pairs; values have no spaces.
-    let mut vals: [Option<&str>; TEXT_KEYS.len()] = [None; TEXT_KEYS.len()];
-    for pair in body.split_whitespace() {
-        let Some((k, v)) = pair.split_once('=') else {
-            return bad(line, "field without '='");
-        };
-        if let Some(i) = TEXT_KEYS.iter().position(|key| *key == k) {
-            vals[i] = Some(v);
-        }
-    }
-    let mut get = |i: usize| vals[i].take();
-    let [
-        Some(family),
-        Some(sport),
-        Some(dport),
-        Some(saddr),
-        Some(daddr),
-        Some(saddr6),
-        Some(daddr6),
-        Some(old),
-        Some(new),
-    ] = std::array::from_fn::<_, { TEXT_KEYS.len() }, _>(&mut get)
-    else {
-        return bad(line, "missing field");
-    };
-    let (Ok(sport), Ok(dport)) = (sport.parse::<u16>(), dport.parse::<u16>()) else {
-        return bad(line, "bad port");
-    };
-    let (local, peer) = match family {
-        "AF_INET" | "2" => match (saddr.parse::<Ipv4Addr>(), daddr.parse::<Ipv4Addr>()) {
-            (Ok(s), Ok(d)) => (IpAddr::V4(s), IpAddr::V4(d)),
-            _ => return bad(line, "bad IPv4 address"),
-        },
-        "AF_INET6" | "10" => match (saddr6.parse::<Ipv6Addr>(), daddr6.parse::<Ipv6Addr>()) {
-            (Ok(s), Ok(d)) => (canonical(IpAddr::V6(s)), canonical(IpAddr::V6(d))),
-            _ => return bad(line, "bad IPv6 address"),
-        },
-        _ => return bad(line, "unknown family"),
-    };
-    let (Some(old), Some(new)) = (state(old), state(new)) else {
-        return bad(line, "bad state");
-    };
-    Ok(Line::Event(StateChange {
+    Ok(Head {
         comm: comm.to_string(),
         tid,
         tgid,
         cpu,
         irq,
         timestamp,
-        old,
-        new,
-        local,
-        local_port: sport,
-        peer,
-        peer_port: dport,
-    }))
+    })
 }
 
 /// `TCP_FIN_WAIT1`, or the number the kernel prints for a value it has no
@@ -197,6 +262,39 @@ fn state(s: &str) -> Option<Option<TcpState>> {
         None => s.parse::<u64>().ok()?,
     };
     Some(u8::try_from(n).ok().and_then(TcpState::from_kernel))
+}
+
+/// `comm=curl pid=42 prio=120 [group_dead=true]`: the command may hold spaces,
+/// so it runs up to the last ` pid=`.
+fn parse_exit(body: &str) -> Option<Line> {
+    let rest = body.strip_prefix("comm=")?;
+    let at = rest.rfind(" pid=")?;
+    let comm = &rest[..at];
+    let pid = rest[at + 5..].split_whitespace().next()?.parse().ok()?;
+    Some(Line::Exit {
+        pid,
+        comm: comm.to_string(),
+    })
+}
+
+/// `pid=42 comm=python3 clone_flags=3d0f00 oom_score_adj=0`; the command may
+/// hold spaces, so the flags are found from the right.
+fn parse_newtask(body: &str, creator: u32, creator_tgid: Option<u32>) -> Option<Line> {
+    let rest = body.strip_prefix("pid=")?;
+    let (pid, _) = rest.split_once(' ')?;
+    let pid: u32 = pid.parse().ok()?;
+    let at = rest.rfind(" clone_flags=")?;
+    let flags = rest[at + 13..].split_whitespace().next()?;
+    let flags = u64::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
+    Some(if flags & CLONE_THREAD != 0 {
+        Line::NewThread {
+            creator,
+            creator_tgid,
+            thread: pid,
+        }
+    } else {
+        Line::NewProcess
+    })
 }
 
 /// `1 [LOST 12 EVENTS]` (after the `CPU:` prefix).
@@ -295,6 +393,46 @@ mod tests {
         assert_eq!((e.tid, e.tgid, e.irq), (0, None, true));
         let unknown = body.replace("TCP_LAST_ACK", "0x2a");
         assert_eq!(ev(&format!("a-1 [0] . 1.0: {EV}: {unknown}")).new, None);
+    }
+
+    #[test]
+    fn exits() {
+        let l = "          <...>-4242    (   4242) [001] .....  99.5: sched_process_exit: comm=my curl pid=4242 prio=120 group_dead=true";
+        assert_eq!(
+            parse_line(l, EV).unwrap(),
+            Line::Exit {
+                pid: 4242,
+                comm: "my curl".into()
+            }
+        );
+        let old = "curl-7 [000] ..... 1.0: sched_process_exit: comm=curl pid=7 prio=120";
+        assert!(matches!(
+            parse_line(old, EV).unwrap(),
+            Line::Exit { pid: 7, .. }
+        ));
+        assert!(parse_line("a-1 [0] . 1.0: sched_process_exit: pid=7", EV).is_err());
+    }
+
+    #[test]
+    fn new_threads() {
+        let l = "         python3-500     (    500) [000] .....   10.0: task_newtask: pid=501 comm=python3 clone_flags=3d0f00 oom_score_adj=0";
+        assert_eq!(
+            parse_line(l, EV).unwrap(),
+            Line::NewThread {
+                creator: 500,
+                creator_tgid: Some(500),
+                thread: 501
+            }
+        );
+        let fork = "bash-7 (7) [000] ..... 1.0: task_newtask: pid=8 comm=my sh clone_flags=1200000 oom_score_adj=0";
+        assert_eq!(parse_line(fork, EV).unwrap(), Line::NewProcess);
+        assert!(
+            parse_line(
+                "a-1 [0] . 1.0: task_newtask: pid=x comm=a clone_flags=1 oom_score_adj=0",
+                EV
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::signals::{self, OnSignal};
 use crate::trace::attribute::{Attribution, Procfs};
+
 use crate::trace::record::{Line, parse_line};
 use crate::trace::tracefs::{self, Instance};
 
@@ -21,10 +22,16 @@ pub struct Recording {
     pub elapsed: Duration,
 }
 
-/// Records closes for `duration` (zero: until SIGINT/SIGTERM), printing a
-/// progress line on stderr every `interval`. The instance is gone on return,
-/// whether it returns Ok or Err.
-pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recording> {
+/// Records closes into `attr` for `duration` (zero: until SIGINT/SIGTERM),
+/// printing a progress line on stderr and calling `tick` with the counts so
+/// far every `interval`. The instance is gone on return, whether it returns
+/// Ok or Err.
+pub fn record(
+    mut attr: Attribution,
+    duration: Duration,
+    interval: Option<Duration>,
+    mut tick: impl FnMut(&mut Attribution, Duration) -> Result<()>,
+) -> Result<Recording> {
     // SIGINT/SIGTERM end the recording early: the loop below sees the signal
     // and returns normally, so the instance guard runs and the report is still
     // printed. A second signal exits at once for someone who really wants out;
@@ -56,7 +63,6 @@ pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recordin
     );
 
     let start = Instant::now();
-    let mut attr = Attribution::new();
     let mut procfs = Procfs;
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut next_progress = interval.map(|i| start + i);
@@ -72,6 +78,13 @@ pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recordin
             match parse_line(&text, &event) {
                 Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
                 Ok(Line::Lost { count, .. }) => attr.lost += count,
+                Ok(Line::Exit { pid, comm }) => attr.on_exit(pid, &comm),
+                Ok(Line::NewThread {
+                    creator,
+                    creator_tgid,
+                    thread,
+                }) => attr.on_new_thread(creator, creator_tgid, thread, &mut procfs),
+                Ok(Line::NewProcess) => {}
                 Ok(Line::Ignored) => {}
                 Err(e) => {
                     attr.unparsed += 1;
@@ -109,6 +122,7 @@ pub fn record(duration: Duration, interval: Option<Duration>) -> Result<Recordin
                 attr.procs.len(),
                 attr.lost
             );
+            tick(&mut attr, start.elapsed())?;
             next_progress = Some(at + i);
         }
     }

@@ -16,6 +16,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use crate::trace::format::EventFormat;
+use crate::trace::record::{EXIT_EVENT, NEWTASK_EVENT};
+
+/// Recorded beside [`EVENT`] when the kernel has them.
+const AUX_EVENTS: [&str; 2] = [NEWTASK_EVENT, EXIT_EVENT];
 
 /// Where tracefs lives on current systems, and where we mount it if absent.
 pub const DEFAULT_MOUNT: &str = "/sys/kernel/tracing";
@@ -24,10 +28,13 @@ pub const INSTANCE_PREFIX: &str = "tw-inspect-";
 /// The event `who` records.
 pub const EVENT: &str = "sock/inet_sock_set_state";
 /// Kernel-side filter: TCP only, and only the transitions `who` counts:
-/// →FIN_WAIT1 (4, active close), →LAST_ACK (9, passive close), and →CLOSE (7)
-/// from ESTABLISHED (1) or CLOSE_WAIT (8), an abort. Numbers from
+/// →FIN_WAIT1 (4, active close) from any other state, →LAST_ACK (9, passive
+/// close), and →CLOSE (7) from ESTABLISHED (1) or CLOSE_WAIT (8), an abort.
+/// FIN_WAIT1 → FIN_WAIT1 is left out: `close()` after `shutdown(SHUT_WR)`
+/// (Python's http.server does this) sets the state again, but no second FIN
+/// is sent and it is the same connection. Numbers from
 /// include/net/tcp_states.h; `protocol` 6 is IPPROTO_TCP.
-pub const FILTER: &str = "protocol == 6 && (newstate == 4 || newstate == 9 || (newstate == 7 && (oldstate == 1 || oldstate == 8)))";
+pub const FILTER: &str = "protocol == 6 && ((newstate == 4 && oldstate != 4) || newstate == 9 || (newstate == 7 && (oldstate == 1 || oldstate == 8)))";
 /// Per-CPU buffer of the instance, in KiB. Events are ~130 bytes of text each
 /// once formatted but ~100 bytes in the buffer: 4 MiB holds ~40,000 per CPU
 /// between two reads.
@@ -104,6 +111,8 @@ pub struct Instance {
     pub dir: PathBuf,
     pipe: Option<File>,
     enabled: bool,
+    /// The helper events enabled beside [`EVENT`].
+    aux: Vec<&'static str>,
 }
 
 /// A name no other run uses: our pid plus 32 random bits from the kernel.
@@ -171,6 +180,7 @@ impl Instance {
             dir,
             pipe: None,
             enabled: false,
+            aux: Vec::new(),
         };
         let event_dir = inst.dir.join("events").join(EVENT);
         let format_path = event_dir.join("format");
@@ -199,6 +209,15 @@ impl Instance {
         inst.pipe = Some(pipe);
         inst.write(&format!("events/{EVENT}/enable"), "1")?;
         inst.enabled = true;
+        // New threads name the process of threads the tracer's cache never
+        // learnt (a server's short-lived worker threads); exits name the
+        // processes whose command it forgot (many short-lived clients).
+        // Without them such closes read `?`, never a wrong process.
+        for aux in AUX_EVENTS {
+            if inst.write(&format!("events/{aux}/enable"), "1").is_ok() {
+                inst.aux.push(aux);
+            }
+        }
         Ok((inst, format))
     }
 
@@ -241,6 +260,9 @@ impl Instance {
         if self.enabled {
             self.write(&format!("events/{EVENT}/enable"), "0")?;
             self.enabled = false;
+        }
+        for aux in std::mem::take(&mut self.aux) {
+            self.write(&format!("events/{aux}/enable"), "0")?;
         }
         Ok(())
     }
