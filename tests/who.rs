@@ -458,41 +458,381 @@ fn stale_instances_progress_lines_and_prometheus() {
             .unwrap_or_else(|| panic!("bad line {line:?}"));
         assert!(value.parse::<f64>().is_ok(), "{line}");
         assert!(name.starts_with("tw_inspect_"), "{line}");
-        if name.starts_with("tw_inspect_active_closes_total{") {
+        if name.starts_with("tw_inspect_who_fin_closes{") {
             series += 1;
         }
     }
     // --top 2: at most two commands plus "other".
     assert!(series <= 3, "{text}");
+    // One window's counts are gauges (a counter would reset every run).
     assert!(
-        text.contains("# TYPE tw_inspect_active_closes_total counter"),
+        text.contains("# TYPE tw_inspect_who_fin_closes gauge"),
         "{text}"
     );
+    assert!(text.contains("tw_inspect_who_window_seconds "), "{text}");
     assert!(
-        text.contains("tw_inspect_time_wait_unattributed "),
+        text.contains("tw_inspect_who_time_wait_unattributed "),
         "{text}"
     );
-    // The exposition format as Prometheus itself reads it, where promtool is installed.
-    if let Ok(mut child) = Command::new("promtool")
+    promtool(&text);
+
+    // --interval with a file: rewritten every interval with counters since the start.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("who.prom");
+    let (mut who, _err, _inst) = start_who(&[
+        "--duration",
+        "0",
+        "--interval",
+        "200ms",
+        "--format",
+        "prometheus",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    let first = crate::util::wait_for(20, "the first rewrite", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    let started = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("tw_inspect_who_start_time_seconds "))
+            .map(str::to_string)
+    };
+    let start = started(&first).unwrap_or_else(|| panic!("{first}"));
+    let (mut w, rx) = spawn_worker(dir.path(), "twcount-eps", "30");
+    wait_line(
+        &rx,
+        "worker-done ",
+        Instant::now() + Duration::from_secs(20),
+    );
+    let total = |t: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix("tw_inspect_who_fin_closes_total{comm=\"twcount-eps\"} "))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    let later = crate::util::wait_for(20, "the worker's 30 closes in the file", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| total(t) == 30)
+    });
+    assert!(
+        later.contains("# TYPE tw_inspect_who_fin_closes_total counter"),
+        "{later}"
+    );
+    assert_eq!(started(&later), Some(start), "one start time per recording");
+    promtool(&later);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(who.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(wait_exit(&mut who, Duration::from_secs(30)).success());
+    let last = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(total(&last), 30, "{last}");
+    w.port = 0;
+}
+
+/// The exposition as Prometheus itself reads it (promtool is installed by .ci/run).
+fn promtool(text: &str) {
+    let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-    {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let msg = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        .expect("promtool (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {msg}\n{text}");
+}
+
+/// A server started in a private network namespace of its own (`lo` up),
+/// killed on drop. `ns` is its /proc/PID/ns/net.
+struct NsServer {
+    child: Child,
+    ns: String,
+}
+
+impl Drop for NsServer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
         );
-        assert!(out.status.success(), "promtool: {msg}\n{text}");
+        let _ = self.child.wait();
+    }
+}
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "{tool} is needed (installed by .ci/run)");
+}
+
+/// Starts `cmd` (a shell command line that execs the server) in a new network
+/// namespace and waits until `port` listens there.
+fn ns_server(cmd: &str, port: u16) -> NsServer {
+    let child = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            &format!("ip link set lo up && exec {cmd}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns = format!("/proc/{}/ns/net", child.id());
+    let srv = NsServer { child, ns };
+    crate::util::wait_for(30, &format!("port {port} listening"), || {
+        let out = in_ns(&srv.ns, &["ss", "-tlnH", &format!("sport = :{port}")]);
+        (!out.trim().is_empty()).then_some(())
+    });
+    srv
+}
+
+/// Runs `args` inside the namespace `ns` and returns its stdout.
+fn in_ns(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stops a `who --duration 0` with SIGINT and parses its JSON.
+fn stop_who(mut who: Child) -> Value {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(who.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut stdout = who.stdout.take().unwrap();
+    let st = wait_exit(&mut who, Duration::from_secs(60));
+    let mut json = String::new();
+    stdout.read_to_string(&mut json).unwrap();
+    assert!(st.success(), "who failed: {st:?}");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+fn row<'a>(v: &'a Value, comm: &str) -> &'a Value {
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["comm"] == comm)
+        .unwrap_or_else(|| panic!("no {comm} row: {v:#}"))
+}
+
+/// TIME_WAIT sockets of clients of `dport` in `ns`.
+fn time_wait_to(ns: &str, dport: u16) -> u64 {
+    in_ns(
+        ns,
+        &[
+            "ss",
+            "-tanH",
+            "state",
+            "time-wait",
+            &format!("dport = :{dport}"),
+        ],
+    )
+    .lines()
+    .count() as u64
+}
+
+fn time_wait_on(ns: &str, sport: u16) -> u64 {
+    in_ns(
+        ns,
+        &[
+            "ss",
+            "-tanH",
+            "state",
+            "time-wait",
+            &format!("sport = :{sport}"),
+        ],
+    )
+    .lines()
+    .count() as u64
+}
+
+/// Python's http.server closes each HTTP/1.0 connection with shutdown(SHUT_WR)
+/// and then close(): one active close per request, not two.
+#[test]
+fn who_counts_python_http_server_closes_exactly() {
+    if !is_root() {
+        eprintln!("skipped: needs root for tracefs");
+        return;
+    }
+    for t in ["ab", "python3", "nsenter"] {
+        need(t);
+    }
+    const REQUESTS: u64 = 400;
+    let srv = ns_server("python3 -m http.server 18099 --bind 127.0.0.1", 18099);
+    let (who, _err, _inst) =
+        start_who(&["--duration", "0", "--netns", &srv.ns, "--format", "json"]);
+    let ab = in_ns(
+        &srv.ns,
+        &[
+            "ab",
+            "-n",
+            &REQUESTS.to_string(),
+            "-c",
+            "4",
+            "http://127.0.0.1:18099/",
+        ],
+    );
+    assert!(
+        ab.contains(&format!("Complete requests:      {REQUESTS}"))
+            && ab.contains("Failed requests:        0"),
+        "{ab}"
+    );
+    let tw = time_wait_on(&srv.ns, 18099);
+    // ab may open a connection or two beyond -n and close them itself unused.
+    let ab_tw = time_wait_to(&srv.ns, 18099);
+    let v = stop_who(who);
+    let py = row(&v, "python3");
+    eprintln!(
+        "python3 -m http.server: {REQUESTS} requests from ab, {} active closes, {} TIME_WAIT on its port",
+        py["active_closes"], tw
+    );
+    assert_eq!(py["active_closes"], REQUESTS, "{v:#}");
+    assert_eq!(py["aborts"], 0, "{py}");
+    assert_eq!(
+        py["process_count"], 1,
+        "one process, its worker threads included: {py}"
+    );
+    assert_eq!(
+        py["top_local_ports"],
+        serde_json::json!([{"port": 18099, "count": REQUESTS}]),
+        "{py}"
+    );
+    assert_eq!(
+        py["top_peers"],
+        serde_json::json!([]),
+        "no client ephemeral ports: {py}"
+    );
+    assert!(py["netns"].is_string(), "not the caller's namespace: {py}");
+    // Every close made a TIME_WAIT on the server's port, each one matched.
+    assert_eq!(tw, REQUESTS);
+    assert_eq!(py["time_wait_now"], tw, "{py}");
+    let ab_row = row(&v, "ab");
+    assert_eq!(
+        (
+            ab_row["active_closes"].as_u64(),
+            ab_row["passive_closes"].as_u64()
+        ),
+        (Some(ab_tw), Some(REQUESTS)),
+        "{ab_row}"
+    );
+    assert_eq!(v["netns"], srv.ns.as_str());
+    assert_eq!(
+        v["active_closes"],
+        REQUESTS + ab_tw,
+        "nothing from other namespaces: {v:#}"
+    );
+}
+
+/// nginx closing (keepalive off) and curl closing (keepalive on): each exact,
+/// and 100 curl processes are one row.
+#[test]
+fn who_counts_nginx_and_curl_closes_exactly() {
+    if !is_root() {
+        eprintln!("skipped: needs root for tracefs");
+        return;
+    }
+    for t in ["ab", "nginx", "curl", "nsenter"] {
+        need(t);
+    }
+    const REQUESTS: u64 = 400;
+    const CURLS: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    let d = dir.path().display();
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+  server {{ listen 127.0.0.1:18081; keepalive_timeout 0; location / {{ return 200 \"closes\\n\"; }} }}\n\
+  server {{ listen 127.0.0.1:18082; keepalive_timeout 65; location / {{ return 200 \"stays\\n\"; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let srv = ns_server(
+        &format!("nginx -p {d} -c {} -g 'daemon off;'", conf.display()),
+        18082,
+    );
+    let (who, _err, _inst) =
+        start_who(&["--duration", "0", "--netns", &srv.ns, "--format", "json"]);
+    let ab = in_ns(
+        &srv.ns,
+        &[
+            "ab",
+            "-n",
+            &REQUESTS.to_string(),
+            "-c",
+            "4",
+            "http://127.0.0.1:18081/",
+        ],
+    );
+    assert!(ab.contains("Failed requests:        0"), "{ab}");
+    for _ in 0..CURLS {
+        let body = in_ns(&srv.ns, &["curl", "-sS", "http://127.0.0.1:18082/"]);
+        assert_eq!(body, "stays\n");
+    }
+    let server_tw = time_wait_on(&srv.ns, 18081);
+    let client_tw = time_wait_to(&srv.ns, 18082);
+    let ab_tw = time_wait_to(&srv.ns, 18081);
+    let v = stop_who(who);
+    let nginx = row(&v, "nginx");
+    let curl = row(&v, "curl");
+    eprintln!(
+        "nginx: {REQUESTS} requests from ab, {} active closes; curl: {CURLS} runs, {} active closes in one row of {} processes",
+        nginx["active_closes"], curl["active_closes"], curl["process_count"]
+    );
+    assert_eq!(nginx["active_closes"], REQUESTS, "{nginx}");
+    // Its passive closes: every curl, and the connections ab opened beyond -n and closed unused.
+    assert_eq!(nginx["passive_closes"], CURLS + ab_tw, "{nginx}");
+    assert_eq!(row(&v, "ab")["active_closes"], ab_tw);
+    assert_eq!(
+        nginx["top_local_ports"],
+        serde_json::json!([{"port": 18081, "count": REQUESTS}]),
+        "{nginx}"
+    );
+    assert_eq!(nginx["time_wait_now"], server_tw, "{nginx}");
+    assert_eq!(server_tw, REQUESTS);
+    assert_eq!(curl["active_closes"], CURLS, "{v:#}");
+    assert_eq!(curl["process_count"], CURLS, "{curl}");
+    assert_eq!(
+        curl["top_peers"],
+        serde_json::json!([{"peer": "127.0.0.1", "peer_port": 18082, "count": CURLS}]),
+        "{curl}"
+    );
+    assert_eq!(curl["time_wait_now"], client_tw, "{curl}");
+    assert_eq!(client_tw, CURLS);
+    for p in v["processes"].as_array().unwrap() {
+        assert!(p["comm"] != "<...>" && p["comm"] != "?", "{p}");
     }
 }
 

@@ -19,7 +19,7 @@ use crate::plan::who::Format;
 use crate::render::Style;
 use crate::render::who::{WhoFormat, WhoRender, Window};
 use crate::socket::SocketRecord;
-use crate::trace::attribute::{Attribution, WhoReport};
+use crate::trace::attribute::{Attribution, Procfs, WhoReport};
 use crate::trace::session;
 
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
@@ -100,6 +100,7 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
         if !periodic {
             return Ok(());
         }
+        attr.settle(&mut Procfs);
         let mut o = Output::open(plan.output.path())?;
         write(attr, elapsed, &mut o)?;
         o.finish()

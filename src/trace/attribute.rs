@@ -78,6 +78,8 @@ pub struct ProcStats {
     pub cgroup: Option<String>,
     /// Inode of its network namespace (`/proc/PID/ns/net`), when it could be read.
     pub netns: Option<u64>,
+    /// One of its connections had a listening port of the namespace at one end.
+    pub touched_listener: bool,
     pub active: u64,
     pub passive: u64,
     pub aborts: u64,
@@ -174,12 +176,17 @@ pub struct Attribution {
     /// a server closing a client's connection.
     pub server_ports: HashSet<u16>,
     /// With `--netns`: attribute only processes in this namespace (inode).
+    /// A process that exited before its namespace could be read (a short-lived
+    /// client) is placed there when one of its closes left a TIME_WAIT socket
+    /// in that namespace or one of its connections had a port listening there
+    /// at one end, and left out otherwise.
     pub only_netns: Option<u64>,
-    /// Closes by processes in another namespace than `only_netns`, or whose
-    /// namespace could not be read (they exited first).
+    /// Active closes by processes in another namespace than `only_netns`.
     pub other_netns_closes: u64,
     /// The process of each thread created while recording.
     thread_of: HashMap<u32, u32>,
+    /// Events of threads not placed yet (see `settle`).
+    pending: Vec<(StateChange, Kind)>,
     /// The command of each process seen, for its threads' events.
     names: HashMap<u32, String>,
     /// Pids the tracer could not name, and the names their exits gave.
@@ -212,19 +219,24 @@ impl Attribution {
         if let Some(i) = self.threads.get(&k) {
             return *i;
         }
-        let pid = e
-            .tgid
-            .filter(|t| *t != 0)
-            .or_else(|| self.thread_of.get(&e.tid).copied())
+        // A thread's creation is authoritative: the tracer has been seen to
+        // print a short-lived thread's own id as its process id.
+        let pid = self
+            .thread_of
+            .get(&e.tid)
+            .copied()
+            .or(e.tgid.filter(|t| *t != 0))
             .or_else(|| if e.tid == 0 { None } else { info.tgid(e.tid) })
             .unwrap_or(e.tid);
-        let traced_is_main = pid == e.tid && e.comm != UNNAMED;
-        let comm = if traced_is_main || pid == 0 {
-            e.comm.clone()
-        } else {
-            info.comm(pid)
+        // The live process's name first: the tracer prints a command from a
+        // cache that can still hold the name from before an exec (a forked
+        // child's parent's name) or a thread's name.
+        let comm = match pid {
+            0 => e.comm.clone(),
+            _ => info
+                .comm(pid)
                 .or_else(|| self.names.get(&pid).cloned())
-                .unwrap_or_else(|| e.comm.clone())
+                .unwrap_or_else(|| e.comm.clone()),
         };
         if comm != UNNAMED && self.names.len() < MAX_THREADS {
             self.names.entry(pid).or_insert_with(|| comm.clone());
@@ -233,8 +245,10 @@ impl Attribution {
             self.unnamed.insert(pid);
         }
         let netns = if pid == 0 { None } else { info.netns(pid) };
+        // A process gone before its namespace was read is kept for now: its
+        // TIME_WAIT sockets place it (see `build`).
         if let Some(want) = self.only_netns
-            && netns != Some(want)
+            && netns.is_some_and(|n| n != want)
         {
             self.threads.insert(k, None);
             return None;
@@ -283,19 +297,32 @@ impl Attribution {
         self.thread_of.insert(thread, tgid);
     }
 
-    /// A task exited: keep its command if the tracer could not name it.
+    /// A task exited: keep its command in case the tracer could not name it.
+    /// Every exit is kept (bounded), since the per-CPU buffers may deliver an
+    /// exit before the close that preceded it on another CPU.
     pub fn on_exit(&mut self, pid: u32, comm: &str) {
-        if self.unnamed.contains(&pid) {
-            self.exits.insert(pid, comm.to_string());
+        if self.exits.len() >= MAX_THREADS && !self.exits.contains_key(&pid) {
+            // Names of exits already matched to a row are not needed again.
+            let unnamed = &self.unnamed;
+            self.exits.retain(|p, _| unnamed.contains(p));
+            if self.exits.len() >= MAX_THREADS {
+                self.exits.clear();
+            }
         }
+        self.exits.insert(pid, comm.to_string());
     }
 
-    /// The command of a row: the traced one, or for `<...>` the exit's.
+    /// The command of a row: for a process that exited while recording, the
+    /// name it had then (after any exec); else the one seen when it closed.
     pub fn command(&self, k: &ProcKey) -> Option<String> {
+        if let Some(c) = self.exits.get(&k.pid) {
+            return Some(c.clone());
+        }
         if k.comm != UNNAMED {
             return Some(k.comm.clone());
         }
-        self.exits.get(&k.pid).cloned()
+        // Named by another of its events, resolved later.
+        self.names.get(&k.pid).cloned()
     }
 
     pub fn on_event(&mut self, e: &StateChange, info: &mut dyn ProcInfo) {
@@ -306,6 +333,29 @@ impl Attribution {
             self.resets_received += 1;
             return;
         }
+        // A task the tracer could not place (no process id, or its own id,
+        // which it prints for some short-lived threads), already gone from
+        // /proc: its creation may still be on its way from another CPU's
+        // buffer. Decided in `settle`.
+        let unplaced = e.tgid.is_none_or(|t| t == 0 || t == e.tid)
+            && e.tid != 0
+            && !self.threads.contains_key(&(e.tid, e.comm.clone()))
+            && !self.thread_of.contains_key(&e.tid);
+        if unplaced && self.pending.len() < MAX_THREADS && info.tgid(e.tid).is_none() {
+            self.pending.push((e.clone(), kind));
+            return;
+        }
+        self.apply(e, kind, info);
+    }
+
+    /// Attributes the events put aside by `on_event`, with what was learnt since.
+    pub fn settle(&mut self, info: &mut dyn ProcInfo) {
+        for (e, kind) in std::mem::take(&mut self.pending) {
+            self.apply(&e, kind, info);
+        }
+    }
+
+    fn apply(&mut self, e: &StateChange, kind: Kind, info: &mut dyn ProcInfo) {
         let Some(idx) = self.resolve(e, info) else {
             self.other_netns_closes += u64::from(kind == Kind::Active);
             return;
@@ -314,6 +364,7 @@ impl Attribution {
         let Some(st) = self.procs.get_mut(&self.keys[idx as usize]) else {
             return;
         };
+        st.touched_listener |= server || self.server_ports.contains(&e.peer_port);
         match kind {
             Kind::Active => {
                 st.active += 1;
@@ -342,6 +393,7 @@ impl Attribution {
     }
 
     /// Forgets closes too old to explain any TIME_WAIT socket still present.
+    /// Call [`Attribution::settle`] first.
     pub fn prune(&mut self) {
         let horizon = self.now - CLOSER_TTL_S;
         self.closers.retain(|_, (_, ts)| *ts >= horizon);
@@ -532,7 +584,22 @@ impl WhoReport {
         by: By,
         label: &dyn Fn(u64) -> Option<String>,
     ) -> WhoReport {
-        let per_pid = a.procs.iter().map(|(k, st)| {
+        // With --netns, a process whose namespace could not be read counts
+        // when its closes left TIME_WAIT in that namespace, or one of its
+        // connections was to or from a port listening there.
+        let placed = |st: &ProcStats| {
+            a.only_netns.is_none()
+                || st.netns.is_some()
+                || st.time_wait_now > 0
+                || st.touched_listener
+        };
+        let unplaced: u64 = a
+            .procs
+            .values()
+            .filter(|st| !placed(st))
+            .map(|st| st.active)
+            .sum();
+        let per_pid = a.procs.iter().filter(|(_, st)| placed(st)).map(|(k, st)| {
             let (comm, comm_note) = match a.command(k) {
                 Some(c) => (c, None),
                 None => ("?".to_string(), Some(COMM_UNKNOWN)),
@@ -544,7 +611,7 @@ impl WhoReport {
                 comm_note,
                 pids: vec![k.pid],
                 cgroup: st.cgroup.clone(),
-                netns: st.netns.and_then(label),
+                netns: st.netns.or(a.only_netns).and_then(label),
                 active: st.active,
                 aborts: st.aborts,
                 passive: st.passive,
@@ -553,20 +620,20 @@ impl WhoReport {
                 peers: st.peers.clone(),
             }
         });
-        let rows: Vec<Row> = match by {
-            By::Pid => per_pid.collect(),
-            By::Command => {
-                let mut m: HashMap<(String, Option<String>), Row> = HashMap::new();
-                for r in per_pid {
-                    match m.entry((r.comm.clone(), r.netns.clone())) {
-                        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(r);
-                        }
+        let rows: Vec<Row> = {
+            // By pid, a process seen under two names (before and after an
+            // exec) is one row under its final name.
+            let mut m: HashMap<(Option<u32>, String, Option<String>), Row> = HashMap::new();
+            for r in per_pid {
+                let pid = (by == By::Pid).then_some(r.pid);
+                match m.entry((pid, r.comm.clone(), r.netns.clone())) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(r);
                     }
                 }
-                m.into_values().collect()
             }
+            m.into_values().collect()
         };
         let mut rows: Vec<ProcessReport> = rows
             .into_iter()
@@ -644,7 +711,7 @@ impl WhoReport {
             aborts,
             unparsed_records: a.unparsed,
             netns: None,
-            other_netns_closes: a.only_netns.map(|_| a.other_netns_closes),
+            other_netns_closes: a.only_netns.map(|_| a.other_netns_closes + unplaced),
             note: NOTE,
         }
     }
@@ -684,6 +751,10 @@ mod tests {
 
     fn none(_: u64) -> Option<String> {
         None
+    }
+
+    fn row_of<'a>(r: &'a WhoReport, comm: &str) -> &'a ProcessReport {
+        r.processes.iter().find(|p| p.comm == comm).unwrap()
     }
 
     fn change(
@@ -731,6 +802,7 @@ mod tests {
         );
         a.on_event(&change("worker-3", 501, None, CloseWait, LastAck, 40004), f);
         a.on_event(&change("x", 12, Some(12), SynSent, Close, 40005), f);
+        a.settle(f);
         let mut tw = SocketRecord::blank(Family::V6, TimeWait);
         tw.local = "::ffff:127.0.0.1".parse().unwrap();
         tw.local_port = 40000;
@@ -779,6 +851,7 @@ mod tests {
         let mut late = change("curl", 10, Some(10), Established, FinWait1, 40009);
         late.timestamp = 1.0 + CLOSER_TTL_S + 1.0;
         a.on_event(&late, f);
+        a.settle(f);
         assert_eq!(a.remembered(), 4);
         a.prune();
         assert_eq!(a.remembered(), 1);
@@ -794,6 +867,7 @@ mod tests {
                 a.on_event(&e, &mut Fixed);
             }
         }
+        a.settle(&mut Fixed);
         let sum = |f: fn(&ProcStats) -> u64| -> u64 { a.procs.values().map(f).sum() };
         assert_eq!(
             (sum(|s| s.active), sum(|s| s.passive), sum(|s| s.aborts)),
@@ -831,6 +905,7 @@ mod tests {
             &change("python3", 10, Some(10), FinWait1, FinWait1, 8000),
             f,
         );
+        a.settle(f);
         let st = a.procs.values().next().unwrap();
         assert_eq!(st.active, 1);
     }
@@ -866,6 +941,7 @@ mod tests {
             &change(UNNAMED, 40, Some(40), Established, FinWait1, 40100),
             f,
         );
+        a.settle(f);
         let r = WhoReport::build(&a, 1.0, 0, By::Command, &none);
         let row = |c: &str| r.processes.iter().find(|p| p.comm == c).unwrap();
         let curl = row("curl");
@@ -903,9 +979,17 @@ mod tests {
             f,
         );
         a.on_event(&change(UNNAMED, 601, None, Established, FinWait1, 2), f);
+        // A thread's close read before its creation (another CPU's buffer),
+        // and printed with its own id as its process's.
+        a.on_event(
+            &change(UNNAMED, 602, Some(602), Established, FinWait1, 3),
+            f,
+        );
+        a.on_new_thread(600, Some(600), 602, f);
+        a.settle(f);
         let r = WhoReport::build(&a, 1.0, 0, By::Pid, &none);
         assert_eq!(r.processes.len(), 1, "{:?}", r.processes);
-        assert_eq!((r.processes[0].pid, r.processes[0].active_closes), (600, 2));
+        assert_eq!((r.processes[0].pid, r.processes[0].active_closes), (600, 3));
     }
 
     #[test]
@@ -920,13 +1004,24 @@ mod tests {
             f,
         );
         a.on_event(&change("gone", 78, Some(78), Established, FinWait1, 3), f);
-        let r = WhoReport::build(&a, 1.0, 0, By::Command, &|ino| {
-            (ino != 1).then(|| format!("net:[{ino}]"))
-        });
+        a.settle(f);
+        let label = |ino: u64| (ino != 1).then(|| format!("net:[{ino}]"));
+        let r = WhoReport::build(&a, 1.0, 0, By::Command, &label);
         assert_eq!(r.processes.len(), 1);
         assert_eq!(r.processes[0].comm, "inside");
         assert_eq!(r.processes[0].netns.as_deref(), Some("net:[9]"));
         assert_eq!(r.other_netns_closes, Some(2));
+        // The gone process's close left a TIME_WAIT in the namespace: it was there.
+        let mut tw = SocketRecord::blank(Family::V4, TimeWait);
+        tw.local = "127.0.0.1".parse().unwrap();
+        tw.local_port = 3;
+        tw.peer = "127.0.0.2".parse().unwrap();
+        tw.peer_port = 80;
+        a.match_time_wait(&[tw]);
+        let r = WhoReport::build(&a, 1.0, 0, By::Command, &label);
+        assert_eq!(r.processes.len(), 2, "{:?}", r.processes);
+        assert_eq!(row_of(&r, "gone").netns.as_deref(), Some("net:[9]"));
+        assert_eq!(r.other_netns_closes, Some(1));
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub fn record(
         inst.read_some(&mut buf, wait)?;
         consume(&mut buf, &mut attr, false);
         if Instant::now() >= next_prune {
+            attr.settle(&mut Procfs);
             attr.prune();
             next_prune += PRUNE_EVERY;
         }
@@ -133,6 +134,7 @@ pub fn record(
         consume(&mut buf, &mut attr, false);
     }
     consume(&mut buf, &mut attr, true);
+    attr.settle(&mut Procfs);
     // The markers and the per-CPU counters describe the same losses: take the larger.
     attr.lost = attr.lost.max(inst.lost_from_stats());
     drop(inst);
