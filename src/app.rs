@@ -20,8 +20,9 @@ pub fn command() -> clap::Command {
         .after_help(format!("{}\n\n{}", cli::MAIN_EXAMPLES, exit::help_line()))
         .mut_subcommand("check", |c| {
             c.after_help(format!(
-                "{}\n{}",
+                "{}\n\n{}\n\n{}",
                 cli::CHECK_EXAMPLES,
+                crate::threshold::help_table(),
                 exit::check_help_line()
             ))
         })

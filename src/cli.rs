@@ -99,10 +99,13 @@ Records in a private tracing instance that is removed on exit, Ctrl-C and SIGTER
 pub const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
   tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7
+  tw-inspect check -w time-wait:port=443=5000 -c time-wait:port=443=20000
+  tw-inspect check -c port-pressure:peer=10.0.0.5:5432=80
+  tw-inspect check -w established=10: -c established=1:     alert when fewer connections
   sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
 
 Prints one line: TW_INSPECT OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata.
-A value above N alerts. A threshold on a state that --state leaves out is UNKNOWN, never OK.";
+A threshold on a state that --state leaves out is UNKNOWN, never OK.";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -359,11 +362,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total
-    #[arg(short = 'w', long = "warning", value_name = "METRIC=N")]
+    /// Warning threshold METRIC[:SCOPE]=RANGE (repeatable); metrics, scopes and ranges below
+    #[arg(short = 'w', long = "warning", value_name = "METRIC=RANGE")]
     pub warning: Vec<String>,
 
-    /// Critical threshold METRIC=N (repeatable)
-    #[arg(short = 'c', long = "critical", value_name = "METRIC=N")]
+    /// Critical threshold METRIC[:SCOPE]=RANGE (repeatable)
+    #[arg(short = 'c', long = "critical", value_name = "METRIC=RANGE")]
     pub critical: Vec<String>,
 }

@@ -27,7 +27,7 @@ mod report;
 mod sample;
 pub mod snapshot;
 pub mod text;
-mod threshold;
+pub mod threshold;
 
 mod render;
 

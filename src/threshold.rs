@@ -1,82 +1,404 @@
 //! Monitoring-plugin thresholds: what `check` compares, and the verdict. Pure:
 //! values and thresholds in, a status and its items out; render/check.rs
 //! writes the status line.
+//!
+//! A threshold is `METRIC[:SCOPE]=RANGE`. RANGE follows the monitoring-plugins
+//! development guidelines: `10` alerts outside 0..10, `10:` below 10, `~:10`
+//! above 10, `10:20` outside 10..20, `@10:20` inside 10..20 (ends included).
+//! The metrics and their scopes come from one table, [`METRICS`], which the
+//! parser and `check --help` both read.
+
+use std::fmt;
+use std::net::IpAddr;
 
 use crate::exit::{CheckStatus, UsageError};
 use crate::state::{StateSet, TcpState, suggest};
 
-/// What a threshold applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
+/// What a metric counts or measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Sockets in one state.
     State(TcpState),
-    /// Highest share of usable ephemeral ports used towards one destination, percent.
+    /// Highest share of usable ephemeral ports held towards one destination, percent.
     PortPressure,
+    /// Every socket counted.
     Total,
 }
 
+/// Which sockets a metric is restricted to (`:port=443`, `:peer=10.0.0.5:5432`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Local port: the sockets of one service on this host.
+    Port(u16),
+    /// Peer address, and port when given: one destination.
+    Peer(IpAddr, Option<u16>),
+}
+
+/// What a threshold applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Metric {
+    pub kind: Kind,
+    pub scope: Option<Scope>,
+}
+
 impl Metric {
-    pub fn parse(s: &str) -> Option<Metric> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "total" => Some(Metric::Total),
-            "port-pressure" | "port_pressure" => Some(Metric::PortPressure),
-            other => TcpState::parse(other).map(Metric::State),
+    pub const fn of(kind: Kind) -> Metric {
+        Metric { kind, scope: None }
+    }
+
+    /// The table entry of this metric.
+    pub fn spec(self) -> &'static MetricSpec {
+        let name = match self.kind {
+            Kind::State(_) => "STATE",
+            Kind::PortPressure => "port-pressure",
+            Kind::Total => "total",
+        };
+        METRICS
+            .iter()
+            .find(|m| m.name == name)
+            .expect("every kind is in METRICS")
+    }
+
+    /// As written in the summary and accepted back: `time-wait:port=443`.
+    pub fn name(self) -> String {
+        let base = match self.kind {
+            Kind::State(s) => s.name(),
+            Kind::PortPressure => "port-pressure",
+            Kind::Total => "total",
+        };
+        match self.scope {
+            None => base.to_string(),
+            Some(Scope::Port(p)) => format!("{base}:port={p}"),
+            Some(Scope::Peer(a, None)) => format!("{base}:peer={a}"),
+            Some(Scope::Peer(a @ IpAddr::V4(_), Some(p))) => format!("{base}:peer={a}:{p}"),
+            Some(Scope::Peer(a, Some(p))) => format!("{base}:peer=[{a}]:{p}"),
         }
     }
 
-    /// As written in the summary.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::State(s) => s.name(),
-            Metric::PortPressure => "port-pressure",
-            Metric::Total => "total",
+    /// Perfdata label: the name with `_` for `-`, `:` and `=`, which a label
+    /// may not hold unquoted (`time_wait_port_443`).
+    pub fn label(self) -> String {
+        self.name()
+            .chars()
+            .map(|c| match c {
+                '-' | ':' | '=' | '[' | ']' => '_',
+                c => c,
+            })
+            .collect::<String>()
+            .replace("__", "_")
+            .trim_end_matches('_')
+            .to_string()
+    }
+
+    pub fn unit(self) -> &'static str {
+        self.spec().unit
+    }
+}
+
+/// One row of the metric table.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricSpec {
+    /// As written before `=` (`STATE` stands for any state name).
+    pub name: &'static str,
+    /// Perfdata unit (`%`), or empty for a count.
+    pub unit: &'static str,
+    /// The scopes it accepts: `port`, `peer`.
+    pub scopes: &'static [&'static str],
+    /// One line for `check --help`.
+    pub about: &'static str,
+}
+
+/// Every metric `check` knows, in `--help` order. New metrics are new rows
+/// here, a [`Kind`] and a value in [`Values`].
+pub const METRICS: &[MetricSpec] = &[
+    MetricSpec {
+        name: "STATE",
+        unit: "",
+        scopes: &["port", "peer"],
+        about: "sockets in one state: time-wait, close-wait, established, ... (any state name)",
+    },
+    MetricSpec {
+        name: "total",
+        unit: "",
+        scopes: &["port", "peer"],
+        about: "every socket counted",
+    },
+    MetricSpec {
+        name: "port-pressure",
+        unit: "%",
+        scopes: &["peer"],
+        about: "percent of usable ephemeral ports held towards the busiest destination",
+    },
+];
+
+/// The scopes, for `--help`.
+pub const SCOPES: &[(&str, &str)] = &[
+    ("port=N", "sockets whose local port is N (one service here)"),
+    (
+        "peer=ADDR[:PORT]",
+        "sockets to that peer address (and port; [v6]:port): one destination",
+    ),
+];
+
+/// The metric table as `check --help` shows it.
+pub fn help_table() -> String {
+    let mut out = String::from("Metrics (METRIC[:SCOPE]=RANGE):\n");
+    for m in METRICS {
+        let scopes = if m.scopes.is_empty() {
+            "no scope".to_string()
+        } else {
+            format!("scopes: {}", m.scopes.join(", "))
+        };
+        out.push_str(&format!("  {:<14} {} ({scopes})\n", m.name, m.about));
+    }
+    out.push_str("Scopes:\n");
+    for (s, about) in SCOPES {
+        out.push_str(&format!("  {s:<17} {about}\n"));
+    }
+    out.push_str(
+        "Ranges (monitoring-plugins guidelines):\n  \
+10 alerts outside 0..10; 10: below 10; ~:10 above 10; 10:20 outside 10..20; @10:20 inside 10..20.\n  \
+Critical must alert only where warning does (-w 1000 -c 5000), else the check is UNKNOWN.",
+    );
+    out
+}
+
+/// The metric names `--warning` and `--critical` accept, for errors.
+pub fn valid_metrics() -> String {
+    let mut names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    names.extend(["total", "port-pressure"]);
+    format!(
+        "{} (add :port=N or :peer=ADDR[:PORT] to restrict)",
+        names.join(", ")
+    )
+}
+
+/// A monitoring-plugins range: alert when the value is outside `[start, end]`,
+/// or inside it with `@`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    /// May be negative infinity (`~`).
+    pub start: f64,
+    /// May be infinity (`10:`).
+    pub end: f64,
+    /// `@`: alert inside instead of outside.
+    pub inside: bool,
+}
+
+/// A bound written plainly: `1000`, never `1e3` (Display of f64 never uses exponents).
+fn num(v: f64) -> String {
+    format!("{v}")
+}
+
+impl fmt::Display for Range {
+    /// The normalized form, for perfdata and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.inside {
+            f.write_str("@")?;
+        }
+        match (self.start, self.end) {
+            (s, e) if s == 0.0 && e.is_finite() => write!(f, "{}", num(e)),
+            (s, e) if e == f64::INFINITY && s.is_finite() => write!(f, "{}:", num(s)),
+            (s, e) if s == f64::NEG_INFINITY && e.is_finite() => write!(f, "~:{}", num(e)),
+            (s, _) if s == f64::NEG_INFINITY => write!(f, "~:"),
+            (s, e) => write!(f, "{}:{}", num(s), num(e)),
         }
     }
 }
 
-/// One `METRIC=N`.
+fn bound(s: &str) -> Option<f64> {
+    let t = s.trim();
+    // Plain decimals only: no inf, nan, hex or exponents to misread.
+    let ok = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && t.chars().any(|c| c.is_ascii_digit());
+    ok.then(|| t.parse::<f64>().ok())
+        .flatten()
+        .filter(|v| v.is_finite())
+}
+
+impl Range {
+    /// Parses `10`, `10:`, `~:10`, `10:20`, `@10:20`.
+    pub fn parse(text: &str) -> Result<Range, String> {
+        let t = text.trim();
+        let (inside, body) = match t.strip_prefix('@') {
+            Some(b) => (true, b),
+            None => (false, t),
+        };
+        let bad = || {
+            format!(
+                "'{text}' is not a range: use N (alert outside 0..N), N: (below N), ~:N (above N), N:M (outside N..M) or @N:M (inside N..M)"
+            )
+        };
+        let (start, end) = match body.split_once(':') {
+            None => (0.0, bound(body).ok_or_else(bad)?),
+            Some((s, e)) => {
+                let start = if s.trim() == "~" {
+                    f64::NEG_INFINITY
+                } else {
+                    bound(s).ok_or_else(bad)?
+                };
+                let end = if e.trim().is_empty() {
+                    f64::INFINITY
+                } else {
+                    bound(e).ok_or_else(bad)?
+                };
+                (start, end)
+            }
+        };
+        if start > end {
+            return Err(format!(
+                "'{text}': the start {} is above the end {}",
+                num(start),
+                num(end)
+            ));
+        }
+        Ok(Range { start, end, inside })
+    }
+
+    /// True when `v` raises this alert.
+    pub fn alerts(&self, v: f64) -> bool {
+        let within = self.start <= v && v <= self.end;
+        within == self.inside
+    }
+
+    /// True when every value this range lets pass, `other` lets pass too:
+    /// then `other` never alerts where this one does not.
+    fn passes_within(&self, other: &Range) -> bool {
+        match (self.inside, other.inside) {
+            // [s,e] ⊆ [S,E]
+            (false, false) => self.start >= other.start && self.end <= other.end,
+            // outside [s,e] ⊆ outside [S,E]
+            (true, true) => self.start <= other.start && self.end >= other.end,
+            // [s,e] ⊆ outside [S,E]
+            (false, true) => self.end < other.start || self.start > other.end,
+            // (-inf,s) ∪ (e,inf) ⊆ [S,E]: only halves that are empty or inside.
+            (true, false) => {
+                let low = self.start == f64::NEG_INFINITY
+                    || (other.start == f64::NEG_INFINITY && self.start <= other.end);
+                let high = self.end == f64::INFINITY
+                    || (other.end == f64::INFINITY && self.end >= other.start);
+                low && high
+            }
+        }
+    }
+
+    /// Words for the summary: why `v` alerts.
+    pub fn why(&self, v: f64) -> String {
+        if self.inside {
+            format!("inside {self}")
+        } else if v > self.end {
+            format!("above {}", num(self.end))
+        } else {
+            format!("below {}", num(self.start))
+        }
+    }
+}
+
+/// One `METRIC=RANGE`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Threshold {
     pub metric: Metric,
-    pub value: f64,
-    /// As given, for perfdata.
-    pub text: String,
+    pub range: Range,
 }
 
-/// The metrics `--warning` and `--critical` accept.
-pub const VALID_METRICS: &str = "time-wait, close-wait, port-pressure (percent), total, or any state (established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, closed, last-ack, listening, closing, new-syn-recv, bound-inactive)";
-
-/// Parses `METRIC=N` for `flag` (`--warning` or `--critical`).
-pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
-    let Some((m, v)) = arg.split_once('=') else {
-        return Err(UsageError(format!(
-            "{flag} '{arg}': expected METRIC=N, METRIC one of {VALID_METRICS}"
-        )));
-    };
-    let metric = Metric::parse(m).ok_or_else(|| {
-        let names = TcpState::ALL.iter().map(|s| s.name());
-        let hint = suggest(m, names.chain(["port-pressure", "total"]))
-            .map(|s| format!("did you mean {s}? "))
-            .unwrap_or_default();
-        UsageError(format!(
-            "{flag} '{arg}': unknown metric '{m}'; {hint}valid: {VALID_METRICS}"
+fn parse_scope(flag: &str, arg: &str, base: &str, s: &str) -> Result<Scope, UsageError> {
+    let err = |why: String| UsageError(format!("{flag} '{arg}': {why}"));
+    let (key, value) = s.split_once('=').ok_or_else(|| {
+        err(format!(
+            "scope '{s}' needs a value: {base}:port=N or {base}:peer=ADDR[:PORT]"
         ))
     })?;
-    let value: f64 = v
-        .trim()
-        .parse()
-        .ok()
-        .filter(|x: &f64| x.is_finite() && *x >= 0.0)
-        .ok_or_else(|| UsageError(format!("{flag} '{arg}': '{v}' is not a number >= 0")))?;
-    if metric == Metric::PortPressure && value > 100.0 {
+    match key {
+        "port" => value
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(Scope::Port)
+            .ok_or_else(|| err(format!("'{value}' is not a port (1-65535)"))),
+        "peer" => {
+            if let Ok(a) = value.parse::<IpAddr>() {
+                return Ok(Scope::Peer(a, None));
+            }
+            if let Ok(sa) = value.parse::<std::net::SocketAddr>() {
+                return Ok(Scope::Peer(sa.ip(), Some(sa.port())));
+            }
+            Err(err(format!(
+                "'{value}' is not ADDR, ADDR:PORT or [V6]:PORT"
+            )))
+        }
+        other => Err(err(format!(
+            "unknown scope '{other}'; valid: port=N, peer=ADDR[:PORT]"
+        ))),
+    }
+}
+
+/// Parses `METRIC[:SCOPE]=RANGE` for `flag` (`--warning` or `--critical`).
+pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
+    // The range never holds '=', the scope may: split at the last one.
+    let Some((m, v)) = arg.rsplit_once('=') else {
+        return Err(UsageError(format!(
+            "{flag} '{arg}': expected METRIC=RANGE, METRIC one of {}",
+            valid_metrics()
+        )));
+    };
+    let (base, scope) = match m.split_once(':') {
+        Some((b, s)) => (b, Some(s)),
+        None => (m, None),
+    };
+    let kind = match base.trim().to_ascii_lowercase().as_str() {
+        "total" => Kind::Total,
+        "port-pressure" | "port_pressure" => Kind::PortPressure,
+        other => TcpState::parse(other).map(Kind::State).ok_or_else(|| {
+            UsageError(format!(
+                "{flag} '{arg}': unknown metric '{base}'; valid: {}",
+                valid_metrics()
+            ))
+        })?,
+    };
+    let scope = scope.map(|s| parse_scope(flag, arg, base, s)).transpose()?;
+    let metric = Metric { kind, scope };
+    if let Some(s) = scope {
+        let key = match s {
+            Scope::Port(_) => "port",
+            Scope::Peer(..) => "peer",
+        };
+        if !metric.spec().scopes.contains(&key) {
+            return Err(UsageError(format!(
+                "{flag} '{arg}': {base} takes no {key}= scope; it takes {}",
+                metric.spec().scopes.join(", ")
+            )));
+        }
+    }
+    let range = Range::parse(v).map_err(|e| UsageError(format!("{flag} '{arg}': {e}")))?;
+    if kind == Kind::PortPressure
+        && [range.start, range.end]
+            .iter()
+            .any(|b| b.is_finite() && !(0.0..=100.0).contains(b))
+    {
         return Err(UsageError(format!(
             "{flag} '{arg}': port-pressure is a percentage, 0 to 100"
         )));
     }
-    Ok(Threshold {
-        metric,
-        value,
-        text: v.trim().to_string(),
-    })
+    Ok(Threshold { metric, range })
+}
+
+/// Refuses a warning and a critical range on one metric that cannot both
+/// make sense: a value the warning range lets pass must not be critical
+/// (critical alerts on a subset of what warning alerts on).
+pub fn check_pair(w: &Threshold, c: &Threshold) -> Result<(), UsageError> {
+    if w.range.passes_within(&c.range) {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "{}: warning {} and critical {} contradict: some values would be critical without being a warning; \
+critical must alert only where warning does (e.g. -w {0}=1000 -c {0}=5000)",
+            w.metric.name(),
+            w.range,
+            c.range
+        )))
+    }
 }
 
 /// The measured value of each metric.
@@ -86,15 +408,24 @@ pub struct Values {
     pub counted: StateSet,
     pub total: u64,
     pub port_pressure: Option<f64>,
+    /// Scoped metrics, measured apart.
+    pub scoped: Vec<(Metric, Result<f64, &'static str>)>,
 }
 
 impl Values {
     fn get(&self, m: Metric) -> Result<f64, &'static str> {
-        match m {
-            Metric::State(s) if self.counted.contains(s) => Ok(self.counts[s.index()] as f64),
-            Metric::State(_) => Err("not counted"),
-            Metric::Total => Ok(self.total as f64),
-            Metric::PortPressure => self.port_pressure.ok_or("no ephemeral port range"),
+        if m.scope.is_some() {
+            return self
+                .scoped
+                .iter()
+                .find(|(k, _)| *k == m)
+                .map_or(Err("not measured"), |(_, v)| *v);
+        }
+        match m.kind {
+            Kind::State(s) if self.counted.contains(s) => Ok(self.counts[s.index()] as f64),
+            Kind::State(_) => Err("not counted"),
+            Kind::Total => Ok(self.total as f64),
+            Kind::PortPressure => self.port_pressure.ok_or("no ephemeral port range"),
         }
     }
 }
@@ -105,9 +436,9 @@ pub struct Item {
     pub metric: Metric,
     /// The value, or why there is none.
     pub value: Result<f64, &'static str>,
-    pub warning: Option<Threshold>,
-    pub critical: Option<Threshold>,
-    /// Which threshold the value is above, if any.
+    pub warning: Option<Range>,
+    pub critical: Option<Range>,
+    /// Which threshold the value breaks, if any.
     pub breached: Option<CheckStatus>,
     /// Named in the summary (thresholded metrics; the defaults when none is).
     pub in_summary: bool,
@@ -120,9 +451,9 @@ pub struct Outcome {
     pub items: Vec<Item>,
 }
 
-/// Pure: the status and its items from values and thresholds. A value above
-/// its threshold alerts; equal does not. Thresholded metrics come first, then
-/// time-wait (when counted) and total, which are always in the perfdata.
+/// Pure: the status and its items from values and thresholds. Thresholded
+/// metrics come first, then time-wait (when counted) and total, which are
+/// always in the perfdata.
 pub fn evaluate(values: &Values, warn: &[Threshold], crit: &[Threshold]) -> Outcome {
     let mut metrics: Vec<Metric> = Vec::new();
     for t in warn.iter().chain(crit) {
@@ -131,7 +462,10 @@ pub fn evaluate(values: &Values, warn: &[Threshold], crit: &[Threshold]) -> Outc
         }
     }
     let checked = metrics.len();
-    for m in [Metric::State(TcpState::TimeWait), Metric::Total] {
+    for m in [
+        Metric::of(Kind::State(TcpState::TimeWait)),
+        Metric::of(Kind::Total),
+    ] {
         if !metrics.contains(&m) && values.get(m).is_ok() {
             metrics.push(m);
         }
@@ -141,17 +475,13 @@ pub fn evaluate(values: &Values, warn: &[Threshold], crit: &[Threshold]) -> Outc
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let warning = warn.iter().find(|t| t.metric == *m).cloned();
-            let critical = crit.iter().find(|t| t.metric == *m).cloned();
+            let warning = warn.iter().find(|t| t.metric == *m).map(|t| t.range);
+            let critical = crit.iter().find(|t| t.metric == *m).map(|t| t.range);
             let value = values.get(*m);
             let breached = match value {
                 Err(_) => Some(CheckStatus::Unknown),
-                Ok(v) if critical.as_ref().is_some_and(|c| v > c.value) => {
-                    Some(CheckStatus::Critical)
-                }
-                Ok(v) if warning.as_ref().is_some_and(|w| v > w.value) => {
-                    Some(CheckStatus::Warning)
-                }
+                Ok(v) if critical.is_some_and(|c| c.alerts(v)) => Some(CheckStatus::Critical),
+                Ok(v) if warning.is_some_and(|w| w.alerts(v)) => Some(CheckStatus::Warning),
                 Ok(_) => None,
             };
             status = status.max(breached.unwrap_or(CheckStatus::Ok));
@@ -183,6 +513,7 @@ pub(crate) mod fixtures {
             counted: StateSet::unfiltered(),
             total: tw + 2,
             port_pressure: Some(12.345),
+            scoped: Vec::new(),
         }
     }
 
@@ -207,20 +538,120 @@ mod tests {
             parse_threshold("--warning", "time-wait")
                 .unwrap_err()
                 .0
-                .contains("METRIC=N")
+                .contains("METRIC=RANGE")
         );
-        assert!(
-            parse_threshold("--warning", "time-wait=-1")
-                .unwrap_err()
-                .0
-                .contains("'-1'")
-        );
+        for bad in [
+            "time-wait=x",
+            "time-wait=20:10",
+            "time-wait=inf",
+            "time-wait=",
+            "time-wait=@",
+        ] {
+            let e = parse_threshold("--warning", bad).unwrap_err();
+            assert!(e.0.contains(&format!("'{bad}'")), "{e}");
+        }
         assert!(
             parse_threshold("--critical", "port-pressure=150")
                 .unwrap_err()
                 .0
                 .contains("0 to 100")
         );
+        let e = parse_threshold("-w", "port-pressure:port=80=10").unwrap_err();
+        assert!(e.0.contains("takes no port= scope"), "{e}");
+        let e = parse_threshold("-w", "time-wait:dest=1=10").unwrap_err();
+        assert!(e.0.contains("unknown scope 'dest'"), "{e}");
+        let e = parse_threshold("-w", "time-wait:port=0=10").unwrap_err();
+        assert!(e.0.contains("not a port"), "{e}");
+    }
+
+    #[test]
+    fn ranges_follow_the_guidelines() {
+        let r = |s: &str| Range::parse(s).unwrap();
+        // (range, value, alerts)
+        for (range, v, alerts) in [
+            ("10", 10.0, false),
+            ("10", 11.0, true),
+            ("10", -1.0, true),
+            ("10:", 10.0, false),
+            ("10:", 9.0, true),
+            ("10:", 1e9, false),
+            ("~:10", -1e9, false),
+            ("~:10", 10.5, true),
+            ("10:20", 15.0, false),
+            ("10:20", 9.0, true),
+            ("10:20", 21.0, true),
+            ("@10:20", 10.0, true),
+            ("@10:20", 20.0, true),
+            ("@10:20", 21.0, false),
+            ("@10:20", 9.99, false),
+            ("1e3", 1000.0, false),
+            ("1e3", 1001.0, true),
+        ] {
+            assert_eq!(r(range).alerts(v), alerts, "{range} at {v}");
+        }
+        // Written back plainly, for perfdata.
+        for (given, shown) in [
+            ("10", "10"),
+            ("1e3", "1000"),
+            ("0:1e3", "1000"),
+            ("10:", "10:"),
+            ("~:10", "~:10"),
+            ("@10:20", "@10:20"),
+            ("2.5:7.25", "2.5:7.25"),
+            ("-5:5", "-5:5"),
+        ] {
+            assert_eq!(r(given).to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn contradictory_pairs_are_refused() {
+        let pair = |w: &str, c: &str| {
+            check_pair(
+                &th("-w", &format!("time-wait={w}")),
+                &th("-c", &format!("time-wait={c}")),
+            )
+        };
+        for (w, c) in [
+            ("1000", "5000"),
+            ("10:", "5:"),
+            ("@10:20", "@12:18"),
+            ("10:20", "5:30"),
+            ("5", "5"),
+        ] {
+            assert!(pair(w, c).is_ok(), "-w {w} -c {c}");
+        }
+        for (w, c) in [
+            ("5000", "1000"),
+            ("5:", "10:"),
+            ("@12:18", "@10:20"),
+            ("~:10", "10:"),
+        ] {
+            let e = pair(w, c).unwrap_err();
+            assert!(e.0.contains("contradict"), "-w {w} -c {c}: {e}");
+        }
+    }
+
+    #[test]
+    fn scoped_metrics() {
+        let t = th("-w", "time-wait:port=443=1000");
+        assert_eq!(
+            t.metric,
+            Metric {
+                kind: Kind::State(TcpState::TimeWait),
+                scope: Some(Scope::Port(443))
+            }
+        );
+        assert_eq!(t.metric.name(), "time-wait:port=443");
+        assert_eq!(t.metric.label(), "time_wait_port_443");
+        let p = th("-w", "port-pressure:peer=[::1]:5432=50");
+        assert_eq!(p.metric.name(), "port-pressure:peer=[::1]:5432");
+        let c = th("-w", "close-wait:peer=10.0.0.5=1");
+        assert_eq!(
+            c.metric.scope,
+            Some(Scope::Peer("10.0.0.5".parse().unwrap(), None))
+        );
+        assert!(help_table().contains("port=N") && help_table().contains("port-pressure"));
     }
 
     #[test]
@@ -238,6 +669,12 @@ mod tests {
             evaluate(&values(6000), &w, &c).status,
             CheckStatus::Critical
         );
+        // At least 10 established connections, or critical.
+        let low = [th("-c", "established=10:")];
+        assert_eq!(
+            evaluate(&values(0), &[], &low).status,
+            CheckStatus::Critical
+        );
     }
 
     #[test]
@@ -249,7 +686,7 @@ mod tests {
         assert!(
             o.items
                 .iter()
-                .all(|i| i.metric != Metric::State(TcpState::TimeWait)),
+                .all(|i| i.metric != Metric::of(Kind::State(TcpState::TimeWait))),
             "time-wait was not counted: not reported as 0"
         );
         let o = evaluate(&v, &[th("-w", "time-wait=5")], &[]);
@@ -259,6 +696,8 @@ mod tests {
             ..values(0)
         };
         let o = evaluate(&none, &[th("-w", "port-pressure=10")], &[]);
+        assert_eq!(o.status, CheckStatus::Unknown);
+        let o = evaluate(&values(0), &[th("-w", "time-wait:port=80=10")], &[]);
         assert_eq!(o.status, CheckStatus::Unknown);
     }
 }

@@ -217,6 +217,22 @@ fn cases(tmp: &Path) -> Vec<Case> {
         case(&["list", "--watch", "99999h"], USAGE, "99999h"),
         case(&["check", "-w", "time-wait=abc"], UNKNOWN, "abc"),
         case(&["check", "-w", "bogus=5"], UNKNOWN, "bogus"),
+        case(&["check", "-w", "time-wait=20:10"], UNKNOWN, "'20:10'"),
+        case(
+            &["check", "-w", "time-wait=5000", "-c", "time-wait=1000"],
+            UNKNOWN,
+            "contradict",
+        ),
+        case(
+            &["check", "-w", "time-wait:port=99999=1"],
+            UNKNOWN,
+            "'99999'",
+        ),
+        case(
+            &["check", "-w", "port-pressure:port=80=1"],
+            UNKNOWN,
+            "port= scope",
+        ),
         case(&["check", "--port", "70000"], UNKNOWN, "70000"),
         case(&["check", "--netns", "no-such-ns"], UNKNOWN, "no-such-ns"),
         case(&["explain", "no-such-state"], USAGE, "no-such-state"),

@@ -396,6 +396,8 @@ fn check_exit_codes_and_perfdata() {
         return;
     }
     let ns = NetNs::new("check");
+    // No TIME_WAIT reuse: the port-pressure values below stay put.
+    ns.run(|| std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "0").unwrap());
     ns.run(|| make_time_wait("127.0.0.1:0", 4));
     let (code, out, _) = check(&ns, &["-w", "time-wait=10", "-c", "time-wait=20"]);
     assert_eq!(
@@ -408,7 +410,7 @@ fn check_exit_codes_and_perfdata() {
     let (code, out, _) = check(&ns, &["-w", "time-wait=3", "-c", "time-wait=10"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.starts_with("TW_INSPECT WARNING - time-wait 4 (above warning 3)"),
+        out.starts_with("TW_INSPECT WARNING - time-wait 4 (warning: above 3)"),
         "{out}"
     );
     assert!(out.ends_with("| time_wait=4;3;10 total=4;;\n"), "{out}");
@@ -425,7 +427,7 @@ fn check_exit_codes_and_perfdata() {
     );
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.starts_with("TW_INSPECT CRITICAL - time-wait 4 (above critical 3), total 4 |"),
+        out.starts_with("TW_INSPECT CRITICAL - time-wait 4 (critical: above 3), total 4 |"),
         "{out}"
     );
     assert!(out.contains("time_wait=4;1;3 total=4;100;"), "{out}");
@@ -449,6 +451,95 @@ fn check_exit_codes_and_perfdata() {
     let (code, _, err) = check(&ns, &["-w", "time-wait=lots"]);
     assert_eq!(code, 3);
     assert!(err.contains("'lots'"), "{err}");
+    let (code, out, err) = check(&ns, &["-w", "time-wait=5000", "-c", "time-wait=1e3"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(err.contains("contradict"), "{err}");
+}
+
+#[test]
+fn check_ranges_and_scoped_metrics_on_real_sockets() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("scoped");
+    ns.run(|| std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "0").unwrap());
+    // Three connections the server closes first: TIME_WAIT on its port 8443.
+    // Two the clients close first, towards 127.0.0.1:9000.
+    ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:8443").unwrap();
+        for _ in 0..3 {
+            let c = TcpStream::connect("127.0.0.1:8443").unwrap();
+            let (s, _) = l.accept().unwrap();
+            drop(s);
+            assert_eq!((&c).read(&mut [0u8; 8]).unwrap(), 0);
+        }
+        make_time_wait("127.0.0.1:9000", 2);
+    });
+    let ss = |filter: &str| -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "ss",
+                "-tanH",
+                "state",
+                "time-wait",
+                filter,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64
+    };
+    assert_eq!((ss("sport = :8443"), ss("dport = :9000")), (3, 2));
+
+    let (code, out, _) = check(
+        &ns,
+        &["-w", "time-wait:port=8443=2", "-c", "time-wait:port=8443=5"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("TW_INSPECT WARNING - time-wait:port=8443 3 (warning: above 2) |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("time_wait_port_8443=3;2;5 time_wait=5;; total=5;;"),
+        "{out}"
+    );
+    let (code, out, _) = check(&ns, &["-c", "time-wait:peer=127.0.0.1:9000=@2:3"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("(critical: inside @2:3)"), "{out}");
+    assert!(
+        out.contains("time_wait_peer_127.0.0.1_9000=2;;@2:3"),
+        "{out}"
+    );
+    // At least one established connection, else critical: there is none.
+    let (code, out, _) = check(&ns, &["-w", "established=2:", "-c", "established=1:"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("established 0 (critical: below 1)"), "{out}");
+    assert!(out.contains("established=0;2:;1:"), "{out}");
+    // Port pressure towards one destination: 2 of 28,232 ports.
+    let (code, out, _) = check(&ns, &["-w", "port-pressure:peer=127.0.0.1:9000=~:0.001"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("port_pressure_peer_127.0.0.1_9000=0.01%;~:0.001;"),
+        "{out}"
+    );
+    let (code, out, _) = check(&ns, &["-w", "port-pressure:peer=10.9.9.9=1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("port_pressure_peer_10.9.9.9=0.00%;1;"),
+        "{out}"
+    );
+    // check --help lists the metrics from the parser's table.
+    let help = String::from_utf8(tw(&["check", "--help"]).stdout).unwrap();
+    for m in tw_inspect::threshold::METRICS {
+        assert!(
+            help.contains(m.name),
+            "{} missing from --help:\n{help}",
+            m.name
+        );
+    }
 }
 
 #[test]

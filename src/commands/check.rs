@@ -9,13 +9,16 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::aggregate::GroupBy;
+use crate::aggregate::{Aggregate, GroupBy};
+use crate::diag::{self, Options};
+use crate::filter::{Cond, PortRange, Prefix, Query, Side};
 use crate::host::netns::Scope;
 use crate::plan::CheckPlan;
 use crate::render;
-use crate::sample::{self, Spec};
+use crate::sample::{self, Sample, Spec};
+use crate::socket::canonical;
 use crate::state::StateSet;
-use crate::threshold::{Values, evaluate};
+use crate::threshold::{Kind, Metric, Scope as MetricScope, Values, evaluate};
 
 pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     let spec = Spec {
@@ -39,15 +42,87 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     } else {
         None
     };
+    let mut scoped = Vec::new();
+    for t in plan.warning.iter().chain(&plan.critical) {
+        let m = t.metric;
+        if m.scope.is_none() || scoped.iter().any(|(k, _)| *k == m) {
+            continue;
+        }
+        let value = match m.kind {
+            Kind::PortPressure => scoped_pressure(&samples, m).ok_or("no ephemeral port range"),
+            _ => Ok(count_scoped(&scope, &plan.query, m)?),
+        };
+        scoped.push((m, value));
+    }
     let values = Values {
         counts: total.states,
         counted: plan.query.states,
         total: total.total,
         port_pressure,
+        scoped,
     };
     let outcome = evaluate(&values, &plan.warning, &plan.critical);
     let mut out = std::io::stdout().lock();
     render::check::status(&mut out, &outcome)?;
     out.flush()?;
     Ok(outcome.status.into())
+}
+
+/// The condition a metric's scope adds to the query.
+fn condition(s: MetricScope) -> Vec<Cond> {
+    match s {
+        MetricScope::Port(p) => vec![Cond::Port(Side::Local, PortRange::single(p))],
+        MetricScope::Peer(a, port) => {
+            let addr = canonical(a);
+            let len = if addr.is_ipv4() { 32 } else { 128 };
+            let mut v = vec![Cond::Addr(Side::Peer, Prefix { addr, len })];
+            if let Some(p) = port {
+                v.push(Cond::Port(Side::Peer, PortRange::single(p)));
+            }
+            v
+        }
+    }
+}
+
+/// A scoped count: one dump per namespace with the scope's filter run in the
+/// kernel, summed (a count, never a list of sockets).
+fn count_scoped(scope: &Scope, base: &Query, m: Metric) -> Result<f64> {
+    let mut q = base.clone();
+    if let Kind::State(s) = m.kind {
+        q.states = StateSet::from_states(&[s]);
+    }
+    for c in condition(m.scope.expect("a scoped metric")) {
+        q = q.and(c);
+    }
+    let counts = scope.run(|| {
+        diag::collect(&q, Options::default(), || {
+            Aggregate::new(GroupBy::default(), StateSet::EMPTY)
+        })
+        .map_err(anyhow::Error::from)
+    })?;
+    Ok(counts.iter().map(|(_, c)| c.sink.total).sum::<u64>() as f64)
+}
+
+/// Port pressure towards the destinations a scope selects: the highest held
+/// share among them (0 when none is used), per namespace.
+fn scoped_pressure(samples: &[(Option<String>, Sample)], m: Metric) -> Option<f64> {
+    let Some(MetricScope::Peer(addr, port)) = m.scope else {
+        return None;
+    };
+    let addr = canonical(addr);
+    samples
+        .iter()
+        .map(|(_, s)| {
+            let usable = s.ephemeral_ports.filter(|p| *p > 0)? as f64;
+            let held = s
+                .pressure
+                .per_destination
+                .iter()
+                .filter(|(d, _)| d.peer == addr && port.is_none_or(|p| d.peer_port == p))
+                .map(|(_, u)| u.held())
+                .max()
+                .unwrap_or(0);
+            Some(held as f64 * 100.0 / usable)
+        })
+        .try_fold(0.0f64, |m, p| p.map(|p| m.max(p)))
 }

@@ -6,7 +6,7 @@ use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::netns::NetnsChoice;
 use crate::state::TcpState;
-use crate::threshold::{Metric, Threshold, parse_threshold};
+use crate::threshold::{Kind, Threshold, check_pair, parse_threshold};
 
 #[derive(Clone, Debug)]
 pub struct CheckPlan {
@@ -16,6 +16,9 @@ pub struct CheckPlan {
     pub critical: Vec<Threshold>,
     /// A threshold on port pressure: count outgoing sockets per destination.
     pub pressure: bool,
+    /// Thresholds on scoped metrics (`time-wait:port=443`): each counted by a
+    /// filtered dump of its own.
+    pub scoped: Vec<crate::threshold::Metric>,
 }
 
 fn thresholds(flag: &str, args: &[String]) -> Result<Vec<Threshold>, UsageError> {
@@ -27,7 +30,7 @@ fn thresholds(flag: &str, args: &[String]) -> Result<Vec<Threshold>, UsageError>
                 "{flag} {}: given twice ('{}={}' and '{a}'); give each metric once",
                 t.metric.name(),
                 prev.metric.name(),
-                prev.text
+                prev.range
             )));
         }
         out.push(t);
@@ -39,11 +42,16 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
     let mut query = values::query(&a.filter)?;
     let warning = thresholds("--warning", &a.warning)?;
     let critical = thresholds("--critical", &a.critical)?;
+    for w in &warning {
+        if let Some(c) = critical.iter().find(|c| c.metric == w.metric) {
+            check_pair(w, c)?;
+        }
+    }
     let states: Vec<TcpState> = warning
         .iter()
         .chain(&critical)
-        .filter_map(|t| match t.metric {
-            Metric::State(s) => Some(s),
+        .filter_map(|t| match t.metric.kind {
+            Kind::State(s) => Some(s),
             _ => None,
         })
         .collect();
@@ -66,13 +74,23 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
     let pressure = warning
         .iter()
         .chain(&critical)
-        .any(|t| t.metric == Metric::PortPressure);
+        .any(|t| t.metric.kind == Kind::PortPressure);
+    let mut scoped = Vec::new();
+    for t in warning.iter().chain(&critical) {
+        if t.metric.scope.is_some()
+            && t.metric.kind != Kind::PortPressure
+            && !scoped.contains(&t.metric)
+        {
+            scoped.push(t.metric);
+        }
+    }
     Ok(CheckPlan {
         netns: values::netns(&a.filter),
         query,
         warning,
         critical,
         pressure,
+        scoped,
     })
 }
 
@@ -88,5 +106,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(twice.0.contains("given twice"), "{twice}");
+        // The same metric with two scopes is two metrics.
+        assert!(
+            thresholds(
+                "--warning",
+                &[
+                    "time-wait:port=80=1".to_string(),
+                    "time-wait:port=443=2".to_string()
+                ],
+            )
+            .is_ok()
+        );
     }
 }

@@ -6,20 +6,12 @@ use std::io::{self, Write};
 use crate::exit::CheckStatus;
 use crate::threshold::{Item, Metric, Outcome};
 
-fn unit(m: Metric) -> &'static str {
-    if m == Metric::PortPressure { "%" } else { "" }
-}
-
-/// Perfdata label: the name with underscores.
-fn label(m: Metric) -> String {
-    m.name().replace('-', "_")
-}
-
+/// The value as perfdata and the summary write it: plain decimals, a unit
+/// where the metric has one (percentages with two decimals).
 fn shown(m: Metric, v: f64) -> String {
-    if m == Metric::PortPressure {
-        format!("{v:.2}{}", unit(m))
-    } else {
-        format!("{v}")
+    match m.unit() {
+        "" => format!("{v}"),
+        unit => format!("{v:.2}{unit}"),
     }
 }
 
@@ -29,13 +21,10 @@ fn summary(i: &Item) -> String {
         Ok(v) => v,
         Err(why) => return format!("{name} unknown ({why})"),
     };
+    let unit = i.metric.unit();
     let note = match (i.breached, &i.critical, &i.warning) {
-        (Some(CheckStatus::Critical), Some(c), _) => {
-            format!(" (above critical {}{})", c.text, unit(i.metric))
-        }
-        (Some(CheckStatus::Warning), _, Some(w)) => {
-            format!(" (above warning {}{})", w.text, unit(i.metric))
-        }
+        (Some(CheckStatus::Critical), Some(c), _) => format!(" (critical: {}{unit})", c.why(v)),
+        (Some(CheckStatus::Warning), _, Some(w)) => format!(" (warning: {}{unit})", w.why(v)),
         _ => String::new(),
     };
     format!("{name} {}{note}", shown(i.metric, v))
@@ -57,10 +46,10 @@ pub fn line(o: &Outcome) -> String {
             let v = i.value.ok()?;
             Some(format!(
                 "{}={};{};{}",
-                label(i.metric),
+                i.metric.label(),
                 shown(i.metric, v),
-                i.warning.as_ref().map_or("", |t| t.text.as_str()),
-                i.critical.as_ref().map_or("", |t| t.text.as_str())
+                i.warning.map_or(String::new(), |r| r.to_string()),
+                i.critical.map_or(String::new(), |r| r.to_string())
             ))
         })
         .collect();
@@ -98,11 +87,23 @@ mod tests {
         );
         let l = line(&evaluate(&values(1234), &w, &c));
         assert!(
-            l.starts_with("TW_INSPECT WARNING - time-wait 1234 (above warning 1000)"),
+            l.starts_with("TW_INSPECT WARNING - time-wait 1234 (warning: above 1000)"),
             "{l}"
         );
         let l = line(&evaluate(&values(6000), &w, &c));
-        assert!(l.contains("(above critical 5000)"), "{l}");
+        assert!(l.contains("(critical: above 5000)"), "{l}");
+        // Ranges are written back normalized: never 1e3.
+        let l = line(&evaluate(
+            &values(5),
+            &[th("-w", "time-wait=@1e3:2e3")],
+            &[th("-c", "time-wait=10:")],
+        ));
+        assert!(
+            l.starts_with("TW_INSPECT CRITICAL - time-wait 5 (critical: below 10)"),
+            "{l}"
+        );
+        assert!(l.contains("time_wait=5;@1000:2000;10:"), "{l}");
+        assert!(!l.contains("e3"), "{l}");
     }
 
     #[test]
