@@ -43,11 +43,7 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
         None
     };
     let mut scoped = Vec::new();
-    for t in plan.warning.iter().chain(&plan.critical) {
-        let m = t.metric;
-        if m.scope.is_none() || scoped.iter().any(|(k, _)| *k == m) {
-            continue;
-        }
+    for &m in &plan.scoped {
         let value = match m.kind {
             Kind::PortPressure => scoped_pressure(&samples, m).ok_or("no ephemeral port range"),
             _ => Ok(count_scoped(&scope, &plan.query, m)?),

@@ -16,8 +16,8 @@ pub struct CheckPlan {
     pub critical: Vec<Threshold>,
     /// A threshold on port pressure: count outgoing sockets per destination.
     pub pressure: bool,
-    /// Thresholds on scoped metrics (`time-wait:port=443`): each counted by a
-    /// filtered dump of its own.
+    /// Scoped metrics (`time-wait:port=443`), each once: a count is a filtered
+    /// dump of its own, port pressure a look at the destinations counted.
     pub scoped: Vec<crate::threshold::Metric>,
 }
 
