@@ -77,10 +77,7 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
         .any(|t| t.metric.kind == Kind::PortPressure);
     let mut scoped = Vec::new();
     for t in warning.iter().chain(&critical) {
-        if t.metric.scope.is_some()
-            && t.metric.kind != Kind::PortPressure
-            && !scoped.contains(&t.metric)
-        {
+        if t.metric.scope.is_some() && !scoped.contains(&t.metric) {
             scoped.push(t.metric);
         }
     }
