@@ -74,6 +74,7 @@ const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain time-wait    the long story of TIME_WAIT
   tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean
   tw-inspect explain sysctls --load snap.twi   the settings saved in a snapshot
+  sudo tw-inspect explain sysctls --netns blue the settings of network namespace blue
   tw-inspect explain close-wait --format json  the same text as data";
 
 const DEMO_EXAMPLES: &str = "Examples:
@@ -274,6 +275,10 @@ pub struct ExplainArgs {
     /// With `sysctls`: read the values saved in a snapshot instead of this host's
     #[arg(long, value_name = "FILE")]
     pub load: Option<PathBuf>,
+
+    /// With `sysctls`: read a network namespace's values (a name under /run/netns or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
 
     /// Output format
     #[arg(short = 'f', long, value_enum, default_value_t = TextFormat::Table)]

@@ -128,14 +128,16 @@ The Linux knobs, and what they do not do:\n\
 - tcp_fin_timeout governs orphaned FIN_WAIT2, not TIME_WAIT; lowering it does not shorten \
 TIME_WAIT.\n\
 - tcp_tw_reuse lets connect() take over a TIME_WAIT four-tuple for a new outgoing connection, \
-once the old one is tcp_tw_reuse_delay old (1000 ms; Linux 6.6 and later, before that 1 s \
-fixed), using TCP timestamps to keep old segments apart. 0 = never, 1 = always, 2 = for \
-loopback only (the default). It never helps the server side of a connection.\n\
+once the old one is tcp_tw_reuse_delay old (1000 ms by default; the knob arrived in Linux 6.14 \
+with commit ca6a6f93867a, December 2024, and before it the delay was a fixed 1 s), using TCP \
+timestamps to keep old segments apart. 0 = never, 1 = always, 2 = when either address is \
+loopback (the default). It never helps the server side of a connection. A TIME_WAIT port that \
+connect() can take over this way does not count against the ports a destination can use.\n\
 - tcp_timestamps (on by default) is what makes reuse safe; with timestamps, an explicit bind() \
 with SO_REUSEADDR to the old port and connect() to the same peer succeeds at once, and with \
 timestamps off it fails with EADDRNOTAVAIL for the whole TIME_WAIT.\n\
-- tcp_tw_recycle was removed in Linux 4.12: it broke clients behind NAT. Advice to set it is \
-out of date, and the knob no longer exists.\n\
+- tcp_tw_recycle was removed in Linux 4.12 (commit 4396e46187ca, April 2017): it broke clients \
+behind NAT. Advice to set it is out of date, and the knob no longer exists.\n\
 - tcp_max_tw_buckets caps the number of timewait sockets (TIME_WAIT and orphaned FIN_WAIT2). \
 Above it, a closing connection is destroyed at once without TIME_WAIT and the kernel logs \
 \"TCP: time wait bucket table overflow\".\n\
@@ -228,8 +230,8 @@ SYN_RECV, so `list` counts them under syn-recv and this line stays at zero.",
         waits_for: "the application to listen(), connect() or close()",
         lasts: "until the application does one of those",
         many: "an application holding ports it does not use; they are unavailable to others",
-        long: "A socket bound to a local port that neither listens nor is connected (recent kernels \
-report these through sock_diag). The port is taken for as long as the socket exists.\n\n\
+        long: "A socket bound to a local port that neither listens nor is connected (sock_diag \
+reports these since Linux 6.8, commit 91051f003948). The port is taken for as long as the socket exists.\n\n\
 Many of them are an application reserving ports, or a leak of sockets that were bound and \
 never used.",
     },
@@ -266,7 +268,7 @@ pub struct KnobText {
 }
 
 /// The knobs that decide how teardown and local ports behave.
-pub const KNOBS: [KnobText; 8] = [
+pub const KNOBS: [KnobText; 9] = [
     KnobText {
         name: "ip_local_port_range",
         about: "the local ports connect() picks from; each destination (peer address and port, from one local address) can use each port once, TIME_WAIT included",
@@ -281,7 +283,7 @@ pub const KNOBS: [KnobText; 8] = [
     },
     KnobText {
         name: "tcp_tw_reuse_delay",
-        about: "how old a TIME_WAIT socket must be before tcp_tw_reuse may take it over, in ms (Linux 6.6+)",
+        about: "how old a TIME_WAIT socket must be before tcp_tw_reuse may take it over, in ms (Linux 6.14+, commit ca6a6f93867a)",
     },
     KnobText {
         name: "tcp_max_tw_buckets",
@@ -299,7 +301,16 @@ pub const KNOBS: [KnobText; 8] = [
         name: "tcp_timestamps",
         about: "TCP timestamps; tcp_tw_reuse needs them to tell old segments from new ones",
     },
+    KnobText {
+        name: "tcp_mem",
+        about: "pages of memory all TCP sockets may use: below the first number no pressure, above the second the kernel economizes, at the third it refuses to grow buffers",
+    },
 ];
+
+/// True for a knob the host has once for every namespace (see host::sysctl).
+pub fn host_wide(name: &str) -> bool {
+    crate::host::sysctl::HOST_WIDE.contains(&name)
+}
 
 /// The value of a knob as /proc/sys prints it (whitespace collapsed), or `None` when absent.
 pub fn knob_value(s: &Sysctls, name: &str) -> Option<String> {
@@ -312,12 +323,28 @@ pub fn knob_value(s: &Sysctls, name: &str) -> Option<String> {
         "tcp_fin_timeout" => s.tcp_fin_timeout.map(|v| v.to_string()),
         "tcp_max_orphans" => s.tcp_max_orphans.map(|v| v.to_string()),
         "tcp_timestamps" => s.tcp_timestamps.map(|v| v.to_string()),
+        "tcp_mem" => s.tcp_mem.clone(),
         _ => None,
     }
 }
 
 /// What a knob's value means on this host, in one sentence with its numbers.
 pub fn knob_here(s: &Sysctls, name: &str) -> String {
+    if host_wide(name) {
+        use crate::host::sysctl::HostWide;
+        let meaning = knob_meaning(s, name);
+        return match s.host_wide {
+            HostWide::Here => format!("{meaning} (host-wide: one value for every network namespace)"),
+            HostWide::Host => format!(
+                "{meaning} (host-wide: this network namespace has no copy of it, so it was read from the host's)"
+            ),
+            HostWide::Unreadable => "host-wide: this network namespace has no copy of it, and the host's could not be read from here (root in the host's user namespace can)".to_string(),
+        };
+    }
+    knob_meaning(s, name)
+}
+
+fn knob_meaning(s: &Sysctls, name: &str) -> String {
     let absent = || format!("absent: this kernel has no {name}");
     match name {
         "ip_local_port_range" => match (s.ip_local_port_range, s.ephemeral_ports()) {
@@ -350,7 +377,7 @@ and with every one ending in TIME_WAIT at most {per_s:.0} new connections per se
             Some(v) => format!("{v}: not a value the kernel documents (0, 1 or 2)"),
         },
         "tcp_tw_reuse_delay" => match s.tcp_tw_reuse_delay {
-            None => "absent: this kernel (before 6.6) waits a fixed 1 s before tcp_tw_reuse applies".into(),
+            None => "absent: this kernel (before Linux 6.14, commit ca6a6f93867a) waits a fixed 1 s before tcp_tw_reuse applies".into(),
             Some(ms) => format!("{ms} ms: a TIME_WAIT socket must be this old before connect() may reuse its four-tuple"),
         },
         "tcp_max_tw_buckets" => match s.tcp_max_tw_buckets {
@@ -367,6 +394,20 @@ and with every one ending in TIME_WAIT at most {per_s:.0} new connections per se
         "tcp_max_orphans" => match s.tcp_max_orphans {
             None => absent(),
             Some(n) => format!("{n}: up to {n} closed-but-finishing sockets before the kernel resets them"),
+        },
+        "tcp_mem" => match &s.tcp_mem {
+            None => absent(),
+            Some(v) => {
+                let pages: Vec<u64> = v.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+                match pages.as_slice() {
+                    [_, pressure, max] => format!(
+                        "{v}: TCP economizes above {} MiB and stops growing buffers at {} MiB (4 KiB pages)",
+                        pressure * 4 / 1024,
+                        max * 4 / 1024
+                    ),
+                    _ => v.clone(),
+                }
+            }
         },
         "tcp_timestamps" => match s.tcp_timestamps {
             None => absent(),
@@ -441,6 +482,38 @@ mod tests {
             "{tw}"
         );
         assert!(tw.contains("  - tcp_tw_recycle"));
+    }
+
+    /// Every kernel-version claim names the commit it rests on.
+    #[test]
+    fn version_claims_carry_their_commit() {
+        let mut texts: Vec<String> = STATES
+            .iter()
+            .flat_map(|t| [t.long, t.lasts, t.who, t.many])
+            .map(str::to_string)
+            .collect();
+        texts.extend(KNOBS.iter().map(|k| k.about.to_string()));
+        let empty = Sysctls::default();
+        texts.extend(KNOBS.iter().map(|k| knob_here(&empty, k.name)));
+        let mut claims = 0;
+        for t in &texts {
+            for (at, _) in t.match_indices("Linux ") {
+                let rest = &t[at + 6..];
+                if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+                    continue;
+                }
+                claims += 1;
+                let near = &t[at..(at + 120).min(t.len())];
+                let commit = near.find("commit ").map(|i| &near[i + 7..]);
+                assert!(
+                    commit.is_some_and(|c| {
+                        c.chars().take_while(|c| c.is_ascii_hexdigit()).count() == 12
+                    }),
+                    "no commit beside the claim: {near}"
+                );
+            }
+        }
+        assert!(claims >= 4, "{claims}");
     }
 
     #[test]

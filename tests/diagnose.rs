@@ -605,3 +605,115 @@ fn server_time_wait_and_orphaned_fin_wait2_on_loopback() {
     );
     drop(held);
 }
+
+/// Makes `n` client-side TIME_WAIT sockets to 127.0.0.1:8080 inside the
+/// namespace at `path`, on a thread that enters it.
+fn time_wait_in(path: &str, n: usize) {
+    let f = std::fs::File::open(path).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let l = TcpListener::bind(("127.0.0.1", SERVER_PORT)).unwrap();
+            for _ in 0..n {
+                let c = TcpStream::connect(("127.0.0.1", SERVER_PORT)).unwrap();
+                let (mut s, _) = l.accept().unwrap();
+                drop(c);
+                assert_eq!(s.read(&mut [0u8; 8]).unwrap(), 0);
+            }
+        })
+        .join()
+        .unwrap()
+    });
+}
+
+/// `list --all-netns` diagnoses each namespace with its own settings: the
+/// same 85 TIME_WAIT sockets are critical where tcp_tw_reuse is 0 and not
+/// where it is 1.
+#[test]
+fn all_netns_diagnoses_use_each_namespace_settings() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root (ip netns, --all-netns)");
+        return;
+    }
+    struct Named(String);
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let mk = |tag: &str, reuse: &str| {
+        let name = format!("twi14-{}-{tag}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Named(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        for (k, v) in [
+            (
+                "ip_local_port_range",
+                format!("{} {}", PRESSURE_PORTS.0, PRESSURE_PORTS.1),
+            ),
+            ("tcp_tw_reuse", reuse.to_string()),
+        ] {
+            ip(&[
+                "netns",
+                "exec",
+                &name,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.{k}={v}"),
+            ]);
+        }
+        time_wait_in(&format!("/run/netns/{name}"), PRESSURE_TIME_WAIT);
+        ns
+    };
+    let off = mk("off", "0");
+    let on = mk("on", "1");
+    let find = |v: &Value, name: &str| -> Option<Value> {
+        v["namespaces"]
+            .as_array()?
+            .iter()
+            .find(|n| n["netns"] == name)
+            .cloned()
+    };
+    let v = poll(
+        "both namespaces, TIME_WAIT past the reuse delay",
+        Duration::from_secs(20),
+        || {
+            let v = tw_json(&["list", "--all-netns", "--format", "json"]);
+            let settled = find(&v, &on.0).is_some_and(|n| {
+                diagnoses(&n, "port-pressure")
+                    .first()
+                    .is_some_and(|d| d["data"]["time_wait_maturing"] == 0)
+            });
+            settled.then_some(v)
+        },
+    );
+    let off_ns = find(&v, &off.0).unwrap();
+    let on_ns = find(&v, &on.0).unwrap();
+    for n in [&off_ns, &on_ns] {
+        assert_eq!(n["states"]["time-wait"], PRESSURE_TIME_WAIT as u64, "{n:#}");
+    }
+    let d_off = diagnoses(&off_ns, "port-pressure")[0].clone();
+    let d_on = diagnoses(&on_ns, "port-pressure")[0].clone();
+    assert_eq!(
+        (
+            d_off["severity"].as_str(),
+            d_off["data"]["tcp_tw_reuse"].as_u64(),
+            d_off["data"]["usable"].as_u64()
+        ),
+        (Some("critical"), Some(0), Some(100)),
+        "{d_off}"
+    );
+    assert_eq!(
+        (
+            d_on["severity"].as_str(),
+            d_on["data"]["tcp_tw_reuse"].as_u64(),
+            d_on["data"]["held"].as_u64()
+        ),
+        (Some("info"), Some(1), Some(0)),
+        "{d_on}"
+    );
+}

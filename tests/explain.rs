@@ -107,7 +107,7 @@ fn explain_time_wait_covers_the_story() {
         // knobs and misconceptions
         "tcp_fin_timeout governs orphaned FIN_WAIT2, not TIME_WAIT",
         "tcp_tw_reuse",
-        "0 = never, 1 = always, 2 = for loopback only",
+        "0 = never, 1 = always, 2 = when either address is loopback",
         "tcp_tw_reuse_delay",
         "tcp_tw_recycle was removed in Linux 4.12",
         "tcp_max_tw_buckets",
@@ -226,4 +226,135 @@ fn explain_sysctls_reads_a_snapshot() {
     assert_eq!(v["sysctls"], host["sysctls"], "saved just now on this host");
     let text = stdout(&tw(&["explain", "sysctls", "--load", file_s]));
     assert!(text.contains("In the snapshot: "), "{text}");
+}
+
+/// A namespace made with `ip netns add`, deleted on drop.
+struct Named(String);
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn named(tag: &str) -> Named {
+    let name = format!("twi14-{}-{tag}", std::process::id());
+    let st = Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(st.success(), "ip netns add {name}");
+    Named(name)
+}
+
+fn knob<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["sysctls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing: {v:#}"))
+}
+
+/// Per-namespace knobs come from the namespace; host-wide ones from the host,
+/// marked so, and never reported absent.
+#[test]
+fn explain_sysctls_in_a_namespace_marks_host_wide_knobs() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (ip netns)");
+        return;
+    }
+    let ns = named("explain");
+    let set = |k: &str, v: &str| {
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.{k}={v}"),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{k}");
+    };
+    set("ip_local_port_range", "40000 40099");
+    set("tcp_tw_reuse", "0");
+    let host_orphans =
+        flat(&std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_orphans").unwrap());
+    let host_mem = flat(&std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem").unwrap());
+
+    // From the host, into the namespace.
+    let v = json(&["explain", "sysctls", "--netns", &ns.0, "--format", "json"]);
+    assert_eq!(
+        (v["source"].as_str(), v["netns"].as_str()),
+        (Some("netns"), Some(ns.0.as_str()))
+    );
+    assert_eq!(knob(&v, "ip_local_port_range")["value"], "40000 40099");
+    assert_eq!(knob(&v, "tcp_tw_reuse")["value"], "0");
+    assert_eq!(knob(&v, "tcp_tw_reuse")["scope"], "namespace");
+    for (name, host) in [("tcp_max_orphans", &host_orphans), ("tcp_mem", &host_mem)] {
+        let k = knob(&v, name);
+        assert_eq!(k["scope"], "host", "{k}");
+        assert_eq!(k["value"].as_str(), Some(host.as_str()), "{k}");
+        assert!(
+            k["here"].as_str().unwrap().contains("read from the host"),
+            "{k}"
+        );
+    }
+    let text = stdout(&tw(&["explain", "sysctls", "--netns", &ns.0]));
+    assert!(
+        text.contains(&format!(
+            "net.ipv4.tcp_max_orphans = {host_orphans} (host-wide)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("net.ipv4.ip_local_port_range = 40000 40099\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("In {}:", ns.0)), "{text}");
+
+    // The tool itself inside the namespace: per-namespace knobs from there;
+    // host-wide ones from the host where it may be entered, else said to be
+    // unreadable, never absent.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_tw-inspect"),
+            "explain",
+            "sysctls",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(knob(&v, "ip_local_port_range")["value"], "40000 40099");
+    for name in ["tcp_max_orphans", "tcp_mem"] {
+        let k = knob(&v, name);
+        let here = k["here"].as_str().unwrap();
+        assert!(!here.starts_with("absent"), "{k}");
+        assert!(here.contains("host-wide"), "{k}");
+        if k["present"] == true {
+            assert_eq!(
+                k["value"].as_str(),
+                Some(if name == "tcp_mem" {
+                    host_mem.as_str()
+                } else {
+                    host_orphans.as_str()
+                })
+            );
+        }
+    }
+
+    // Refused combinations.
+    let o = tw(&["explain", "time-wait", "--netns", &ns.0]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = tw(&["explain", "sysctls", "--netns", &ns.0, "--load", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--netns cannot be used with --load"));
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::exit::Exit;
+use crate::host::netns::{NetnsChoice, Scope};
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::plan::ExplainPlan;
@@ -24,11 +25,19 @@ pub fn run(plan: &ExplainPlan) -> Result<ExitCode> {
         )?,
         Topic::State(s) => explain::state(&mut out, s, width)?,
         Topic::Sysctls => {
-            let s = match &plan.load {
-                Some(file) => {
+            let s = match (&plan.load, &plan.netns) {
+                (Some(file), _) => {
                     explain::sysctls_json(&crate::snapshot::load_sysctls(file)?, "snapshot")
                 }
-                None => explain::sysctls_json(&Sysctls::read_host(), "host"),
+                (None, Some(ns)) => {
+                    let scope = Scope::resolve(&NetnsChoice::One(ns.clone()), true)?;
+                    let mut read = scope.run(|| Ok(Sysctls::read_host()))?;
+                    let (label, s) = read.pop().expect("one namespace");
+                    let mut j = explain::sysctls_json(&s, "netns");
+                    j.netns = label;
+                    j
+                }
+                (None, None) => explain::sysctls_json(&Sysctls::read_host(), "host"),
             };
             if plan.json {
                 render::json::write(&mut out, &s)?

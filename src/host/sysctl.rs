@@ -1,5 +1,10 @@
 //! This host's TCP teardown settings, read from /proc/sys. A knob the kernel does
 //! not have is `None` ("absent"), never an error.
+//!
+//! /proc/sys/net shows the network namespace of the thread that reads it. Most
+//! knobs here are per namespace; `tcp_max_orphans` and `tcp_mem` are
+//! host-wide and exist only in the host's (initial) namespace, so inside
+//! another one they are read from the host: [`HostWide`] says how.
 
 use std::path::Path;
 
@@ -13,12 +18,61 @@ pub struct Sysctls {
     /// `net.ipv4.ip_local_reserved_ports`, as the kernel prints it (`8080,9000-9100`).
     pub ip_local_reserved_ports: Option<String>,
     pub tcp_tw_reuse: Option<u32>,
-    /// Milliseconds (Linux 6.6+).
+    /// Milliseconds (Linux 6.14+, commit ca6a6f93867a; absent before: a fixed 1 s).
     pub tcp_tw_reuse_delay: Option<u32>,
     pub tcp_max_tw_buckets: Option<u64>,
     pub tcp_fin_timeout: Option<u32>,
+    /// Host-wide (see [`HostWide`]).
     pub tcp_max_orphans: Option<u64>,
     pub tcp_timestamps: Option<u32>,
+    /// Host-wide: `tcp_mem` in pages, as the kernel prints it (`min pressure max`).
+    #[serde(default)]
+    pub tcp_mem: Option<String>,
+    /// Where the host-wide knobs were read.
+    #[serde(default)]
+    pub host_wide: HostWide,
+}
+
+/// Where the host-wide knobs (`tcp_max_orphans`, `tcp_mem`) of a [`Sysctls`] come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostWide {
+    /// Read here: this namespace is the host's own.
+    #[default]
+    Here,
+    /// Read from the host's namespace, this one lacking them.
+    Host,
+    /// This namespace lacks them and the host's could not be entered (no
+    /// CAP_SYS_ADMIN over it, e.g. in a user namespace).
+    Unreadable,
+}
+
+/// The knobs only the host's namespace has.
+pub const HOST_WIDE: [&str; 2] = ["tcp_max_orphans", "tcp_mem"];
+
+/// The host-wide knobs read in the host's network namespace, on a thread
+/// that enters it (the caller's stays where it is): the namespace of this
+/// process's main thread (a collection runs on a thread of its own inside the
+/// namespace it reads), else init's. `None` when neither is the host's or
+/// may be entered.
+fn host_wide_from_host() -> Option<Sysctls> {
+    ["/proc/self/ns/net", "/proc/1/ns/net"]
+        .iter()
+        .find_map(|path| {
+            let ns = std::fs::File::open(path).ok()?;
+            std::thread::scope(|t| {
+                t.spawn(|| {
+                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                    let root = Path::new("/proc/sys/net/ipv4");
+                    root.join("tcp_mem")
+                        .exists()
+                        .then(|| Sysctls::read_from(root))
+                })
+                .join()
+                .ok()
+                .flatten()
+            })
+        })
 }
 
 /// Where a knob lives under /proc/sys.
@@ -33,9 +87,23 @@ fn read_at(root: &Path, name: &str) -> Option<String> {
 }
 
 impl Sysctls {
-    /// Reads the current network namespace's values.
+    /// Reads the current network namespace's values, and the host-wide ones
+    /// from the host when this namespace lacks them.
     pub fn read_host() -> Sysctls {
-        Sysctls::read_from(Path::new("/proc/sys/net/ipv4"))
+        let root = Path::new("/proc/sys/net/ipv4");
+        let mut s = Sysctls::read_from(root);
+        // tcp_mem has existed as long as TCP: its absence means another namespace.
+        if !root.join("tcp_mem").exists() {
+            match host_wide_from_host() {
+                Some(h) => {
+                    s.tcp_max_orphans = h.tcp_max_orphans;
+                    s.tcp_mem = h.tcp_mem;
+                    s.host_wide = HostWide::Host;
+                }
+                None => s.host_wide = HostWide::Unreadable,
+            }
+        }
+        s
     }
 
     /// Reads from a directory laid out like /proc/sys/net/ipv4 (tests use a temp dir).
@@ -56,6 +124,9 @@ impl Sysctls {
             tcp_fin_timeout: num("tcp_fin_timeout").map(|v: u64| v as u32),
             tcp_max_orphans: num("tcp_max_orphans"),
             tcp_timestamps: num("tcp_timestamps").map(|v: u64| v as u32),
+            tcp_mem: read_at(root, "tcp_mem")
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")),
+            host_wide: HostWide::Here,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct ExplainPlan {
     pub topic: Topic,
     /// With `sysctls`: the values saved in this snapshot instead of this host's.
     pub load: Option<PathBuf>,
+    /// With `sysctls`: the values of this network namespace.
+    pub netns: Option<String>,
     pub json: bool,
     pub color: Color,
 }
@@ -58,9 +60,23 @@ pub fn build(a: &ExplainArgs, color: Color) -> Result<ExplainPlan, UsageError> {
             "--load goes with 'explain sysctls': a snapshot holds sysctls, not state texts".into(),
         ));
     }
+    if a.netns.is_some() && topic != Topic::Sysctls {
+        return Err(UsageError(
+            "--netns goes with 'explain sysctls': settings are per namespace, state texts are not"
+                .into(),
+        ));
+    }
+    if a.netns.is_some() && a.load.is_some() {
+        return super::refuse(
+            "--netns",
+            "--load",
+            "a snapshot holds the settings of the namespace it was taken in",
+        );
+    }
     Ok(ExplainPlan {
         topic,
         load: a.load.clone(),
+        netns: a.netns.clone(),
         json: a.format == TextFormat::Json,
         color,
     })

@@ -56,11 +56,17 @@ pub struct KnobJson {
     pub value: Option<String>,
     pub about: &'static str,
     pub here: String,
+    /// `namespace` (each network namespace has its own) or `host` (one for all).
+    pub scope: &'static str,
 }
 
 #[derive(Serialize, Debug)]
 pub struct SysctlsJson {
+    /// `host` (this process's namespace), `netns` (`--netns`) or `snapshot`.
     pub source: &'static str,
+    /// With `--netns`: the namespace as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     pub sysctls: Vec<KnobJson>,
 }
 
@@ -73,6 +79,7 @@ pub fn states_json() -> StatesJson {
 pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
     SysctlsJson {
         source,
+        netns: None,
         sysctls: KNOBS
             .iter()
             .map(|k| {
@@ -84,6 +91,11 @@ pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
                     value,
                     about: k.about,
                     here: text::knob_here(s, k.name),
+                    scope: if text::host_wide(k.name) {
+                        "host"
+                    } else {
+                        "namespace"
+                    },
                 }
             })
             .collect(),
@@ -156,18 +168,30 @@ pub fn state(w: &mut dyn Write, s: TcpState, width: usize) -> Result<()> {
 /// Each knob with its value and what it means here.
 pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
     let width = width.min(100);
-    let here = if s.source == "snapshot" {
-        "In the snapshot"
-    } else {
-        "Here"
+    let in_ns;
+    let here = match (s.source, &s.netns) {
+        ("snapshot", _) => "In the snapshot",
+        (_, Some(ns)) => {
+            in_ns = format!("In {ns}");
+            in_ns.as_str()
+        }
+        _ => "Here",
     };
     for (i, k) in s.sysctls.iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
         }
+        let mark = if k.scope == "host" {
+            " (host-wide)"
+        } else {
+            ""
+        };
         match &k.value {
-            Some(v) if v.is_empty() => writeln!(w, "net.ipv4.{} = (empty)", k.name)?,
-            Some(v) => writeln!(w, "net.ipv4.{} = {v}", k.name)?,
+            Some(v) if v.is_empty() => writeln!(w, "net.ipv4.{} = (empty){mark}", k.name)?,
+            Some(v) => writeln!(w, "net.ipv4.{} = {v}{mark}", k.name)?,
+            None if k.scope == "host" => {
+                writeln!(w, "net.ipv4.{}: host-wide, not readable here", k.name)?
+            }
             None => writeln!(w, "net.ipv4.{}: absent", k.name)?,
         }
         writeln!(w, "{}", text::wrap(k.about, width, "    ", "    "))?;
