@@ -175,7 +175,10 @@ fn port_pressure(p: &Pressure, s: &Sysctls) -> Vec<Diagnosis> {
                     d.local
                 )
             } else {
-                let mut parts = vec![format!("{} open or closing", u.other)];
+                let mut parts = Vec::new();
+                if u.other > 0 {
+                    parts.push(format!("{} connected or closing", u.other));
+                }
                 if u.tw_held > 0 {
                     let because = why.map_or("", held_why);
                     parts.push(format!(

@@ -217,8 +217,16 @@ fn who_attributes_active_closes_and_time_wait_to_processes() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (mut who, _err, instance) =
-        start_who(&["--duration", "3", "--by", "pid", "--format", "json"]);
+    let (mut who, _err, instance) = start_who(&[
+        "--duration",
+        "3",
+        "--by",
+        "pid",
+        "--top",
+        "0",
+        "--format",
+        "json",
+    ]);
     assert!(
         instance.is_dir(),
         "{} does not exist while recording",

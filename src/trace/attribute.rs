@@ -27,6 +27,16 @@ pub struct FourTuple {
 }
 
 impl FourTuple {
+    /// The same connection seen from its other end.
+    pub fn reversed(self) -> FourTuple {
+        FourTuple {
+            local: self.peer,
+            local_port: self.peer_port,
+            peer: self.local,
+            peer_port: self.local_port,
+        }
+    }
+
     pub fn of_socket(r: &SocketRecord) -> FourTuple {
         FourTuple {
             local: canonical(r.local),
@@ -78,8 +88,11 @@ pub struct ProcStats {
     pub cgroup: Option<String>,
     /// Inode of its network namespace (`/proc/PID/ns/net`), when it could be read.
     pub netns: Option<u64>,
-    /// One of its connections had a listening port of the namespace at one end.
-    pub touched_listener: bool,
+    /// For a process whose namespace could not be read: a few of its
+    /// connections, to find their TIME_WAIT (on either side) in the namespace.
+    pub unplaced_tuples: Vec<FourTuple>,
+    /// One of those connections has a TIME_WAIT socket in the namespace dumped.
+    pub seen_in_netns: bool,
     pub active: u64,
     pub passive: u64,
     pub aborts: u64,
@@ -155,6 +168,9 @@ pub const CLOSER_TTL_S: f64 = 300.0;
 /// Distinct peers (and local ports) kept per process; closes to further ones still count.
 pub const MAX_PEERS: usize = 4096;
 
+/// Connections kept per process whose namespace could not be read.
+pub const MAX_UNPLACED_TUPLES: usize = 64;
+
 /// Threads whose process is remembered at once.
 pub const MAX_THREADS: usize = 1 << 16;
 
@@ -177,9 +193,9 @@ pub struct Attribution {
     pub server_ports: HashSet<u16>,
     /// With `--netns`: attribute only processes in this namespace (inode).
     /// A process that exited before its namespace could be read (a short-lived
-    /// client) is placed there when one of its closes left a TIME_WAIT socket
-    /// in that namespace or one of its connections had a port listening there
-    /// at one end, and left out otherwise.
+    /// client) is placed there when one of its connections has a TIME_WAIT
+    /// socket in that namespace, its own or its peer's (a loopback peer's),
+    /// and left out otherwise.
     pub only_netns: Option<u64>,
     /// Active closes by processes in another namespace than `only_netns`.
     pub other_netns_closes: u64,
@@ -364,7 +380,14 @@ impl Attribution {
         let Some(st) = self.procs.get_mut(&self.keys[idx as usize]) else {
             return;
         };
-        st.touched_listener |= server || self.server_ports.contains(&e.peer_port);
+        if st.netns.is_none() && st.unplaced_tuples.len() < MAX_UNPLACED_TUPLES {
+            st.unplaced_tuples.push(FourTuple {
+                local: e.local,
+                local_port: e.local_port,
+                peer: e.peer,
+                peer_port: e.peer_port,
+            });
+        }
         match kind {
             Kind::Active => {
                 st.active += 1;
@@ -412,6 +435,19 @@ impl Attribution {
         self.unattributed_time_wait = 0;
         for st in self.procs.values_mut() {
             st.time_wait_now = 0;
+        }
+        if self.procs.values().any(|st| !st.unplaced_tuples.is_empty()) {
+            let present: HashSet<FourTuple> = sockets
+                .iter()
+                .filter(|s| s.state == TcpState::TimeWait)
+                .map(FourTuple::of_socket)
+                .collect();
+            for st in self.procs.values_mut() {
+                st.seen_in_netns = st
+                    .unplaced_tuples
+                    .iter()
+                    .any(|t| present.contains(t) || present.contains(&t.reversed()));
+            }
         }
         for s in sockets.iter().filter(|s| s.state == TcpState::TimeWait) {
             self.time_wait_total += 1;
@@ -585,13 +621,10 @@ impl WhoReport {
         label: &dyn Fn(u64) -> Option<String>,
     ) -> WhoReport {
         // With --netns, a process whose namespace could not be read counts
-        // when its closes left TIME_WAIT in that namespace, or one of its
-        // connections was to or from a port listening there.
+        // when one of its connections has a TIME_WAIT socket, on either side,
+        // in that namespace.
         let placed = |st: &ProcStats| {
-            a.only_netns.is_none()
-                || st.netns.is_some()
-                || st.time_wait_now > 0
-                || st.touched_listener
+            a.only_netns.is_none() || st.netns.is_some() || st.time_wait_now > 0 || st.seen_in_netns
         };
         let unplaced: u64 = a
             .procs
@@ -1022,6 +1055,25 @@ mod tests {
         assert_eq!(r.processes.len(), 2, "{:?}", r.processes);
         assert_eq!(row_of(&r, "gone").netns.as_deref(), Some("net:[9]"));
         assert_eq!(r.other_netns_closes, Some(1));
+        // A gone client whose close was passive: placed by the server's TIME_WAIT.
+        let mut passive = change("client", 78, Some(78), CloseWait, LastAck, 5);
+        passive.tid = 78;
+        a.on_event(&passive, f);
+        a.settle(f);
+        let mut server_tw = tw;
+        server_tw.local = "127.0.0.2".parse().unwrap();
+        server_tw.local_port = 80;
+        server_tw.peer = "127.0.0.1".parse().unwrap();
+        server_tw.peer_port = 5;
+        a.match_time_wait(&[tw, server_tw]);
+        let r = WhoReport::build(&a, 1.0, 0, By::Pid, &label);
+        assert!(
+            r.processes
+                .iter()
+                .any(|p| p.pid == 78 && p.passive_closes == 1),
+            "{:?}",
+            r.processes
+        );
     }
 
     #[test]
