@@ -237,12 +237,15 @@ impl Attribution {
         }
         // A thread's creation is authoritative: the tracer has been seen to
         // print a short-lived thread's own id as its process id.
+        // A process id equal to the thread's own is checked against /proc
+        // while the thread lives.
         let pid = self
             .thread_of
             .get(&e.tid)
             .copied()
-            .or(e.tgid.filter(|t| *t != 0))
+            .or(e.tgid.filter(|t| *t != 0 && *t != e.tid))
             .or_else(|| if e.tid == 0 { None } else { info.tgid(e.tid) })
+            .or(e.tgid.filter(|t| *t != 0))
             .unwrap_or(e.tid);
         // The live process's name first: the tracer prints a command from a
         // cache that can still hold the name from before an exec (a forked
