@@ -209,8 +209,8 @@ _tw_inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__explain)
-            opts="-f -h --load --netns --format --color --help"
+        tw_inspect__subcmd__explain)
+            opts="-f -h --load --netns --format --color --help established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive sysctls"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,7 +480,7 @@ _tw_inspect() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tw__subcmd__inspect__subcmd__who)
+        tw_inspect__subcmd__who)
             opts="-d -i -n -b -f -o -h --duration --interval --top --by --netns --format --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -37,11 +37,14 @@ complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "demo" -d 'Ope
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s d -l duration -d 'How long to record, e.g. 10s, 1m; 0 records until Ctrl-C' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s i -l interval -d 'Print a progress line on stderr every INTERVAL while recording (at least 0.1 s)' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest processes; 0 shows all' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest rows; 0 shows all' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s b -l by -d 'One row per command (default: 300 runs of curl are one row) or per process' -r -f -a "command\t'One row per command (and network namespace)'
+pid\t'One row per process'"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l netns -d 'Attribute only processes in this network namespace (a name under /run/netns or a path such as /proc/PID/ns/net), and match its TIME_WAIT' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document'
 prometheus\t'Prometheus text exposition'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout; with --format prometheus and --interval, rewritten every interval' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -106,8 +109,8 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-por
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC=N (repeatable); METRIC: time-wait, close-wait, any state, port-pressure (percent), total' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC=N (repeatable)' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC[:SCOPE]=RANGE (repeatable); metrics, scopes and ranges below' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC[:SCOPE]=RANGE (repeatable)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...; also estab, syn-rcv, unconn), or a group: all, connected, synchronized, teardown, bucket, big [default: every state but bound-inactive]' -r -f -a "established\t''
 syn-sent\t''
 syn-recv\t''
@@ -135,7 +138,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 6 -l ipv
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s h -l help -d 'Print help'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l load -d 'With `sysctls`: read the values saved in a snapshot instead of this host\'s' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l netns -d 'With `sysctls`: read a network namespace\'s values (a name under /run/netns or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host' -r
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l netns -d 'With `sysctls`: read a network namespace\'s values (a name under /run/netns or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -s f -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'One JSON document'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
@@ -153,39 +156,11 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l list -d '
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l step -d 'Wait for Enter before each step (stdin must be a terminal; table format)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l host -d 'Use the host\'s loopback instead of a private network namespace'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s d -l duration -d 'How long to record, e.g. 10s, 1m; 0 records until Ctrl-C' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s i -l interval -d 'Print a progress line on stderr every INTERVAL while recording (at least 0.1 s)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest rows; 0 shows all' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s b -l by -d 'One row per command (default: 300 runs of curl are one row) or per process' -r -f -a "command\t'One row per command (and network namespace)'
-pid\t'One row per process'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l netns -d 'Attribute only processes in this network namespace (a name under /run/netns or a path such as /proc/PID/ns/net), and match its TIME_WAIT' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
-json\t'One JSON document'
-prometheus\t'Prometheus text exposition'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout; with --format prometheus and --interval, rewritten every interval' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...), or a group: all, connected, synchronized, teardown, bucket [default: every state but bound-inactive]' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC[:SCOPE]=RANGE (repeatable); metrics, scopes and ranges below' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC[:SCOPE]=RANGE (repeatable)' -r
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 4 -l ipv4 -d 'IPv4 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 6 -l ipv6 -d 'IPv6 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s h -l help -d 'Print help'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from list explain demo who check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -f -a "established syn-sent syn-recv fin-wait-1 fin-wait-2 time-wait closed close-wait last-ack listening closing new-syn-recv bound-inactive sysctls"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -f -a "active-close server-close abort simultaneous reuse lost-ack timeout cost"

@@ -351,8 +351,12 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
         "total" => Kind::Total,
         "port-pressure" | "port_pressure" => Kind::PortPressure,
         other => TcpState::parse(other).map(Kind::State).ok_or_else(|| {
+            let names = TcpState::ALL.iter().map(|s| s.name());
+            let hint = suggest(base, names.chain(["port-pressure", "total"]))
+                .map(|s| format!("did you mean {s}? "))
+                .unwrap_or_default();
             UsageError(format!(
-                "{flag} '{arg}': unknown metric '{base}'; valid: {}",
+                "{flag} '{arg}': unknown metric '{base}'; {hint}valid: {}",
                 valid_metrics()
             ))
         })?,

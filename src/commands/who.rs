@@ -16,8 +16,8 @@ use crate::host::netns::{self, NetnsChoice, Scope};
 use crate::output::Output;
 use crate::plan::WhoPlan;
 use crate::plan::who::Format;
-use crate::render::Style;
 use crate::render::who::{WhoFormat, WhoRender, Window};
+use crate::render::{self, Style};
 use crate::socket::SocketRecord;
 use crate::trace::attribute::{Attribution, Procfs, WhoReport};
 use crate::trace::session;
@@ -33,7 +33,8 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
         _ => (None, None),
     };
     let mut out = Output::open(plan.output.path())?;
-    let style = Style::new(plan.color.enabled(out.is_terminal()));
+    let tty = out.is_terminal();
+    let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
 
     let mut attr = Attribution::new();
     attr.only_netns = only;

@@ -100,8 +100,9 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
     };
     writeln!(
         w,
-        "Recorded {:.1}s: {rows} {what} closed connections ({} with a FIN first, {} aborted with a reset); TIME_WAIT now {} ({} attributed, {} unattributed).",
+        "Recorded {:.1}s: {} {what} closed connections ({} with a FIN first, {} aborted with a reset); TIME_WAIT now {} ({} attributed, {} unattributed).",
         r.duration_s,
+        grouped(rows as u64),
         grouped(r.active_closes),
         grouped(r.aborts),
         grouped(r.time_wait_total),
@@ -168,7 +169,7 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
             writeln!(
                 w,
                 "... and {} more row(s) (--top 0 shows all)",
-                r.processes_omitted
+                grouped(r.processes_omitted as u64)
             )?;
         }
     }
