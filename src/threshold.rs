@@ -140,24 +140,26 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The metric table as `check --help` shows it.
+/// The metric table as `check --help` (and its man page) shows it: one item
+/// per line, not indented (indented lines are examples there).
 pub fn help_table() -> String {
-    let mut out = String::from("Metrics (METRIC[:SCOPE]=RANGE):\n");
+    // Blank lines keep each item a paragraph of its own in the man page.
+    let mut out = String::from("Metrics (METRIC[:SCOPE]=RANGE):\n\n");
     for m in METRICS {
         let scopes = if m.scopes.is_empty() {
             "no scope".to_string()
         } else {
             format!("scopes: {}", m.scopes.join(", "))
         };
-        out.push_str(&format!("  {:<14} {} ({scopes})\n", m.name, m.about));
+        out.push_str(&format!("- {}: {} ({scopes})\n\n", m.name, m.about));
     }
-    out.push_str("Scopes:\n");
+    out.push_str("Scopes:\n\n");
     for (s, about) in SCOPES {
-        out.push_str(&format!("  {s:<17} {about}\n"));
+        out.push_str(&format!("- {s}: {about}\n\n"));
     }
     out.push_str(
-        "Ranges (monitoring-plugins guidelines):\n  \
-10 alerts outside 0..10; 10: below 10; ~:10 above 10; 10:20 outside 10..20; @10:20 inside 10..20.\n  \
+        "Ranges (monitoring-plugins guidelines): 10 alerts outside 0..10; 10: below 10; ~:10 above 10; \
+10:20 outside 10..20; @10:20 inside 10..20 (ends included).\n\n\
 Critical must alert only where warning does (-w 1000 -c 5000), else the check is UNKNOWN.",
     );
     out
