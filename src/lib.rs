@@ -9,6 +9,7 @@
 pub mod app;
 mod cli;
 mod commands;
+pub mod conntrack;
 pub mod diag;
 pub mod exit;
 mod ffi;

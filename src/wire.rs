@@ -39,6 +39,12 @@ pub fn u16_be(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes(array(b, at))
 }
 
+/// Network byte order (ctnetlink's 32-bit attributes).
+#[inline]
+pub fn u32_be(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(array(b, at))
+}
+
 /// Little-endian (the snapshot header).
 #[inline]
 pub fn u16_le(b: &[u8], at: usize) -> u16 {
@@ -66,6 +72,7 @@ mod tests {
         let b = [0xff, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
         assert_eq!(u16_be(&b, 1), 0x0102);
         assert_eq!(u16_le(&b, 1), 0x0201);
+        assert_eq!(u32_be(&b, 1), 0x0102_0304);
         assert_eq!(u32_le(&b, 1), 0x0403_0201);
         assert_eq!(u64_le(&b, 1), 0x0807_0605_0403_0201);
         assert_eq!(u16_ne(&b, 1), u16::from_ne_bytes([1, 2]));

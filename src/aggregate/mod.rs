@@ -1,6 +1,7 @@
 //! Pure aggregation: socket records in, counts out. Memory grows with the
 //! number of groups, never with the number of sockets.
 
+pub mod conntrack;
 mod teardown;
 
 pub use teardown::Teardown;

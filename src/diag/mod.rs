@@ -11,6 +11,8 @@
 //! netlink sockets.
 
 pub mod bytecode;
+pub mod conntrack;
+pub mod conntrack_parse;
 pub mod destroy;
 pub mod listen;
 pub mod parse;

@@ -53,6 +53,8 @@ pub enum ParseError {
     ShortSocket { offset: usize, len: usize },
     /// A socket message of a family this tool does not ask for.
     BadFamily { offset: usize, family: u8 },
+    /// A netlink attribute (ctnetlink) that does not fit or lacks what it must hold.
+    BadAttribute { offset: usize, what: &'static str },
     /// The kernel answered with an error (positive errno).
     Kernel(i32),
     /// The kernel dropped messages because our buffer overran.
@@ -78,6 +80,9 @@ impl fmt::Display for ParseError {
                     f,
                     "sock_diag message at byte {offset} has unexpected family {family}"
                 )
+            }
+            ParseError::BadAttribute { offset, what } => {
+                write!(f, "bad netlink attribute at byte {offset}: {what}")
             }
             ParseError::Kernel(errno) => write!(
                 f,
@@ -115,6 +120,38 @@ pub fn parse_datagram(
     seq: Option<u32>,
     stats: &mut ParseStats,
     mut on_socket: impl FnMut(&SocketRecord),
+) -> Result<Flow, ParseError> {
+    let mut sockets = 0u64;
+    let mut unknown = 0u64;
+    let flow = walk(buf, seq, &mut stats.interrupted, |ty, this, body| {
+        // The both-families request is answered with its own type.
+        if ty == SOCK_DIAG_BY_FAMILY || ty == TCPDIAG_GETSOCK {
+            match parse_inet_diag_msg(body, this)? {
+                Some(rec) => {
+                    sockets += 1;
+                    on_socket(&rec);
+                }
+                None => unknown += 1,
+            }
+        }
+        Ok(())
+    });
+    stats.sockets += sockets;
+    stats.unknown_state += unknown;
+    flow
+}
+
+/// Walks the netlink messages of one datagram: checks every length, ends the
+/// dump at `NLMSG_DONE` (or with the error a `NLMSG_DONE` or `NLMSG_ERROR`
+/// carries), and hands every other message (type, offset, body) to `on_msg`.
+/// Messages whose sequence number differs from `seq` (when given) are
+/// skipped; `interrupted` is set when the kernel flags a dump as raced
+/// (`NLM_F_DUMP_INTR`). sock_diag and ctnetlink replies both go through it.
+pub fn walk(
+    buf: &[u8],
+    seq: Option<u32>,
+    interrupted: &mut bool,
+    mut on_msg: impl FnMut(u16, usize, &[u8]) -> Result<(), ParseError>,
 ) -> Result<Flow, ParseError> {
     let mut off = 0usize;
     while off < buf.len() {
@@ -157,17 +194,9 @@ pub fn parse_datagram(
             continue;
         }
         if flags & NLM_F_DUMP_INTR != 0 {
-            stats.interrupted = true;
+            *interrupted = true;
         }
         match ty {
-            // The both-families request is answered with its own type.
-            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match parse_inet_diag_msg(body, this)? {
-                Some(rec) => {
-                    stats.sockets += 1;
-                    on_socket(&rec);
-                }
-                None => stats.unknown_state += 1,
-            },
             NLMSG_DONE => {
                 // A dump that failed midway reports the error in DONE's payload.
                 if body.len() >= 4 {
@@ -193,7 +222,8 @@ pub fn parse_datagram(
                 }
             }
             NLMSG_OVERRUN => return Err(ParseError::Overrun),
-            _ => {} // NLMSG_NOOP and anything unknown carry no sockets.
+            NLMSG_NOOP => {}
+            _ => on_msg(ty, this, body)?,
         }
     }
     Ok(Flow::More)
