@@ -60,6 +60,8 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
   sudo tw-inspect list --all-netns                  every network namespace, then the total
   sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net
+  sudo tw-inspect list --conntrack                  the conntrack table beside the sockets: conntrack
+                                                    TIME_WAIT vs socket TIME_WAIT, fill, drops
   tw-inspect list --save host.twsnap                capture now, analyse anywhere later
   tw-inspect list --load host.twsnap --by local-port  the same views offline
   tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`
@@ -67,12 +69,18 @@ const LIST_EXAMPLES: &str = "Examples:
   TW_INSPECT_SOURCE=proc tw-inspect list            read /proc/net/tcp instead of sock_diag
 
 If sock_diag is refused or missing (EPERM, EACCES, no inet_diag), list reads /proc/net/tcp and
-/proc/net/tcp6 instead, warns once on stderr and reports \"source\": \"proc\" in JSON.";
+/proc/net/tcp6 instead, warns once on stderr and reports \"source\": \"proc\" in JSON.
+
+The table view adds a conntrack section by itself when the namespace's conntrack table is
+notable (half full, drops counted, or far more entries than sockets); --conntrack always adds it,
+in every format. Without CAP_NET_ADMIN the entries cannot be read: list says so on stderr,
+shows the table's size and counters, and the socket part is unchanged.";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   tw-inspect explain              every state in one table
   tw-inspect explain time-wait    the long story of TIME_WAIT
   tw-inspect explain sysctls      this host's TIME_WAIT settings and what they mean
+  tw-inspect explain conntrack    conntrack's own TIME_WAIT (120 s), and this namespace's table
   tw-inspect explain sysctls --load snap.twi   the settings saved in a snapshot
   sudo tw-inspect explain sysctls --netns blue the settings of network namespace blue
   tw-inspect explain close-wait --format json  the same text as data";
@@ -104,6 +112,7 @@ pub const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -c port-pressure:peer=10.0.0.5:5432=80
   tw-inspect check -w established=10: -c established=1:     alert when fewer connections
   sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
+  tw-inspect check -w conntrack-fill=75 -c conntrack-fill=90 -w conntrack-drops=0
 
 Prints one line: TW_INSPECT OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata.
 A threshold on a state that --state leaves out is UNKNOWN, never OK.";
@@ -264,12 +273,16 @@ pub struct ListArgs {
     /// With --by process: trace active closes for DURATION first (root)
     #[arg(long, value_name = "DURATION")]
     pub trace: Option<String>,
+
+    /// Add the conntrack table: entries by conntrack state beside the socket counts, top destinations and sources, fill and drops (entries need CAP_NET_ADMIN)
+    #[arg(long)]
+    pub conntrack: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
-    /// A state (time-wait, close-wait, ...) or `sysctls`; none gives the table of all states
-    #[arg(value_name = "STATE|sysctls")]
+    /// A state (time-wait, close-wait, ...), `sysctls` or `conntrack`; none gives the table of all states
+    #[arg(value_name = "STATE|sysctls|conntrack")]
     pub topic: Option<String>,
 
     /// With `sysctls`: read the values saved in a snapshot instead of this host's

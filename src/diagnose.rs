@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::aggregate::conntrack::CtAggregate;
 use crate::aggregate::{Aggregate, HeldWhy, PortUse, Pressure};
+use crate::conntrack::CtState;
+use crate::host::conntrack::CtTable;
 use crate::host::procs::ProcessRef;
 use crate::host::sysctl::Sysctls;
 use crate::state::TcpState;
@@ -42,6 +45,21 @@ pub const CLOSE_WAIT: (u64, u64) = (10, 1000);
 pub const ORPHAN_FIN_WAIT2: (u64, u64) = (100, 1000);
 /// TIME_WAIT sockets on listening ports: info from.
 pub const SERVER_TIME_WAIT: u64 = 100;
+/// Share of `nf_conntrack_max` one namespace's table holds: warning, critical (percent).
+pub const CONNTRACK_FILL: (f64, f64) = (75.0, 90.0);
+/// Conntrack TIME_WAIT entries at least this many, and at least
+/// [`CONNTRACK_TW_RATIO`] times the TIME_WAIT sockets, are worth a word.
+pub const CONNTRACK_TW_MIN: u64 = 1000;
+pub const CONNTRACK_TW_RATIO: u64 = 10;
+/// The default `list` view reads conntrack entries when the table is at least
+/// this full (percent), has lost packets, or holds this many times more
+/// entries than there are sockets (and at least [`CONNTRACK_TW_MIN`]).
+pub const CONNTRACK_NOTABLE_FILL: f64 = 50.0;
+pub const CONNTRACK_NOTABLE_RATIO: u64 = 4;
+/// About this many bytes of kernel memory per entry (the `nf_conntrack` slab
+/// object on Linux 6.18 x86_64; it varies with the kernel's options).
+pub const CONNTRACK_ENTRY_BYTES: u64 = 256;
+
 /// At most this many findings of one kind (the busiest first).
 pub const MAX_PER_KIND: usize = 5;
 
@@ -342,6 +360,111 @@ and let clients close first; keep SO_REUSEADDR on the listener so a restart can 
             "count": total,
             "ports": per_port.iter().map(|(p, n)| json!({ "port": p, "count": n })).collect::<Vec<_>>(),
         }),
+    })
+}
+
+/// Whether the default view should read the conntrack entries and show the
+/// table: it is half full, it has lost packets, or it holds far more entries
+/// than this namespace has sockets (traffic tracked here, sockets elsewhere).
+pub fn conntrack_notable(t: &CtTable, sockets: u64) -> bool {
+    if !t.in_use() {
+        return false;
+    }
+    let count = t.count.unwrap_or(0);
+    t.fill()
+        .is_some_and(|f| f * 100.0 >= CONNTRACK_NOTABLE_FILL)
+        || t.stats.and_then(|s| s.losses()).is_some_and(|n| n > 0)
+        || (count >= CONNTRACK_TW_MIN && count >= CONNTRACK_NOTABLE_RATIO * (sockets + 1))
+}
+
+/// The conntrack findings for one namespace: its table (`t`), its entries
+/// when they were read, and its TIME_WAIT sockets when they were counted.
+pub fn conntrack(
+    t: &CtTable,
+    entries: Option<&CtAggregate>,
+    socket_time_wait: Option<u64>,
+) -> Vec<Diagnosis> {
+    let mut out = Vec::new();
+    out.extend(conntrack_full(t, entries));
+    out.extend(conntrack_losses(t));
+    if let (Some(e), Some(sockets)) = (entries, socket_time_wait) {
+        out.extend(conntrack_time_wait(e, sockets, t));
+    }
+    out.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    out
+}
+
+fn conntrack_full(t: &CtTable, entries: Option<&CtAggregate>) -> Option<Diagnosis> {
+    let (count, max) = (t.count?, t.max.filter(|m| *m > 0)?);
+    let share = pct(count, max);
+    let severity = level(share, CONNTRACK_FILL)?;
+    let tw_timeout = t.tcp_timeout_time_wait.unwrap_or(120);
+    let tw = entries.map(|e| e.count(CtState::TimeWait));
+    let tw_part = match tw {
+        Some(n) => format!(" {n} of them TCP TIME_WAIT ({:.0}%).", pct(n, count)),
+        None => String::new(),
+    };
+    let buckets = match t.buckets {
+        Some(b) => format!("{b} hash buckets"),
+        None => "the hash buckets".into(),
+    };
+    Some(Diagnosis {
+        kind: "conntrack-full",
+        severity,
+        message: format!(
+            "conntrack table {count} of nf_conntrack_max = {max} entries ({share:.0}%).{tw_part} When it is full the kernel evicts a closing or unconfirmed entry if one is near at hand (early_drop), else drops the new connection's packet and logs \"nf_conntrack: table full, dropping packet\", while sockets look normal. Knobs: nf_conntrack_max (host-wide; each entry costs about {CONNTRACK_ENTRY_BYTES} bytes of unswappable kernel memory, and above {buckets} lookups walk longer chains: raise nf_conntrack_buckets with it); nf_conntrack_tcp_timeout_time_wait (per namespace, now {tw_timeout} s: lower frees TIME_WAIT entries sooner, but a late retransmission of a closed connection is then seen as new or INVALID, dropped by ctstate INVALID rules or left untranslated by NAT); or exempt traffic that needs no state from tracking (a raw-table NOTRACK rule: no NAT or stateful matching for it)."
+        ),
+        data: json!({
+            "count": count,
+            "max": max,
+            "percent": (share * 10.0).round() / 10.0,
+            "time_wait": tw,
+            "buckets": t.buckets,
+            "tcp_timeout_time_wait": t.tcp_timeout_time_wait,
+        }),
+    })
+}
+
+fn conntrack_losses(t: &CtTable) -> Option<Diagnosis> {
+    let s = t.stats?;
+    let (drop, failed) = (s.drop.unwrap_or(0), s.insert_failed.unwrap_or(0));
+    let early = s.early_drop.unwrap_or(0);
+    if drop + failed == 0 && early == 0 {
+        return None;
+    }
+    let severity = if drop + failed > 0 {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    Some(Diagnosis {
+        kind: "conntrack-drops",
+        severity,
+        message: format!(
+            "conntrack counters since this namespace started: drop {drop} (packets lost because no entry could be made, the table being full), insert_failed {failed} (entries lost to a race), early_drop {early} (entries evicted to make room). They only grow: watch them with `tw-inspect check -w conntrack-drops=N` or the tw_inspect_conntrack_events_total series; growing drops mean new connections are failing here."
+        ),
+        data: json!({ "drop": drop, "insert_failed": failed, "early_drop": early }),
+    })
+}
+
+fn conntrack_time_wait(e: &CtAggregate, sockets: u64, t: &CtTable) -> Option<Diagnosis> {
+    let ct = e.count(CtState::TimeWait);
+    if ct < CONNTRACK_TW_MIN || ct < CONNTRACK_TW_RATIO * sockets.max(1) {
+        return None;
+    }
+    let tw_timeout = t.tcp_timeout_time_wait.unwrap_or(120);
+    let nat = if e.nat > 0 {
+        format!(" {} entries are translated (NAT).", e.nat)
+    } else {
+        String::new()
+    };
+    Some(Diagnosis {
+        kind: "conntrack-time-wait",
+        severity: Severity::Info,
+        message: format!(
+            "{ct} conntrack TIME_WAIT entries against {sockets} TIME_WAIT sockets in this namespace.{nat} Conntrack keeps a closed connection {tw_timeout} s (nf_conntrack_tcp_timeout_time_wait), longer than a socket's 60 s, and it tracks connections whose sockets are elsewhere: forwarded or NATed through this host (a router, a Kubernetes node, containers in other namespaces). These entries fill nf_conntrack_max, not ports or tcp_max_tw_buckets; `tw-inspect explain conntrack` tells more."
+        ),
+        data: json!({ "conntrack_time_wait": ct, "socket_time_wait": sockets, "nat": e.nat }),
     })
 }
 
@@ -703,6 +826,99 @@ mod tests {
                 .starts_with("150 TIME_WAIT sockets on listening ports 8080 (150)")
         );
         assert!(run(&agg(), None, &s, &[], &[(8080, 99)]).is_empty());
+    }
+
+    fn table(count: u64, max: u64) -> CtTable {
+        CtTable {
+            loaded: true,
+            count: Some(count),
+            max: Some(max),
+            buckets: Some(max),
+            tcp_timeout_time_wait: Some(120),
+            tcp_timeout_established: Some(432000),
+            stats: Some(crate::host::conntrack::CtStats {
+                drop: Some(0),
+                early_drop: Some(0),
+                insert_failed: Some(0),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn ct_time_wait(n: u64) -> CtAggregate {
+        let mut a = CtAggregate::default();
+        let e = crate::conntrack::CtEntry::blank(
+            Family::V4,
+            crate::conntrack::PROTO_TCP,
+            Some(CtState::TimeWait),
+        );
+        for _ in 0..n {
+            a.push(&e);
+        }
+        a
+    }
+
+    #[test]
+    fn conntrack_fill_thresholds() {
+        for (count, want) in [
+            (74, None),
+            (75, Some(Severity::Warning)),
+            (89, Some(Severity::Warning)),
+            (90, Some(Severity::Critical)),
+        ] {
+            let d = conntrack(&table(count, 100), None, None);
+            assert_eq!(d.first().map(|d| d.severity), want, "{count}");
+            if let Some(d) = d.first() {
+                assert_eq!(d.kind, "conntrack-full");
+                assert!(d.message.contains("nf_conntrack_max"), "{}", d.message);
+                assert!(d.message.contains("nf_conntrack_tcp_timeout_time_wait"));
+            }
+        }
+        assert!(conntrack(&table(0, 0), None, None).is_empty());
+    }
+
+    #[test]
+    fn conntrack_losses_and_evictions() {
+        let mut t = table(1, 100);
+        assert!(conntrack(&t, None, None).is_empty());
+        t.stats.as_mut().unwrap().early_drop = Some(3);
+        assert_eq!(conntrack(&t, None, None)[0].severity, Severity::Info);
+        t.stats.as_mut().unwrap().drop = Some(2);
+        let d = conntrack(&t, None, None);
+        assert_eq!(
+            (d[0].kind, d[0].severity),
+            ("conntrack-drops", Severity::Warning)
+        );
+        assert_eq!(d[0].data["drop"], 2);
+    }
+
+    #[test]
+    fn conntrack_time_wait_far_above_sockets() {
+        let t = table(2000, 262144);
+        let e = ct_time_wait(2000);
+        let d = conntrack(&t, Some(&e), Some(10));
+        assert_eq!(d[0].kind, "conntrack-time-wait");
+        assert!(
+            d[0].message
+                .starts_with("2000 conntrack TIME_WAIT entries against 10")
+        );
+        // Close to the socket count: nothing to say.
+        assert!(conntrack(&t, Some(&e), Some(500)).is_empty());
+        // Sockets not counted: no comparison.
+        assert!(conntrack(&t, Some(&e), None).is_empty());
+        assert!(conntrack(&t, Some(&ct_time_wait(999)), Some(0)).is_empty());
+    }
+
+    #[test]
+    fn conntrack_notable_when_full_lossy_or_far_above_sockets() {
+        assert!(!conntrack_notable(&table(0, 100), 0));
+        assert!(!conntrack_notable(&table(10, 100), 0));
+        assert!(conntrack_notable(&table(50, 100), 0));
+        assert!(conntrack_notable(&table(5000, 262144), 10));
+        assert!(!conntrack_notable(&table(5000, 262144), 5000));
+        let mut t = table(1, 100);
+        t.stats.as_mut().unwrap().drop = Some(1);
+        assert!(conntrack_notable(&t, 0));
     }
 
     #[test]

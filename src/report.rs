@@ -6,8 +6,11 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
+use crate::aggregate::conntrack::{CtAggregate, CtGroup};
 use crate::aggregate::{Aggregate, GroupKey, GroupStats, Pressure};
+use crate::conntrack::CtState;
 use crate::diagnose::Diagnosis;
+use crate::host::conntrack::{CtStats, CtTable};
 pub use crate::host::procs::ProcessRef;
 use crate::socket::{Family, SocketRecord, Timer};
 use crate::state::{MAX_STATE, StateSet, TcpState};
@@ -205,6 +208,11 @@ pub struct ListReport {
     /// Present when the sockets come from a snapshot (`list --load`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotInfo>,
+    /// This namespace's conntrack table: with `--conntrack`, or in the table
+    /// view when it is notable. Absent otherwise, and in the totals over
+    /// several namespaces (each has its own table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<ConntrackReport>,
     /// Counts per address family (ipv4, ipv6) and state, indexed by
     /// [`TcpState::index`]: the Prometheus series (JSON has the sums).
     #[serde(skip)]
@@ -333,6 +341,7 @@ impl ListReport {
             processes: false,
             collect_ms,
             snapshot: None,
+            conntrack: None,
             family_states: agg.family_states,
             port_pressure: Vec::new(),
         }
@@ -358,6 +367,208 @@ impl ListReport {
             })
             .collect();
         self
+    }
+}
+
+/// One namespace's conntrack table: its size against the limit, its
+/// counters, and (when they could be read) its entries beside the sockets.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConntrackReport {
+    /// `in-use` (the table holds entries), `not-in-use` (empty: nothing is
+    /// tracked in this namespace) or `not-loaded` (no nf_conntrack in this kernel).
+    pub status: &'static str,
+    /// `nf_conntrack_count`: entries now, every protocol.
+    pub count: Option<u64>,
+    /// `nf_conntrack_max` (host-wide limit each namespace's table is held to).
+    pub max: Option<u64>,
+    /// `count / max`, 0 to 1.
+    pub fill: Option<f64>,
+    /// `nf_conntrack_buckets` (host-wide).
+    pub buckets: Option<u64>,
+    /// `nf_conntrack_tcp_timeout_time_wait`, seconds.
+    pub tcp_timeout_time_wait: Option<u64>,
+    /// `nf_conntrack_tcp_timeout_established`, seconds.
+    pub tcp_timeout_established: Option<u64>,
+    /// Counters summed over CPUs since the namespace started (`null` when
+    /// /proc/net/stat/nf_conntrack cannot be read).
+    pub stats: Option<CtStats>,
+    /// The entries, `null` when not read (`entries_note` says why).
+    pub entries: Option<ConntrackEntries>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries_note: Option<String>,
+}
+
+/// The counted entries of one conntrack table.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConntrackEntries {
+    /// Entries dumped, every protocol (may differ a little from `count`,
+    /// which was read a moment apart).
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub other: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    /// Translated entries (NAT).
+    pub nat: u64,
+    /// Every TCP conntrack state in kernel order, with the matching sockets.
+    pub states: Vec<ConntrackStateRow>,
+    /// The TCP destinations (original direction) with the most TIME_WAIT entries.
+    pub destinations: Vec<ConntrackGroupRow>,
+    pub other_destinations: ConntrackOther,
+    /// The TCP sources (original direction) with the most TIME_WAIT entries.
+    pub sources: Vec<ConntrackGroupRow>,
+    pub other_sources: ConntrackOther,
+    /// Time spent dumping and counting, in milliseconds.
+    pub collect_ms: f64,
+}
+
+/// TCP conntrack entries in one state and the sockets in the matching states.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ConntrackStateRow {
+    pub state: CtState,
+    pub conntrack: u64,
+    /// Sockets in `socket_states` in this namespace; `null` when one of them
+    /// was not counted or the state has no socket counterpart.
+    pub sockets: Option<u64>,
+    pub socket_states: Vec<TcpState>,
+}
+
+/// One destination (address and port) or source (address, `port` null).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ConntrackGroupRow {
+    pub address: IpAddr,
+    pub port: Option<u16>,
+    /// TCP entries.
+    pub tcp: u64,
+    pub time_wait: u64,
+}
+
+/// What the top-N cut (and the group cap) left out.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
+pub struct ConntrackOther {
+    pub groups: u64,
+    pub tcp: u64,
+    pub time_wait: u64,
+}
+
+impl ConntrackReport {
+    /// The report of one table. `entries` are the counted entries or why
+    /// none were; `sockets` the same namespace's socket counts, beside them.
+    pub fn new(
+        t: &CtTable,
+        entries: Result<(&CtAggregate, f64), String>,
+        sockets: &Counts,
+        top: u32,
+    ) -> ConntrackReport {
+        let status = if !t.loaded {
+            "not-loaded"
+        } else if t.in_use() {
+            "in-use"
+        } else {
+            "not-in-use"
+        };
+        let (entries, entries_note) = match entries {
+            Ok((a, ms)) => (Some(ConntrackEntries::new(a, sockets, top, ms)), None),
+            Err(note) => (None, Some(note)),
+        };
+        ConntrackReport {
+            status,
+            count: t.count,
+            max: t.max,
+            fill: t.fill(),
+            buckets: t.buckets,
+            tcp_timeout_time_wait: t.tcp_timeout_time_wait,
+            tcp_timeout_established: t.tcp_timeout_established,
+            stats: t.stats,
+            entries,
+            entries_note,
+        }
+    }
+}
+
+fn cut<K: Copy>(
+    sorted: Vec<(K, CtGroup)>,
+    beyond: CtGroup,
+    top: u32,
+    row: impl Fn(K, CtGroup) -> ConntrackGroupRow,
+) -> (Vec<ConntrackGroupRow>, ConntrackOther) {
+    let keep = if top == 0 {
+        sorted.len()
+    } else {
+        (top as usize).min(sorted.len())
+    };
+    let rest = &sorted[keep..];
+    let other = ConntrackOther {
+        groups: rest.len() as u64 + (beyond.tcp > 0) as u64,
+        tcp: rest.iter().map(|(_, g)| g.tcp).sum::<u64>() + beyond.tcp,
+        time_wait: rest.iter().map(|(_, g)| g.time_wait).sum::<u64>() + beyond.time_wait,
+    };
+    let rows = sorted[..keep].iter().map(|(k, g)| row(*k, *g)).collect();
+    (rows, other)
+}
+
+impl ConntrackEntries {
+    pub fn new(a: &CtAggregate, sockets: &Counts, top: u32, collect_ms: f64) -> ConntrackEntries {
+        let states = CtState::ALL
+            .iter()
+            .map(|st| {
+                let socket_states = st.socket_states().to_vec();
+                let sockets = if socket_states.is_empty() {
+                    None
+                } else {
+                    socket_states
+                        .iter()
+                        .map(|s| sockets.get(*s))
+                        .sum::<Option<u64>>()
+                };
+                ConntrackStateRow {
+                    state: *st,
+                    conntrack: a.count(*st),
+                    sockets,
+                    socket_states,
+                }
+            })
+            .collect();
+        let (destinations, other_destinations) = cut(
+            a.destinations.sorted(),
+            a.destinations.beyond,
+            top,
+            |(addr, port), g| ConntrackGroupRow {
+                address: addr,
+                port: Some(port),
+                tcp: g.tcp,
+                time_wait: g.time_wait,
+            },
+        );
+        let (sources, other_sources) = cut(a.sources.sorted(), a.sources.beyond, top, |addr, g| {
+            ConntrackGroupRow {
+                address: addr,
+                port: None,
+                tcp: g.tcp,
+                time_wait: g.time_wait,
+            }
+        });
+        ConntrackEntries {
+            total: a.total,
+            tcp: a.tcp,
+            udp: a.udp,
+            other: a.other,
+            ipv4: a.by_family[0],
+            ipv6: a.by_family[1],
+            nat: a.nat,
+            states,
+            destinations,
+            other_destinations,
+            sources,
+            other_sources,
+            collect_ms,
+        }
+    }
+
+    /// The row of one state.
+    pub fn state(&self, s: CtState) -> &ConntrackStateRow {
+        &self.states[s.index()]
     }
 }
 

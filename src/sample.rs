@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::aggregate::conntrack::CtAggregate;
 use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, ReusePolicy, Teardown};
 use crate::diag::{self, Options};
 use crate::filter::Query;
+use crate::host::conntrack::CtTable;
 use crate::host::netns::Scope;
 use crate::host::sysctl::Sysctls;
 use crate::snapshot::HostFacts;
@@ -31,6 +33,41 @@ pub struct Spec {
     pub keep_raw: bool,
     /// Gather what the diagnoses need: sysctls and listening ports.
     pub diagnose: bool,
+    /// How much of the conntrack table to read.
+    pub conntrack: CtWant,
+}
+
+/// How much of the conntrack table a collection reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CtWant {
+    #[default]
+    Off,
+    /// Size, limits and counters from /proc (no privilege needed).
+    Table,
+    /// The table, and the entries too when it is notable (the default `list` view).
+    Auto,
+    /// The table and every entry (`list --conntrack`; the dump needs CAP_NET_ADMIN).
+    Entries,
+}
+
+/// Why the conntrack entries were not counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtNotRead {
+    /// The table is empty (or nf_conntrack is absent): nothing to count.
+    NotInUse,
+    /// The default view found nothing notable in the table's size and counters.
+    NotNotable,
+    /// The dump failed; the message names the capability when that is the cause.
+    Failed(String),
+}
+
+/// The conntrack part of one sample.
+#[derive(Clone, Debug)]
+pub struct CtSample {
+    pub table: CtTable,
+    /// The entries counted, or why not.
+    pub entries: Result<CtAggregate, CtNotRead>,
+    pub elapsed: Duration,
 }
 
 /// The result of one collection in one namespace.
@@ -51,6 +88,8 @@ pub struct Sample {
     pub facts: HostFacts,
     /// Where the sockets came from: `netlink`, `proc` or `snapshot`.
     pub source: &'static str,
+    /// The conntrack table, when the spec asked for it.
+    pub conntrack: Option<CtSample>,
 }
 
 /// Counts and pressure: fused into one map where the grouping allows it.
@@ -186,6 +225,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         None
     };
     let (agg, pressure) = c.sink.counts.finish();
+    let conntrack = collect_conntrack(spec, &agg);
     Ok(Sample {
         agg,
         pressure,
@@ -205,6 +245,45 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
             false => HostFacts::default(),
         },
         source: source.name(),
+        conntrack,
+    })
+}
+
+/// The message for a dump refused for want of privilege.
+pub const NEEDS_NET_ADMIN: &str = "reading conntrack entries needs CAP_NET_ADMIN (run as root): the kernel refused the ctnetlink dump (EPERM); the table's size and counters are shown";
+
+/// Reads the conntrack table of the calling thread's namespace as `spec`
+/// asks, after the sockets (the default view compares the two).
+fn collect_conntrack(spec: &Spec, sockets: &Aggregate) -> Option<CtSample> {
+    if spec.conntrack == CtWant::Off {
+        return None;
+    }
+    let start = std::time::Instant::now();
+    let table = CtTable::read();
+    let entries = match spec.conntrack {
+        CtWant::Off | CtWant::Table => Err(CtNotRead::NotNotable),
+        _ if !table.in_use() => Err(CtNotRead::NotInUse),
+        CtWant::Auto if !crate::diagnose::conntrack_notable(&table, sockets.total) => {
+            Err(CtNotRead::NotNotable)
+        }
+        CtWant::Auto | CtWant::Entries => {
+            let families = spec.query.families();
+            let mut agg = CtAggregate::default();
+            match diag::conntrack::dump(|e| {
+                if families.contains(&e.family) {
+                    agg.push(e)
+                }
+            }) {
+                Ok(_) => Ok(agg),
+                Err(e) if e.needs_net_admin() => Err(CtNotRead::Failed(NEEDS_NET_ADMIN.into())),
+                Err(e) => Err(CtNotRead::Failed(format!("reading conntrack entries: {e}"))),
+            }
+        }
+    };
+    Some(CtSample {
+        table,
+        entries,
+        elapsed: start.elapsed(),
     })
 }
 
@@ -259,6 +338,8 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
             false => HostFacts::default(),
         },
         source: "snapshot",
+        // A snapshot holds no conntrack table (the plan refuses --conntrack with --load).
+        conntrack: None,
     })
 }
 

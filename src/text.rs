@@ -2,6 +2,8 @@
 //! and README all read it. Facts are for Linux; where a number is a default it
 //! says which knob sets it.
 
+use crate::conntrack::CtState;
+use crate::host::conntrack::CtTable;
 use crate::host::sysctl::Sysctls;
 use crate::state::TcpState;
 
@@ -258,6 +260,115 @@ pub fn no_owner(s: TcpState, orphaned: bool) -> &'static str {
     }
 }
 
+/// One line per TCP conntrack state: what netfilter has seen of the connection.
+pub fn conntrack_state(s: CtState) -> &'static str {
+    match s {
+        CtState::None => "no state yet (an entry being set up)",
+        CtState::SynSent => "a SYN seen from the opener, no answer yet",
+        CtState::SynRecv => "the SYN-ACK seen, waiting for the opener's ACK",
+        CtState::Established => "the handshake seen both ways; open",
+        CtState::FinWait => "a FIN seen from one side",
+        CtState::CloseWait => "a FIN seen and acknowledged; the other side has not closed",
+        CtState::LastAck => "FINs seen from both sides, the last ACK not yet",
+        CtState::TimeWait => {
+            "both FINs acknowledged: closed, kept for nf_conntrack_tcp_timeout_time_wait (120 s)"
+        }
+        CtState::Close => "reset or fully closed; removed after 10 s",
+        CtState::SynSent2 => "SYNs seen from both sides (simultaneous open)",
+    }
+}
+
+/// `explain conntrack`: what conntrack's TIME_WAIT is, and how it differs
+/// from the socket state. Paragraphs separated by a blank line; "- " lists.
+pub const CONNTRACK_LONG: &str = "Connection tracking (conntrack, part of netfilter) keeps one entry per \
+connection that passes through a network namespace whose firewall or NAT rules use it: every Kubernetes \
+node, every NAT gateway or router, every host with stateful rules (iptables -m conntrack or -m state, \
+nft ct state, masquerading, Docker and podman port mappings). The entry records both directions of the \
+connection, so one entry stands for both of its ends.\n\n\
+When a TCP connection closes, its conntrack entry moves to conntrack's own TIME_WAIT and stays for \
+nf_conntrack_tcp_timeout_time_wait, 120 s by default. That is 2MSL, twice the 60 s maximum segment \
+lifetime Linux assumes, as RFC 793 asks: late segments and a retransmitted FIN of the closed \
+connection still match its entry, for every host behind this one. The socket's TIME_WAIT is only \
+60 s (TCP_TIMEWAIT_LEN, a shortcut Linux has long taken), so conntrack keeps a closed connection \
+twice as long as the socket that closed it.\n\n\
+How the two differ:\n\
+- A socket TIME_WAIT exists only on the host that closed first, and only in that host's namespace. \
+A conntrack TIME_WAIT exists on every host and namespace the connection passed through with tracking on: \
+the client, the server, and every router, NAT gateway or Kubernetes node in between.\n\
+- A socket TIME_WAIT holds a four-tuple and a port; many of them exhaust ephemeral ports or \
+tcp_max_tw_buckets. A conntrack TIME_WAIT holds a slot in the conntrack table; many of them fill \
+nf_conntrack_max.\n\
+- ss and sock_diag show sockets only. A forwarded or NATed connection has no socket on the host that \
+tracks it, so conntrack TIME_WAIT far above socket TIME_WAIT means traffic tracked here whose sockets \
+are elsewhere (`list --conntrack` shows the two side by side).\n\n\
+When the table is full (nf_conntrack_count reaches nf_conntrack_max), the kernel first tries to evict \
+an entry near the new one's hash slot that is closing (TIME_WAIT included) or not yet confirmed \
+(counted as early_drop). When none is at hand it drops the packet that would have created the entry, \
+counts it as drop and logs \"nf_conntrack: table full, dropping packet\": new connections fail \
+while the socket table looks normal.\n\n\
+The knobs and what each costs:\n\
+- nf_conntrack_max: the most entries a namespace's table may hold (one host-wide value, writable \
+only in the initial namespace). Each entry costs about 256 bytes of kernel memory that cannot be \
+swapped; raising it far above nf_conntrack_buckets makes every lookup walk longer hash chains.\n\
+- nf_conntrack_buckets: the hash table's size (host-wide, writable in the initial namespace); \
+8 bytes per bucket.\n\
+- nf_conntrack_tcp_timeout_time_wait: per namespace. Lowering it (30 to 60 s is common on busy NAT \
+gateways) frees closed connections' entries sooner; the cost is that a late retransmission of a \
+closed connection finds no entry and is treated as a new or INVALID packet: dropped by a ctstate \
+INVALID rule, or not translated by NAT.\n\
+- Exempting traffic from tracking (a NOTRACK or notrack rule in the raw table) removes its entries \
+altogether; that traffic then gets no NAT and no stateful matching.";
+
+/// What this namespace's conntrack settings mean, one line each, with the numbers.
+pub fn conntrack_here(t: &CtTable) -> Vec<(String, String)> {
+    let v = |n: Option<u64>| n.map_or("absent".to_string(), |n| n.to_string());
+    let mut out = vec![(
+        "nf_conntrack_count".to_string(),
+        match (t.loaded, t.count) {
+            (false, _) => "absent: nf_conntrack is not loaded in this kernel".to_string(),
+            (true, Some(0)) => {
+                "0: conntrack not in use in this namespace (its table is empty)".to_string()
+            }
+            (true, Some(n)) => format!("{n} entries in this namespace's table now"),
+            (true, None) => "unreadable".to_string(),
+        },
+    )];
+    out.push((
+        "nf_conntrack_max".to_string(),
+        match (t.max, t.fill()) {
+            (Some(m), Some(f)) => format!(
+                "{}: host-wide; this namespace's table is {:.1}% full; at most about {} MiB at 256 bytes an entry",
+                m,
+                f * 100.0,
+                m * 256 / (1024 * 1024)
+            ),
+            (m, _) => v(m),
+        },
+    ));
+    out.push((
+        "nf_conntrack_buckets".to_string(),
+        match t.buckets {
+            Some(b) => format!("{b}: host-wide hash buckets"),
+            None => "absent".to_string(),
+        },
+    ));
+    out.push((
+        "nf_conntrack_tcp_timeout_time_wait".to_string(),
+        match t.tcp_timeout_time_wait {
+            Some(s) => format!("{s} s in this namespace: a closed TCP connection keeps its entry this long (the socket keeps TIME_WAIT 60 s)"),
+            None => "absent".to_string(),
+        },
+    ));
+    out.push((
+        "nf_conntrack_tcp_timeout_established".to_string(),
+        match t.tcp_timeout_established {
+            Some(s) => format!("{s} s ({} days) in this namespace: an idle open connection keeps its entry this long", s / 86400),
+            None => "absent".to_string(),
+        },
+    ));
+    out
+}
+
 /// A sysctl `explain sysctls` reports, and what it governs.
 #[derive(Clone, Copy, Debug)]
 pub struct KnobText {
@@ -442,8 +553,13 @@ pub fn wrap(text: &str, width: usize, indent: &str, hang: &str) -> String {
 
 /// The long form as plain text wrapped to `width`: paragraphs, and "- " items as a list.
 pub fn long_wrapped(s: TcpState, width: usize) -> String {
+    paragraphs_wrapped(state(s).long, width)
+}
+
+/// Long text (paragraphs separated by a blank line, "- " items as a list) wrapped to `width`.
+pub fn paragraphs_wrapped(long: &str, width: usize) -> String {
     let mut out = Vec::new();
-    for para in state(s).long.split("\n\n") {
+    for para in long.split("\n\n") {
         let mut block = Vec::new();
         for line in para.lines() {
             match line.strip_prefix("- ") {

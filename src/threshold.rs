@@ -23,6 +23,11 @@ pub enum Kind {
     PortPressure,
     /// Every socket counted.
     Total,
+    /// Highest share of nf_conntrack_max one namespace's conntrack table holds, percent.
+    ConntrackFill,
+    /// Packets conntrack lost for want of an entry (its drop and insert_failed
+    /// counters, since the namespace started), summed over the namespaces read.
+    ConntrackDrops,
 }
 
 /// Which sockets a metric is restricted to (`:port=443`, `:peer=10.0.0.5:5432`).
@@ -50,8 +55,7 @@ impl Metric {
     pub fn spec(self) -> &'static MetricSpec {
         let name = match self.kind {
             Kind::State(_) => "STATE",
-            Kind::PortPressure => "port-pressure",
-            Kind::Total => "total",
+            kind => kind_name(kind),
         };
         METRICS
             .iter()
@@ -61,11 +65,7 @@ impl Metric {
 
     /// As written in the summary and accepted back: `time-wait:port=443`.
     pub fn name(self) -> String {
-        let base = match self.kind {
-            Kind::State(s) => s.name(),
-            Kind::PortPressure => "port-pressure",
-            Kind::Total => "total",
-        };
+        let base = kind_name(self.kind);
         match self.scope {
             None => base.to_string(),
             Some(Scope::Port(p)) => format!("{base}:port={p}"),
@@ -92,6 +92,24 @@ impl Metric {
 
     pub fn unit(self) -> &'static str {
         self.spec().unit
+    }
+}
+
+/// A metric's name before `=`.
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::State(s) => s.name(),
+        Kind::PortPressure => "port-pressure",
+        Kind::Total => "total",
+        Kind::ConntrackFill => "conntrack-fill",
+        Kind::ConntrackDrops => "conntrack-drops",
+    }
+}
+
+impl Kind {
+    /// Read from the conntrack table rather than the sockets.
+    pub fn is_conntrack(self) -> bool {
+        matches!(self, Kind::ConntrackFill | Kind::ConntrackDrops)
     }
 }
 
@@ -128,6 +146,18 @@ pub const METRICS: &[MetricSpec] = &[
         unit: "%",
         scopes: &["peer"],
         about: "percent of usable ephemeral ports held towards the busiest destination",
+    },
+    MetricSpec {
+        name: "conntrack-fill",
+        unit: "%",
+        scopes: &[],
+        about: "percent of nf_conntrack_max the fullest conntrack table holds (no privilege needed)",
+    },
+    MetricSpec {
+        name: "conntrack-drops",
+        unit: "",
+        scopes: &[],
+        about: "packets conntrack dropped for want of an entry (drop + insert_failed counters, since the namespace started)",
     },
 ];
 
@@ -168,7 +198,12 @@ Critical must alert only where warning does (-w 1000 -c 5000), else the check is
 /// The metric names `--warning` and `--critical` accept, for errors.
 pub fn valid_metrics() -> String {
     let mut names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
-    names.extend(["total", "port-pressure"]);
+    names.extend([
+        "total",
+        "port-pressure",
+        "conntrack-fill",
+        "conntrack-drops",
+    ]);
     format!(
         "{} (add :port=N or :peer=ADDR[:PORT] to restrict)",
         names.join(", ")
@@ -352,11 +387,21 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
     let kind = match base.trim().to_ascii_lowercase().as_str() {
         "total" => Kind::Total,
         "port-pressure" | "port_pressure" => Kind::PortPressure,
+        "conntrack-fill" | "conntrack_fill" => Kind::ConntrackFill,
+        "conntrack-drops" | "conntrack_drops" => Kind::ConntrackDrops,
         other => TcpState::parse(other).map(Kind::State).ok_or_else(|| {
             let names = TcpState::ALL.iter().map(|s| s.name());
-            let hint = suggest(base, names.chain(["port-pressure", "total"]))
-                .map(|s| format!("did you mean {s}? "))
-                .unwrap_or_default();
+            let hint = suggest(
+                base,
+                names.chain([
+                    "port-pressure",
+                    "total",
+                    "conntrack-fill",
+                    "conntrack-drops",
+                ]),
+            )
+            .map(|s| format!("did you mean {s}? "))
+            .unwrap_or_default();
             UsageError(format!(
                 "{flag} '{arg}': unknown metric '{base}'; {hint}valid: {}",
                 valid_metrics()
@@ -371,20 +416,24 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
             Scope::Peer(..) => "peer",
         };
         if !metric.spec().scopes.contains(&key) {
+            let takes = match metric.spec().scopes {
+                [] => "no scope (the table is the namespace's)".to_string(),
+                s => s.join(", "),
+            };
             return Err(UsageError(format!(
-                "{flag} '{arg}': {base} takes no {key}= scope; it takes {}",
-                metric.spec().scopes.join(", ")
+                "{flag} '{arg}': {base} takes no {key}= scope; it takes {takes}"
             )));
         }
     }
     let range = Range::parse(v).map_err(|e| UsageError(format!("{flag} '{arg}': {e}")))?;
-    if kind == Kind::PortPressure
+    if metric.unit() == "%"
         && [range.start, range.end]
             .iter()
             .any(|b| b.is_finite() && !(0.0..=100.0).contains(b))
     {
         return Err(UsageError(format!(
-            "{flag} '{arg}': port-pressure is a percentage, 0 to 100"
+            "{flag} '{arg}': {} is a percentage, 0 to 100",
+            kind_name(kind)
         )));
     }
     Ok(Threshold { metric, range })
@@ -416,6 +465,10 @@ pub struct Values {
     pub port_pressure: Option<f64>,
     /// Scoped metrics, measured apart.
     pub scoped: Vec<(Metric, Result<f64, &'static str>)>,
+    /// Percent of nf_conntrack_max, or why unknown.
+    pub conntrack_fill: Result<f64, &'static str>,
+    /// drop + insert_failed, or why unknown.
+    pub conntrack_drops: Result<f64, &'static str>,
 }
 
 impl Values {
@@ -432,6 +485,8 @@ impl Values {
             Kind::State(_) => Err("not counted"),
             Kind::Total => Ok(self.total as f64),
             Kind::PortPressure => self.port_pressure.ok_or("no ephemeral port range"),
+            Kind::ConntrackFill => self.conntrack_fill,
+            Kind::ConntrackDrops => self.conntrack_drops,
         }
     }
 }
@@ -520,6 +575,8 @@ pub(crate) mod fixtures {
             total: tw + 2,
             port_pressure: Some(12.345),
             scoped: Vec::new(),
+            conntrack_fill: Err("not read"),
+            conntrack_drops: Err("not read"),
         }
     }
 
@@ -705,5 +762,34 @@ mod tests {
         assert_eq!(o.status, CheckStatus::Unknown);
         let o = evaluate(&values(0), &[th("-w", "time-wait:port=80=10")], &[]);
         assert_eq!(o.status, CheckStatus::Unknown);
+    }
+
+    #[test]
+    fn conntrack_metrics() {
+        let v = Values {
+            conntrack_fill: Ok(80.0),
+            conntrack_drops: Ok(3.0),
+            ..values(0)
+        };
+        let o = evaluate(
+            &v,
+            &[th("-w", "conntrack-fill=75"), th("-w", "conntrack-drops=0")],
+            &[th("-c", "conntrack-fill=90")],
+        );
+        assert_eq!(o.status, CheckStatus::Warning);
+        let o = evaluate(&values(0), &[th("-w", "conntrack-fill=10")], &[]);
+        assert_eq!(o.status, CheckStatus::Unknown, "not read: unknown, never 0");
+        assert!(
+            parse_threshold("-w", "conntrack-fill=101")
+                .unwrap_err()
+                .0
+                .contains("conntrack-fill is a percentage")
+        );
+        assert!(
+            parse_threshold("-w", "conntrack-drops:port=80=1")
+                .unwrap_err()
+                .0
+                .contains("takes no port= scope")
+        );
     }
 }

@@ -7,6 +7,7 @@ mod util;
 mod bad_input;
 mod churn;
 mod completions;
+mod conntrack;
 mod contrib;
 mod demo;
 mod diag_fixtures;

@@ -191,9 +191,21 @@ mod tests {
         assert_eq!(a.nat, 0);
         let d = a.destinations.sorted();
         assert_eq!(d[0].0, ("10.0.0.9".parse().unwrap(), 80));
-        assert_eq!(d[0].1, CtGroup { tcp: 4, time_wait: 3 });
+        assert_eq!(
+            d[0].1,
+            CtGroup {
+                tcp: 4,
+                time_wait: 3
+            }
+        );
         let s = a.sources.sorted();
-        assert_eq!(s[0].1, CtGroup { tcp: 3, time_wait: 3 });
+        assert_eq!(
+            s[0].1,
+            CtGroup {
+                tcp: 3,
+                time_wait: 3
+            }
+        );
         let mut nat = tcp(CtState::TimeWait, "10.0.0.1", "10.0.0.9", 80);
         nat.reply_src = "192.168.1.5".parse().unwrap();
         a.push(&nat);

@@ -15,7 +15,7 @@ use crate::filter::{Cond, PortRange, Prefix, Query, Side};
 use crate::host::netns::Scope;
 use crate::plan::CheckPlan;
 use crate::render;
-use crate::sample::{self, Sample, Spec};
+use crate::sample::{self, CtWant, Sample, Spec};
 use crate::socket::canonical;
 use crate::state::StateSet;
 use crate::threshold::{Kind, Metric, Scope as MetricScope, Values, evaluate};
@@ -30,6 +30,11 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
         tw_cookies: false,
         keep_raw: false,
         diagnose: false,
+        conntrack: if plan.conntrack {
+            CtWant::Table
+        } else {
+            CtWant::Off
+        },
     };
     let scope = Scope::resolve(&plan.netns, true)?;
     let samples = sample::collect_scope(&scope, &spec)?;
@@ -50,12 +55,43 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
         };
         scoped.push((m, value));
     }
+    // Each namespace has its own table against the one host-wide maximum:
+    // the fullest one, and the drops of all of them.
+    let tables: Vec<_> = samples
+        .iter()
+        .filter_map(|(_, s)| s.conntrack.as_ref().map(|c| c.table))
+        .collect();
+    let unknown = |why: &'static str| -> Result<f64, &'static str> {
+        match () {
+            _ if !plan.conntrack => Err("not read"),
+            _ if tables.iter().any(|t| !t.loaded) => Err("nf_conntrack not loaded"),
+            _ => Err(why),
+        }
+    };
+    let conntrack_fill = match tables.iter().map(|t| t.fill()).collect::<Option<Vec<_>>>() {
+        Some(f) if plan.conntrack && tables.iter().all(|t| t.loaded) => {
+            Ok(f.into_iter().fold(0.0f64, f64::max) * 100.0)
+        }
+        _ => unknown("nf_conntrack_count or nf_conntrack_max unreadable"),
+    };
+    let conntrack_drops = match tables
+        .iter()
+        .map(|t| t.stats.and_then(|s| s.losses()))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(d) if plan.conntrack && tables.iter().all(|t| t.loaded) => {
+            Ok(d.into_iter().sum::<u64>() as f64)
+        }
+        _ => unknown("/proc/net/stat/nf_conntrack unreadable"),
+    };
     let values = Values {
         counts: total.states,
         counted: plan.query.states,
         total: total.total,
         port_pressure,
         scoped,
+        conntrack_fill,
+        conntrack_drops,
     };
     let outcome = evaluate(&values, &plan.warning, &plan.critical);
     let mut out = std::io::stdout().lock();

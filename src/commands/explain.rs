@@ -24,6 +24,14 @@ pub fn run(plan: &ExplainPlan) -> Result<ExitCode> {
             &explain::StateJson::new(crate::text::state(s), true),
         )?,
         Topic::State(s) => explain::state(&mut out, s, width)?,
+        Topic::Conntrack => {
+            let c = explain::conntrack_json(&crate::host::conntrack::CtTable::read());
+            if plan.json {
+                render::json::write(&mut out, &c)?
+            } else {
+                explain::conntrack(&mut out, &c, width)?
+            }
+        }
         Topic::Sysctls => {
             let s = match (&plan.load, &plan.netns) {
                 (Some(file), _) => {

@@ -16,8 +16,10 @@ use crate::plan::ListPlan;
 use crate::plan::list::{Format, Source};
 use crate::render::list::{ListFormat, ListRender};
 use crate::render::{self, Style};
-use crate::report::{Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport};
-use crate::sample::{self, Origin, Sample};
+use crate::report::{
+    ConntrackReport, Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport,
+};
+use crate::sample::{self, CtNotRead, CtSample, CtWant, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
 use crate::state::{StateSet, TcpState};
 
@@ -69,6 +71,19 @@ pub fn publish(
             file,
             &captured.expect("the plan keeps raw datagrams for --save"),
         )?;
+    }
+    for (label, s) in &samples {
+        if let Some(CtSample {
+            entries: Err(CtNotRead::Failed(msg)),
+            ..
+        }) = &s.conntrack
+        {
+            let at = label
+                .as_deref()
+                .map(|l| format!(" (network namespace {l})"))
+                .unwrap_or_default();
+            eprintln!("tw-inspect: warning: {msg}{at}");
+        }
     }
     write_report(&mut out, plan, origin, &samples, style)?;
     out.finish()
@@ -123,8 +138,47 @@ fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>)
             plan.view.processes,
         );
     }
+    if let Some(c) = &s.conntrack {
+        r.conntrack = conntrack_report(c, &r, plan);
+        if plan.spec.diagnose && r.conntrack.is_some() {
+            let entries = c.entries.as_ref().ok();
+            let socket_tw = r.states.get(TcpState::TimeWait);
+            r.diagnoses
+                .extend(diagnose::conntrack(&c.table, entries, socket_tw));
+            r.diagnoses.sort_by_key(|d| std::cmp::Reverse(d.severity));
+        }
+    }
     r
 }
+
+/// The conntrack part of one namespace's report: always with `--conntrack`;
+/// in the default view only when the table was found notable.
+fn conntrack_report(c: &CtSample, r: &ListReport, plan: &ListPlan) -> Option<ConntrackReport> {
+    let entries = match &c.entries {
+        Ok(a) => Ok((a, c.elapsed.as_secs_f64() * 1e3)),
+        Err(_)
+            if plan.spec.conntrack == CtWant::Auto
+                && !matches!(c.entries, Err(CtNotRead::Failed(_))) =>
+        {
+            return None;
+        }
+        Err(CtNotRead::NotInUse) if !c.table.loaded => {
+            Err("conntrack not in use: nf_conntrack is not loaded in this kernel".to_string())
+        }
+        Err(CtNotRead::NotInUse) => Err(NOT_IN_USE.to_string()),
+        Err(CtNotRead::NotNotable) => Err("entries not read".to_string()),
+        Err(CtNotRead::Failed(msg)) => Err(msg.clone()),
+    };
+    Some(ConntrackReport::new(
+        &c.table,
+        entries,
+        &r.states,
+        plan.view.top,
+    ))
+}
+
+/// What `list` says of a namespace whose conntrack table is empty.
+pub const NOT_IN_USE: &str = "conntrack not in use in this namespace: its table is empty (no firewall or NAT rule here uses connection tracking, or nothing has matched one yet)";
 
 /// Writes the report of `samples` (one per namespace) in the plan's format.
 fn write_report(

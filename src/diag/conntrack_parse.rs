@@ -317,8 +317,20 @@ mod tests {
     /// A TCP entry message as the kernel lays it out, state `st`.
     pub fn entry_message(st: u8, seq: u32) -> Vec<u8> {
         let mut body = vec![libc::AF_INET as u8, 0, 0, 0];
-        body.extend(v4_tuple(CTA_TUPLE_ORIG, [10, 0, 0, 1], [10, 0, 0, 2], 40000, 80));
-        body.extend(v4_tuple(CTA_TUPLE_REPLY, [10, 0, 0, 2], [10, 0, 0, 1], 80, 40000));
+        body.extend(v4_tuple(
+            CTA_TUPLE_ORIG,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            40000,
+            80,
+        ));
+        body.extend(v4_tuple(
+            CTA_TUPLE_REPLY,
+            [10, 0, 0, 2],
+            [10, 0, 0, 1],
+            80,
+            40000,
+        ));
         nla(&mut body, CTA_STATUS | 0x4000, &0x18eu32.to_be_bytes());
         nla(&mut body, CTA_TIMEOUT | 0x4000, &119u32.to_be_bytes());
         body.extend(nested(CTA_PROTOINFO, |p| {

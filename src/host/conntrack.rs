@@ -206,7 +206,12 @@ mod tests {
         let fewer = "entries drop\n00000001 00000002\n";
         let s = parse_stat(fewer).unwrap();
         assert_eq!((s.drop, s.early_drop), (Some(2), None));
-        for bad in ["", "nothing here\n1\n", "entries drop\n1 zz\n", "entries drop\n1\n"] {
+        for bad in [
+            "",
+            "nothing here\n1\n",
+            "entries drop\n1 zz\n",
+            "entries drop\n1\n",
+        ] {
             assert_eq!(parse_stat(bad), None, "{bad:?}");
         }
     }

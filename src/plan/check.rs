@@ -16,6 +16,8 @@ pub struct CheckPlan {
     pub critical: Vec<Threshold>,
     /// A threshold on port pressure: count outgoing sockets per destination.
     pub pressure: bool,
+    /// A threshold on the conntrack table: read its size and counters.
+    pub conntrack: bool,
     /// Scoped metrics (`time-wait:port=443`), each once: a count is a filtered
     /// dump of its own, port pressure a look at the destinations counted.
     pub scoped: Vec<crate::threshold::Metric>,
@@ -81,6 +83,10 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
             scoped.push(t.metric);
         }
     }
+    let conntrack = warning
+        .iter()
+        .chain(&critical)
+        .any(|t| t.metric.kind.is_conntrack());
     Ok(CheckPlan {
         netns: values::netns(&a.filter),
         query,
@@ -88,6 +94,7 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
         critical,
         pressure,
         scoped,
+        conntrack,
     })
 }
 

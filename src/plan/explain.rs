@@ -13,6 +13,8 @@ pub enum Topic {
     All,
     State(TcpState),
     Sysctls,
+    /// Conntrack's TIME_WAIT and this namespace's conntrack table.
+    Conntrack,
 }
 
 #[derive(Clone, Debug)]
@@ -30,6 +32,7 @@ pub struct ExplainPlan {
 pub fn valid_topics() -> String {
     let mut v: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
     v.push("sysctls");
+    v.push("conntrack");
     v.join(", ")
 }
 
@@ -40,9 +43,10 @@ pub fn topic(arg: Option<&str>) -> Result<Topic, UsageError> {
         Some(t) if t.eq_ignore_ascii_case("sysctls") || t.eq_ignore_ascii_case("sysctl") => {
             Ok(Topic::Sysctls)
         }
+        Some(t) if t.eq_ignore_ascii_case("conntrack") => Ok(Topic::Conntrack),
         Some(t) => TcpState::parse(t).map(Topic::State).ok_or_else(|| {
             let names = TcpState::ALL.iter().map(|s| s.name());
-            let hint = suggest(t, names.chain(["sysctls"]))
+            let hint = suggest(t, names.chain(["sysctls", "conntrack"]))
                 .map(|s| format!("did you mean {s}? "))
                 .unwrap_or_default();
             UsageError(format!(
@@ -94,6 +98,7 @@ mod tests {
             Topic::State(TcpState::TimeWait)
         );
         assert_eq!(topic(Some("sysctls")).unwrap(), Topic::Sysctls);
+        assert_eq!(topic(Some("conntrack")).unwrap(), Topic::Conntrack);
         let e = topic(Some("bogus")).unwrap_err().to_string();
         assert!(
             e.contains("'bogus'") && e.contains("time-wait") && e.contains("sysctls"),

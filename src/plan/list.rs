@@ -10,7 +10,7 @@ use crate::cli::{GroupKeyArg, ListArgs, ListFormat};
 use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::netns::NetnsChoice;
-use crate::sample::Spec;
+use crate::sample::{CtWant, Spec};
 use crate::state::{StateSet, TcpState};
 
 /// Groups shown when `--top` is not given.
@@ -141,6 +141,9 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
     }
     let format = format(a.format);
     let by_flag = a.by.map(|b| format!("--by {}", by_name(b)));
+    if a.conntrack {
+        conntrack_combinations(a, format, by_flag.as_deref())?;
+    }
 
     // --sockets lists rows; grouping flags would be silently lost on them.
     if a.sockets {
@@ -276,6 +279,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                         tw_cookies: false,
                         keep_raw: false,
                         diagnose,
+                        conntrack: conntrack_want(a, format),
                     },
                     view,
                     save: None,
@@ -313,6 +317,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                         tw_cookies: true,
                         keep_raw: false,
                         diagnose: false,
+                        conntrack: CtWant::Off,
                     },
                     format,
                     color,
@@ -342,12 +347,92 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
             tw_cookies: false,
             keep_raw: a.save.is_some(),
             diagnose,
+            conntrack: match &a.load {
+                Some(_) => CtWant::Off,
+                None => conntrack_want(a, format),
+            },
         },
         view,
         save: a.save.clone(),
         output: Destination::from_flag(&a.output),
         color,
     }))
+}
+
+/// How much of the conntrack table `list` reads: all of it with `--conntrack`;
+/// for the default table view, its size and counters, and the entries when
+/// those are notable; otherwise nothing (machine formats keep their shape).
+fn conntrack_want(a: &ListArgs, format: Format) -> CtWant {
+    if a.conntrack {
+        CtWant::Entries
+    } else if format == Format::Table && !a.sockets {
+        CtWant::Auto
+    } else {
+        CtWant::Off
+    }
+}
+
+/// `--conntrack` with every other flag: honoured, or refused here.
+fn conntrack_combinations(
+    a: &ListArgs,
+    format: Format,
+    by_flag: Option<&str>,
+) -> Result<(), UsageError> {
+    let f = &a.filter;
+    let filters = [
+        (!f.port.is_empty(), "--port"),
+        (!f.local_port.is_empty(), "--local-port"),
+        (!f.peer_port.is_empty(), "--peer-port"),
+        (!f.peer.is_empty(), "--peer"),
+        (!f.local.is_empty(), "--local"),
+    ];
+    for (given, flag) in filters {
+        if given {
+            return refuse(
+                "--conntrack",
+                flag,
+                "conntrack counts cover the whole table; port and address filters select sockets only",
+            );
+        }
+    }
+    if a.sockets {
+        return refuse(
+            "--conntrack",
+            "--sockets",
+            "--sockets lists socket rows; the conntrack table is a summary: drop one",
+        );
+    }
+    if a.save.is_some() {
+        return refuse(
+            "--conntrack",
+            "--save",
+            "a snapshot holds sockets, not the conntrack table",
+        );
+    }
+    if a.load.is_some() {
+        return refuse(
+            "--conntrack",
+            "--load",
+            "a snapshot holds no conntrack table to read",
+        );
+    }
+    if a.watch.is_some() && a.output.is_none() {
+        return refuse(
+            "--conntrack",
+            "--watch",
+            "--watch on stdout prints socket counts per state; add --output FILE to rewrite the whole report, conntrack included",
+        );
+    }
+    if format == Format::Csv
+        && let Some(by) = by_flag
+    {
+        return refuse(
+            "--conntrack",
+            by,
+            "with --format csv the rows are the conntrack table's, where --by has no groups to make",
+        );
+    }
+    Ok(())
 }
 
 /// `list --by process --trace D`: the `who` recording, restricted to the
@@ -363,6 +448,7 @@ fn by_process(a: &ListArgs, mut query: Query, color: Color) -> Result<WhoPlan, U
         (a.sockets, "--sockets"),
         (a.processes, "--processes"),
         (a.explain, "--explain"),
+        (a.conntrack, "--conntrack"),
     ] {
         if given {
             return refuse("--by process", flag, why);

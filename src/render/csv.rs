@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::report::{GroupRow, ListReport, NetnsListReport, SocketRow};
+use crate::conntrack::CtState;
+use crate::report::{ConntrackReport, GroupRow, ListReport, NetnsListReport, SocketRow};
 use crate::socket::Timer;
 use crate::state::TcpState;
 
@@ -41,6 +42,79 @@ const SOCKET_HEADER: &[&str] = &[
     "pid",
     "process",
 ];
+
+/// The columns of [`ConntrackCsv`] (`list --conntrack --format csv`).
+const CONNTRACK_HEADER: &[&str] = &[
+    "section",
+    "state",
+    "address",
+    "port",
+    "count",
+    "time_wait",
+    "sockets",
+    "max",
+];
+
+/// One row of the conntrack table's CSV. `section` says which fields apply:
+/// `table` (count = nf_conntrack_count, max = nf_conntrack_max, time_wait =
+/// TCP TIME_WAIT entries), `state` (count = TCP entries in that conntrack
+/// state, sockets = the matching sockets), `destination` and `source` (count =
+/// TCP entries, time_wait = those in TIME_WAIT). Empty fields are unknown or
+/// do not apply.
+#[derive(Serialize)]
+struct ConntrackCsv {
+    section: &'static str,
+    state: Option<CtState>,
+    address: Option<IpAddr>,
+    port: Option<u16>,
+    count: Option<u64>,
+    time_wait: Option<u64>,
+    sockets: Option<u64>,
+    max: Option<u64>,
+}
+
+impl ConntrackCsv {
+    fn rows(c: &ConntrackReport) -> Vec<ConntrackCsv> {
+        let blank = |section| ConntrackCsv {
+            section,
+            state: None,
+            address: None,
+            port: None,
+            count: None,
+            time_wait: None,
+            sockets: None,
+            max: None,
+        };
+        let e = c.entries.as_ref();
+        let mut out = vec![ConntrackCsv {
+            count: c.count,
+            max: c.max,
+            time_wait: e.map(|e| e.state(CtState::TimeWait).conntrack),
+            ..blank("table")
+        }];
+        let Some(e) = e else { return out };
+        for st in &e.states {
+            out.push(ConntrackCsv {
+                state: Some(st.state),
+                count: Some(st.conntrack),
+                sockets: st.sockets,
+                ..blank("state")
+            });
+        }
+        for (section, groups) in [("destination", &e.destinations), ("source", &e.sources)] {
+            for g in groups {
+                out.push(ConntrackCsv {
+                    address: Some(g.address),
+                    port: g.port,
+                    count: Some(g.tcp),
+                    time_wait: Some(g.time_wait),
+                    ..blank(section)
+                });
+            }
+        }
+        out
+    }
+}
 
 /// One group; a grouping key that does not apply is an empty field.
 #[derive(Serialize)]
@@ -177,8 +251,31 @@ fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&str>) -> Re
     Ok(())
 }
 
-/// Without `--sockets`: the groups. With it: the sockets.
+/// With `--conntrack`, the rows are the conntrack table's (one CSV has one header).
+fn conntrack(w: &mut dyn Write, items: &[(Option<&str>, &ConntrackReport)]) -> Result<()> {
+    let mut out = writer(w);
+    let netns = items.iter().any(|(n, _)| n.is_some());
+    let mut cols: Vec<&str> = Vec::new();
+    if netns {
+        cols.push("netns");
+    }
+    cols.extend(CONNTRACK_HEADER);
+    out.write_record(&cols).map_err(plain)?;
+    for (n, c) in items {
+        for r in ConntrackCsv::rows(c) {
+            row(&mut out, *n, r)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Without `--sockets`: the groups. With it: the sockets. With `--conntrack`:
+/// the conntrack table.
 pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
+    if let Some(c) = &r.conntrack {
+        return conntrack(w, &[(None, c)]);
+    }
     let mut out = writer(w);
     header(&mut out, r.sockets.is_some(), explain, false)?;
     rows(&mut out, r, explain, None)?;
@@ -189,6 +286,14 @@ pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
 /// Several namespaces as one document: each namespace's rows, then the totals'
 /// groups under an empty `netns` (sockets are not repeated as totals).
 pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Result<()> {
+    if doc.namespaces.iter().any(|n| n.report.conntrack.is_some()) {
+        let items: Vec<_> = doc
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((Some(n.netns.as_str()), n.report.conntrack.as_ref()?)))
+            .collect();
+        return conntrack(w, &items);
+    }
     let sockets = doc.total.sockets.is_some();
     let mut out = writer(w);
     header(&mut out, sockets, explain, true)?;

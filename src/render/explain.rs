@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Style;
 use super::table::{new_table, write_table};
+use crate::host::conntrack::{CtTable, NETFILTER_SYSCTL};
 use crate::host::sysctl::{Sysctls, knob_path};
 use crate::state::TcpState;
 use crate::text::{self, KNOBS, STATES, StateText};
@@ -100,6 +101,70 @@ pub fn sysctls_json(s: &Sysctls, source: &'static str) -> SysctlsJson {
             })
             .collect(),
     }
+}
+
+/// `explain conntrack` in JSON: the text, and this namespace's settings.
+#[derive(Serialize, Debug)]
+pub struct ConntrackJson {
+    pub topic: &'static str,
+    pub long: &'static str,
+    pub settings: Vec<ConntrackKnobJson>,
+}
+
+/// One conntrack setting: its path, its value (`null` when absent) and what it means here.
+#[derive(Serialize, Debug)]
+pub struct ConntrackKnobJson {
+    pub name: String,
+    pub path: String,
+    pub value: Option<u64>,
+    pub here: String,
+}
+
+pub fn conntrack_json(t: &CtTable) -> ConntrackJson {
+    let value = |name: &str| match name {
+        "nf_conntrack_count" => t.count,
+        "nf_conntrack_max" => t.max,
+        "nf_conntrack_buckets" => t.buckets,
+        "nf_conntrack_tcp_timeout_time_wait" => t.tcp_timeout_time_wait,
+        "nf_conntrack_tcp_timeout_established" => t.tcp_timeout_established,
+        _ => None,
+    };
+    ConntrackJson {
+        topic: "conntrack",
+        long: text::CONNTRACK_LONG,
+        settings: text::conntrack_here(t)
+            .into_iter()
+            .map(|(name, here)| ConntrackKnobJson {
+                path: format!("{NETFILTER_SYSCTL}/{name}"),
+                value: value(&name),
+                name,
+                here,
+            })
+            .collect(),
+    }
+}
+
+/// `explain conntrack`: the long text, then this namespace's settings.
+pub fn conntrack(w: &mut dyn Write, c: &ConntrackJson, width: usize) -> Result<()> {
+    let width = width.min(100);
+    writeln!(w, "Conntrack TIME_WAIT: the other TIME_WAIT")?;
+    writeln!(w)?;
+    writeln!(w, "{}", text::paragraphs_wrapped(c.long, width))?;
+    writeln!(w)?;
+    writeln!(w, "This namespace:")?;
+    for k in &c.settings {
+        writeln!(
+            w,
+            "{}",
+            text::wrap(
+                &format!("net.netfilter.{}: {}", k.name, k.here),
+                width,
+                "  ",
+                "    "
+            )
+        )?;
+    }
+    Ok(())
 }
 
 /// The terminal's width when stdout is one, else a width that reads well in a file.

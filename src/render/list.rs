@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Style, csv, json, prometheus, table};
-use crate::report::ListDocument;
+use super::{Style, conntrack, csv, json, prometheus, table};
+use crate::report::{ListDocument, ListReport};
 
 /// The formats `list` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,19 @@ pub struct ListRender {
     pub explain: bool,
 }
 
+/// One report as a table: the socket summary, the conntrack section when
+/// there is one, then the diagnoses (of both).
+fn table_report(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    table::summary(w, r, style, explain)?;
+    if r.sockets.is_some() {
+        return Ok(());
+    }
+    if let Some(c) = &r.conntrack {
+        conntrack::section(w, c, style, explain)?;
+    }
+    table::diagnoses(w, r, style)
+}
+
 /// Writes `doc`. Several namespaces: JSON is the totals with a `namespaces`
 /// array; the table is one summary per namespace, then the totals (when there
 /// is more than one); CSV leads with a `netns` column, the totals under an
@@ -37,7 +50,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
         explain,
     } = how;
     match (doc, format) {
-        (ListDocument::One(r), ListFormat::Table) => table::list(w, r, style, explain),
+        (ListDocument::One(r), ListFormat::Table) => table_report(w, r, style, explain),
         (ListDocument::One(r), ListFormat::Json) => json::write(w, r),
         (ListDocument::One(r), ListFormat::Csv) => csv::list(w, r, explain),
         (ListDocument::One(r), ListFormat::Prometheus) => prometheus::list(w, &[(None, r)]),
@@ -47,7 +60,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
                     writeln!(w)?;
                 }
                 writeln!(w, "Network namespace {}", n.netns)?;
-                table::list(w, &n.report, style, explain)?;
+                table_report(w, &n.report, style, explain)?;
             }
             // One namespace: its report is the total.
             if d.namespaces.len() > 1 {

@@ -2,6 +2,7 @@
 //! netlink or command-line types; the command picks the format and the style.
 
 pub mod check;
+pub mod conntrack;
 pub mod csv;
 pub mod demo;
 pub mod explain;

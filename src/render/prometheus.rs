@@ -13,7 +13,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::report::ListReport;
+use crate::report::{ConntrackReport, ListReport};
 use crate::state::TcpState;
 
 /// The metric types tw-inspect writes.
@@ -180,6 +180,99 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
     )?;
     for (netns, r) in items {
         x.sample(&labels(*netns, &[]), r.collect_ms / 1e3)?;
+    }
+    let cts: Vec<(Option<&str>, &ConntrackReport)> = items
+        .iter()
+        .filter_map(|(n, r)| Some((*n, r.conntrack.as_ref()?)))
+        .collect();
+    if !cts.is_empty() {
+        conntrack(&mut x, &cts)?;
+    }
+    Ok(())
+}
+
+/// `list --conntrack`'s series: the table's size and limit, its counters (as
+/// counters), TCP entries per conntrack state, TIME_WAIT entries per top
+/// destination (the rest summed in `destination="other"`). Values not read
+/// have no series.
+fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> Result<()> {
+    let gauge =
+        |x: &mut Exposition, name, help, get: fn(&ConntrackReport) -> Option<u64>| -> Result<()> {
+            x.family(name, Kind::Gauge, help)?;
+            for (netns, c) in items {
+                if let Some(v) = get(c) {
+                    x.sample(&labels(*netns, &[]), v)?;
+                }
+            }
+            Ok(())
+        };
+    gauge(
+        x,
+        "tw_inspect_conntrack_count",
+        "Entries in the namespace's conntrack table (nf_conntrack_count), every protocol.",
+        |c| c.count,
+    )?;
+    gauge(
+        x,
+        "tw_inspect_conntrack_max",
+        "nf_conntrack_max: the most entries one namespace's table may hold (host-wide).",
+        |c| c.max,
+    )?;
+    gauge(
+        x,
+        "tw_inspect_conntrack_buckets",
+        "nf_conntrack_buckets: the conntrack hash table's size (host-wide).",
+        |c| c.buckets,
+    )?;
+    gauge(
+        x,
+        "tw_inspect_conntrack_entries_up",
+        "1 when the conntrack entries were read (ctnetlink dump, CAP_NET_ADMIN), 0 when not.",
+        |c| Some(c.entries.is_some() as u64),
+    )?;
+    x.family(
+        "tw_inspect_conntrack_events_total",
+        Kind::Counter,
+        "Conntrack per-CPU counters summed, since the namespace started (drop: packets lost to a full table).",
+    )?;
+    for (netns, c) in items {
+        for (name, v) in c.stats.iter().flat_map(|s| s.pairs()) {
+            if let Some(v) = v {
+                x.sample(&labels(*netns, &[("event", name)]), v)?;
+            }
+        }
+    }
+    x.family(
+        "tw_inspect_conntrack_tcp_entries",
+        Kind::Gauge,
+        "TCP conntrack entries per conntrack state (TIME_WAIT: closed connections kept nf_conntrack_tcp_timeout_time_wait).",
+    )?;
+    for (netns, c) in items {
+        for row in c.entries.iter().flat_map(|e| &e.states) {
+            x.sample(
+                &labels(*netns, &[("state", row.state.name())]),
+                row.conntrack,
+            )?;
+        }
+    }
+    x.family(
+        "tw_inspect_conntrack_time_wait",
+        Kind::Gauge,
+        "Conntrack TIME_WAIT entries per original destination: the busiest, the rest summed in destination=\"other\".",
+    )?;
+    for (netns, c) in items {
+        let Some(e) = &c.entries else { continue };
+        for g in &e.destinations {
+            let (addr, port) = (g.address.to_string(), g.port.unwrap_or(0).to_string());
+            x.sample(
+                &labels(*netns, &[("destination", &addr), ("port", &port)]),
+                g.time_wait,
+            )?;
+        }
+        x.sample(
+            &labels(*netns, &[("destination", "other"), ("port", "other")]),
+            e.other_destinations.time_wait,
+        )?;
     }
     Ok(())
 }

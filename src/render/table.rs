@@ -313,6 +313,15 @@ fn groups_table(w: &mut dyn Write, groups: &[GroupRow], style: Style) -> Result<
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
+    summary(w, r, style, explain)?;
+    if r.sockets.is_none() {
+        diagnoses(w, r, style)?;
+    }
+    Ok(())
+}
+
+/// The default view without its diagnoses (states and top groups), or the socket rows.
+pub fn summary(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     if let Some(s) = &r.snapshot {
         writeln!(w, "{}", snapshot_line(s))?;
     }
@@ -382,6 +391,11 @@ pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> R
             )?;
         }
     }
+    Ok(())
+}
+
+/// The diagnoses, most severe first, when there are any.
+pub fn diagnoses(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<()> {
     if !r.diagnoses.is_empty() {
         writeln!(w)?;
         writeln!(w, "Diagnoses:")?;
