@@ -20,6 +20,7 @@ fn opt(n: Option<u64>) -> String {
 pub fn section(w: &mut dyn Write, c: &ConntrackReport, style: Style, explain: bool) -> Result<()> {
     writeln!(w)?;
     let fill = match c.fill {
+        Some(f) if f < 0.1 => format!(" ({:.1}% of nf_conntrack_max)", f * 100.0),
         Some(f) => format!(" ({:.0}% of nf_conntrack_max)", f * 100.0),
         None => String::new(),
     };
@@ -151,6 +152,7 @@ fn counters(w: &mut dyn Write, c: &ConntrackReport) -> Result<()> {
         .take(4)
         .map(|(name, v)| format!("{name} {}", opt(*v)))
         .collect();
+    writeln!(w)?;
     writeln!(
         w,
         "Counters since this namespace started: {}",
@@ -216,7 +218,7 @@ mod tests {
             t.contains("Conntrack table: 3 of 4 entries (75% of nf_conntrack_max)"),
             "{t}"
         );
-        let tw = t.lines().find(|l| l.contains(" TIME_WAIT ")).unwrap();
+        let tw = t.lines().find(|l| l.starts_with(" TIME_WAIT ")).unwrap();
         assert_eq!(
             tw.split_whitespace().take(3).collect::<Vec<_>>(),
             ["TIME_WAIT", "2", "1"],

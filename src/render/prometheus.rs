@@ -208,8 +208,8 @@ fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> 
         };
     gauge(
         x,
-        "tw_inspect_conntrack_count",
-        "Entries in the namespace's conntrack table (nf_conntrack_count), every protocol.",
+        "tw_inspect_conntrack_entries",
+        "Entries in the namespace's conntrack table now (nf_conntrack_count), every protocol.",
         |c| c.count,
     )?;
     gauge(
