@@ -132,9 +132,15 @@ fn can_track() -> bool {
     ok
 }
 
-/// Makes this (private) namespace track connections.
+/// Makes this (private) namespace track connections, IPv4 and IPv6.
 fn track_here() {
-    let st = Command::new("iptables")
+    for tool in ["iptables", "ip6tables"] {
+        track_with(tool);
+    }
+}
+
+fn track_with(tool: &str) {
+    let st = Command::new(tool)
         .args([
             "-A",
             "OUTPUT",
@@ -147,7 +153,7 @@ fn track_here() {
         ])
         .status()
         .unwrap();
-    assert!(st.success(), "iptables rule");
+    assert!(st.success(), "{tool} rule");
 }
 
 /// `conntrack -L -p tcp` lines, by state.
@@ -471,4 +477,89 @@ fn a_full_table_is_diagnosed_and_its_drops_counted() {
     // The default view shows the table by itself now.
     let out = run(&["list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Conntrack table:"));
+}
+
+/// Every flag `--conntrack` is not refused with changes what it shows, or
+/// applies to the socket part beside it.
+#[test]
+fn conntrack_with_other_flags_is_honoured() {
+    if !can_track() || !private_netns(module_path!(), "conntrack_with_other_flags_is_honoured") {
+        return;
+    }
+    track_here();
+    let _a = closed_connections(6);
+    let _b = closed_connections(3);
+    let v6 = listen("[::1]:0");
+    make_time_wait(&v6, 2);
+    // --top: the destinations are cut, the rest summed.
+    let v = json(&["list", "--conntrack", "--top", "1", "--format", "json"]);
+    let e = &v["conntrack"]["entries"];
+    assert_eq!(e["destinations"].as_array().unwrap().len(), 1);
+    assert_eq!(e["destinations"][0]["time_wait"], 6);
+    assert_eq!(e["other_destinations"]["time_wait"], 5);
+    // -4 / -6: the entries of that family only (the table's count is both).
+    let v = json(&["list", "--conntrack", "-6", "--format", "json"]);
+    assert_eq!(v["conntrack"]["entries"]["ipv4"], 0);
+    assert_eq!(ct_state(&v, "TIME_WAIT")["conntrack"], 2);
+    assert_eq!(v["conntrack"]["count"], 11);
+    // --state: the sockets beside the entries follow it; an uncounted one is null.
+    let v = json(&[
+        "list",
+        "--conntrack",
+        "--state",
+        "established",
+        "--format",
+        "json",
+    ]);
+    assert!(ct_state(&v, "TIME_WAIT")["sockets"].is_null(), "{v}");
+    assert_eq!(ct_state(&v, "TIME_WAIT")["conntrack"], 11);
+    // --by: the socket groups change, the conntrack part stays.
+    let v = json(&[
+        "list",
+        "--conntrack",
+        "--by",
+        "local-port",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(v["group_by"], "local-port");
+    assert_eq!(ct_state(&v, "TIME_WAIT")["conntrack"], 11);
+    // --explain: the table adds each conntrack state's meaning.
+    let out = run(&["list", "--conntrack", "--explain"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("both FINs acknowledged"), "{text}");
+    // --netns: the namespace's own table, labelled.
+    let name = format!("tw-ct-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "attach", &name, &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let v = json(&["list", "--conntrack", "--netns", &name, "--format", "json"]);
+    let _ = Command::new("ip").args(["netns", "delete", &name]).status();
+    assert_eq!(v["namespaces"][0]["netns"], name.as_str());
+    assert_eq!(v["namespaces"][0]["conntrack"]["count"], 11);
+    // --watch --output: the whole report, conntrack included, rewritten each sample.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ct.json");
+    let f = file.to_str().unwrap();
+    let out = run(&[
+        "list",
+        "--conntrack",
+        "--watch",
+        "0.1",
+        "--count",
+        "2",
+        "--format",
+        "json",
+        "--output",
+        f,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(ct_state(&v, "TIME_WAIT")["conntrack"], 11);
 }

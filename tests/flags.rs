@@ -116,6 +116,58 @@ fn refusals(tmp: &Path) -> Vec<Case> {
             USAGE,
             &["--load", "--netns"],
         ),
+        // list --conntrack
+        both(
+            &["list", "--conntrack", "--port", "80"],
+            USAGE,
+            &["--conntrack", "--port"],
+        ),
+        both(
+            &["list", "--conntrack", "--local-port", "80"],
+            USAGE,
+            &["--conntrack", "--local-port"],
+        ),
+        both(
+            &["list", "--conntrack", "--peer-port", "80"],
+            USAGE,
+            &["--conntrack", "--peer-port"],
+        ),
+        both(
+            &["list", "--conntrack", "--peer", "10.0.0.1"],
+            USAGE,
+            &["--conntrack", "--peer"],
+        ),
+        both(
+            &["list", "--conntrack", "--local", "10.0.0.1"],
+            USAGE,
+            &["--conntrack", "--local"],
+        ),
+        both(
+            &["list", "--conntrack", "--sockets"],
+            USAGE,
+            &["--conntrack", "--sockets"],
+        ),
+        both(
+            &["list", "--conntrack", "--save", "x"],
+            USAGE,
+            &["--conntrack", "--save"],
+        ),
+        both(
+            &["list", "--conntrack", "--load", &snap],
+            USAGE,
+            &["--conntrack", "--load"],
+        ),
+        both(
+            &["list", "--conntrack", "--watch"],
+            USAGE,
+            &["--conntrack", "--watch"],
+        ),
+        both(
+            &["list", "--conntrack", "--format", "csv", "--by", "peer"],
+            USAGE,
+            &["--conntrack", "--by peer"],
+        ),
+        by_process(&["--conntrack"], "--conntrack"),
         // list --watch
         both(&["list", "--watch", "0"], USAGE, &["--watch", "0.1 s"]),
         both(&["list", "--watch", "1e-9"], USAGE, &["--watch", "1e-9"]),
