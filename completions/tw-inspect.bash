@@ -342,7 +342,7 @@ _tw_inspect() {
             return 0
             ;;
         tw_inspect__subcmd__list)
-            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --top --sockets --format --explain --processes --output --watch --count --save --load --trace --state --color --help"
+            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --top --sockets --format --explain --processes --output --watch --count --save --load --trace --conntrack --state --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

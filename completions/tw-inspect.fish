@@ -102,6 +102,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l all-netns
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sockets -d 'One row per socket instead of a summary'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s e -l explain -d 'Add the plain meaning of each state (table; CSV with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s p -l processes -d 'Show the process owning each socket (with --sockets)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l conntrack -d 'Add the conntrack table: entries by conntrack state beside the socket counts, top destinations and sources, fill and drops (entries need CAP_NET_ADMIN)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l port -d 'Local or peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-port -d 'Local port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
