@@ -1,6 +1,8 @@
 //! The dump loop and the streaming aggregation allocate nothing per socket:
 //! collecting 4,000 TIME_WAIT sockets allocates exactly as often as collecting
-//! 2,000, counted by a global allocator around `diag::collect`.
+//! 2,000, counted by a global allocator around `diag::collect`. The conntrack
+//! dump and its aggregation likewise, on the conntrack entries of the same
+//! connections (when iptables is there to make the namespace track them).
 //!
 //! The sockets live in a private network namespace (root only), so the count
 //! and the groups are ours alone. This file holds a single test: the counter is
@@ -11,6 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tw_inspect::aggregate::conntrack::CtAggregate;
 use tw_inspect::aggregate::{Aggregate, GroupBy};
 use tw_inspect::diag::{self, Options};
 use tw_inspect::filter::Query;
@@ -80,6 +83,44 @@ fn counted_collect() -> (u64, u64) {
     best
 }
 
+/// Allocations made by one conntrack dump into an aggregate, and the entries
+/// it counted; the fewest of three runs.
+fn counted_conntrack() -> (u64, u64) {
+    let mut best = (u64::MAX, 0);
+    for _ in 0..3 {
+        let mut agg = CtAggregate::default();
+        ALLOCS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        let r = diag::conntrack::dump(|e| agg.push(e));
+        COUNTING.store(false, Ordering::SeqCst);
+        r.expect("dumping conntrack");
+        let n = ALLOCS.load(Ordering::SeqCst);
+        if n < best.0 {
+            best = (n, agg.tcp);
+        }
+    }
+    best
+}
+
+/// Makes this namespace track connections; false when iptables is missing.
+fn track() -> bool {
+    ["iptables", "ip6tables"].iter().all(|tool| {
+        std::process::Command::new(tool)
+            .args([
+                "-A",
+                "OUTPUT",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "NEW,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// Client closes first, then the server: the client side ends in TIME_WAIT.
 fn make_time_wait(listener: &TcpListener, addr: SocketAddr, n: usize) {
     for _ in 0..n {
@@ -116,6 +157,10 @@ fn body() {
         .expect("running ip");
     assert!(st.success(), "ip link set lo up failed");
 
+    let tracking = track();
+    if !tracking {
+        eprintln!("alloc: iptables missing, the conntrack dump is not counted");
+    }
     let v4 = TcpListener::bind("127.0.0.1:0").expect("bind v4");
     let v6 = TcpListener::bind("[::1]:0").expect("bind v6");
     let (a4, a6) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
@@ -124,11 +169,13 @@ fn body() {
     make_time_wait(&v6, a6, 1000);
     wait_for_time_wait(2000);
     let (small, seen_small) = counted_collect();
+    let ct_small = tracking.then(counted_conntrack);
 
     make_time_wait(&v4, a4, 1000);
     make_time_wait(&v6, a6, 1000);
     wait_for_time_wait(4000);
     let (large, seen_large) = counted_collect();
+    let ct_large = tracking.then(counted_conntrack);
 
     assert_eq!((seen_small, seen_large), (2000, 4000));
     assert!(
@@ -140,6 +187,15 @@ fn body() {
         "allocations grew with the socket count: {small} for 2,000 TIME_WAIT sockets, {large} for 4,000"
     );
     eprintln!("alloc: {small} allocations per collection, for 2,000 and for 4,000 sockets");
+    if let (Some((cs, ns)), Some((cl, nl))) = (ct_small, ct_large) {
+        assert_eq!((ns, nl), (2000, 4000), "conntrack entries");
+        assert!(cs > 0, "the conntrack dump allocated nothing at all");
+        assert_eq!(
+            cl, cs,
+            "conntrack allocations grew with the entries: {cs} for 2,000, {cl} for 4,000"
+        );
+        eprintln!("alloc: {cs} allocations per conntrack dump, for 2,000 and for 4,000 entries");
+    }
 }
 
 #[test]

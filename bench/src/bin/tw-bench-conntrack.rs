@@ -218,7 +218,9 @@ fn run() -> Result<()> {
         .unwrap_or(0);
     let largest = *sizes.last().unwrap_or(&0) as u64;
     if max < largest + 1000 {
-        bail!("nf_conntrack_max is {max}: the largest size, {largest}, needs it above {largest} + 1000");
+        bail!(
+            "nf_conntrack_max is {max}: the largest size, {largest}, needs it above {largest} + 1000"
+        );
     }
     let load_before = read("/proc/loadavg");
     let started = Instant::now();
@@ -226,7 +228,14 @@ fn run() -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
     sh_ok(&["ip", "link", "set", "lo", "up"])?;
     sh_ok(&[
-        "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW,ESTABLISHED", "-j",
+        "iptables",
+        "-A",
+        "OUTPUT",
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "NEW,ESTABLISHED",
+        "-j",
         "ACCEPT",
     ])?;
     sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "600")?;
@@ -275,7 +284,13 @@ fn run() -> Result<()> {
         });
     }
     let load_after = read("/proc/loadavg");
-    report(&cmds, &results, &load_before, &load_after, started.elapsed());
+    report(
+        &cmds,
+        &results,
+        &load_before,
+        &load_after,
+        started.elapsed(),
+    );
     Ok(())
 }
 
