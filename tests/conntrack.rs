@@ -264,6 +264,25 @@ fn time_wait_entries_match_conntrack_and_nf_conntrack_count() {
         prom.contains("tw_inspect_conntrack_tcp_entries{state=\"TIME_WAIT\"} 40\n"),
         "{prom}"
     );
+    assert!(prom.contains("# TYPE tw_inspect_conntrack_events_total counter\n"));
+    if have("promtool") {
+        let mut p = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        p.stdin.take().unwrap().write_all(prom.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     drop(open);
 }
 
