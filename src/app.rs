@@ -9,7 +9,8 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{self, Cli};
 use crate::commands;
-use crate::exit::{self, CheckStatus, Exit, UsageError, one_line};
+use crate::escape::visible;
+use crate::exit::{self, CheckStatus, Exit, UsageError};
 use crate::output::is_broken_pipe;
 use crate::plan;
 
@@ -46,13 +47,15 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
         Err(e) if is_broken_pipe(&e) => Exit::Ok.into(),
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some();
-            fail(&one_line(&format!("{e:#}")), is_check, usage)
+            fail(&visible(&format!("{e:#}")), is_check, usage)
         }
     }
 }
 
 /// Prints the one-line error (and for `check` its UNKNOWN status line on
-/// stdout, where plugin runners read it) and returns the exit code.
+/// stdout, where plugin runners read it) and returns the exit code. Paths,
+/// names and values quoted in an error may hold anything, a newline included:
+/// `msg` comes already escaped ([`visible`]), so it is one line.
 fn fail(msg: &str, is_check: bool, usage: bool) -> ExitCode {
     if is_check {
         let mut out = std::io::stdout().lock();
@@ -60,7 +63,7 @@ fn fail(msg: &str, is_check: bool, usage: bool) -> ExitCode {
         let _ = out.flush();
     }
     // A failing stderr must not change the exit code.
-    let _ = writeln!(std::io::stderr(), "tw-inspect: {msg}");
+    let _ = writeln!(std::io::stderr().lock(), "tw-inspect: {msg}");
     match (is_check, usage) {
         (true, _) => CheckStatus::Unknown.into(),
         (false, true) => Exit::Usage.into(),
@@ -97,7 +100,7 @@ fn clap_exit(e: clap::Error, args: &[OsString]) -> ExitCode {
             let msg = if kind == ErrorKind::InvalidUtf8 {
                 bad_utf8(args)
             } else {
-                escape_non_utf8(clap_one_line(&e), args)
+                escape_non_utf8(visible(&clap_one_line(&e)).into_owned(), args)
             };
             fail(&msg, is_check, true)
         }
@@ -105,12 +108,13 @@ fn clap_exit(e: clap::Error, args: &[OsString]) -> ExitCode {
 }
 
 /// Clap shows a non-UTF-8 argument with U+FFFD in place of its bytes; show
-/// the bytes (`\xff`) so the message names the value actually given.
+/// the bytes (`\xff`) so the message names the value actually given. `msg`
+/// is already escaped, so the argument is looked for as it shows there.
 fn escape_non_utf8(mut msg: String, args: &[OsString]) -> String {
     use std::os::unix::ffi::OsStrExt;
     for a in args.iter().filter(|a| a.to_str().is_none()) {
         msg = msg.replace(
-            &*a.to_string_lossy(),
+            &*visible(&a.to_string_lossy()),
             &a.as_bytes().escape_ascii().to_string(),
         );
     }

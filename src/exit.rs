@@ -31,6 +31,31 @@ pub const EXIT_CODES: [CodeDoc; 3] = [
     },
 ];
 
+/// The exit statuses of every command (`check` included) stopped by a signal:
+/// 128 + the signal's number. Temporary files are removed first. `--watch`
+/// and `who` take the first signal as the end of their run and exit 0 with
+/// their report written; only a second signal gives these statuses there.
+pub const SIGNAL_CODES: [CodeDoc; 7] = [
+    signal_code(1, "SIGHUP", "hang-up: the terminal or session went away"),
+    signal_code(2, "SIGINT", "Ctrl-C"),
+    signal_code(3, "SIGQUIT", "Ctrl-\\"),
+    signal_code(10, "SIGUSR1", "user signal 1"),
+    signal_code(12, "SIGUSR2", "user signal 2"),
+    signal_code(14, "SIGALRM", "alarm, as `timeout --signal=ALRM` sends"),
+    signal_code(15, "SIGTERM", "termination, as `kill` and `timeout` send"),
+];
+
+/// What every signal exit has in common (README and man page, after the codes).
+pub const SIGNAL_NOTE: &str = "Each of these signals stops any command with 128 + its number, after removing the temporary file of an unfinished write (`--output`, `--save`). `--watch` and `who` take the first one as the end of their run: they finish the report and exit 0; a second one exits at once with 128 + its number.";
+
+const fn signal_code(number: u8, short: &'static str, meaning: &'static str) -> CodeDoc {
+    CodeDoc {
+        code: 128 + number,
+        short,
+        meaning,
+    }
+}
+
 /// The exit codes of `check`, as monitoring plugins use them.
 pub const CHECK_CODES: [CodeDoc; 4] = [
     CodeDoc {
@@ -66,7 +91,7 @@ fn short_list(codes: &[CodeDoc]) -> String {
 /// The one-line summary at the end of `--help`.
 pub fn help_line() -> String {
     format!(
-        "Exit codes: {} (check: {}).",
+        "Exit codes: {}, 128+N stopped by signal N (check: {}).",
         short_list(&EXIT_CODES),
         short_list(&CHECK_CODES)
     )
@@ -74,7 +99,10 @@ pub fn help_line() -> String {
 
 /// The summary for `check --help`.
 pub fn check_help_line() -> String {
-    format!("Exit codes: {}.", short_list(&CHECK_CODES))
+    format!(
+        "Exit codes: {}, 128+N stopped by signal N.",
+        short_list(&CHECK_CODES)
+    )
 }
 
 /// The README's table of exit codes (Markdown).
@@ -83,6 +111,11 @@ pub fn markdown() -> String {
     for c in &EXIT_CODES {
         s.push_str(&format!("| {} | {} |\n", c.code, c.meaning));
     }
+    s.push_str("\n| code | every command, `check` too: stopped by a signal |\n|---|---|\n");
+    for c in &SIGNAL_CODES {
+        s.push_str(&format!("| {} | {} ({}) |\n", c.code, c.short, c.meaning));
+    }
+    s.push_str(&format!("\n{SIGNAL_NOTE}\n"));
     s.push_str("\n| code | `check` (monitoring-plugin convention) |\n|---|---|\n");
     for c in &CHECK_CODES {
         s.push_str(&format!("| {} | {}: {} |\n", c.code, c.short, c.meaning));
@@ -151,15 +184,6 @@ pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(UsageError(msg.into()).into())
 }
 
-/// Joins a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +195,19 @@ mod tests {
         assert_eq!(Exit::Usage as u8, 2);
         assert_eq!(CheckStatus::Unknown as u8, 3);
         assert!(CheckStatus::Critical > CheckStatus::Warning);
+    }
+
+    #[test]
+    fn signal_codes_are_the_signals_stopping_the_program() {
+        let numbers: Vec<u8> = crate::signals::STOPPING
+            .iter()
+            .map(|s| crate::signals::status_of(*s) as u8)
+            .collect();
+        let names: Vec<&str> = crate::signals::STOPPING
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(SIGNAL_CODES.map(|c| c.code).to_vec(), numbers);
+        assert_eq!(SIGNAL_CODES.map(|c| c.short).to_vec(), names);
     }
 }

@@ -5,12 +5,16 @@
 //! Only what the benchmark, the fuzz targets, xtask and the integration tests
 //! use is public, so the compiler reports code that nothing uses.
 #![deny(unsafe_code)]
+// Output goes through handles whose errors are handled (a closed pipe, a full
+// disk, a closed stderr), never through the printing macros, which panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod app;
 mod cli;
 mod commands;
 pub mod conntrack;
 pub mod diag;
+mod escape;
 pub mod exit;
 mod ffi;
 pub mod filter;

@@ -1,5 +1,7 @@
 //! The binary: hands the arguments to `app` and returns its exit code.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -11,6 +11,7 @@ use crate::aggregate::{Aggregate, GroupKey, GroupStats, Pressure};
 use crate::conntrack::CtState;
 use crate::diagnose::Diagnosis;
 use crate::host::conntrack::{CtStats, CtTable};
+pub use crate::host::netns::Skipped;
 pub use crate::host::procs::ProcessRef;
 use crate::socket::{Family, SocketRecord, Timer};
 use crate::state::{MAX_STATE, StateSet, TcpState};
@@ -579,6 +580,9 @@ pub struct NetnsListReport {
     #[serde(flatten)]
     pub total: ListReport,
     pub namespaces: Vec<NamespaceReport>,
+    /// Namespaces found but not read (deleted, half made, replaced or not
+    /// enterable during the run), with the reason; empty when none.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Everything one `list` run writes, in any format.

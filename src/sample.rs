@@ -11,7 +11,7 @@ use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, ReusePolicy, Teardow
 use crate::diag::{self, Options};
 use crate::filter::Query;
 use crate::host::conntrack::CtTable;
-use crate::host::netns::Scope;
+use crate::host::netns::{Ran, Scope, Skipped};
 use crate::host::sysctl::Sysctls;
 use crate::snapshot::HostFacts;
 use crate::socket::{Sink, SocketRecord};
@@ -204,7 +204,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range, reuse, &ports))
         .context("reading sockets from the kernel")?;
     if let Some(w) = source.warning() {
-        eprintln!("tw-inspect: warning: {w}");
+        crate::output::warn(&w);
     }
     if spec.keep_raw && c.raw.is_empty() {
         return Err(crate::exit::UsageError(format!(
@@ -343,8 +343,9 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
     })
 }
 
-/// Samples labelled by namespace (`None` = the current namespace).
-pub type Samples = Vec<(Option<String>, Sample)>;
+/// Samples labelled by namespace (`None` = the current namespace), and the
+/// namespaces skipped.
+pub type Samples = Ran<Sample>;
 
 /// Where the sockets of one collection come from.
 pub enum Origin<'a> {
@@ -358,7 +359,10 @@ impl Origin<'_> {
     pub fn collect(&self, spec: &Spec) -> Result<Samples> {
         match self {
             Origin::Live(scope) => collect_scope(scope, spec),
-            Origin::Snapshot(snap) => Ok(vec![(None, from_snapshot(snap, spec)?)]),
+            Origin::Snapshot(snap) => Ok(Ran {
+                results: vec![(None, from_snapshot(snap, spec)?)],
+                skipped: Vec::new(),
+            }),
         }
     }
 
@@ -368,9 +372,17 @@ impl Origin<'_> {
     }
 }
 
-/// One sample per namespace in `scope`, labelled (`None` = the current namespace).
-pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Vec<(Option<String>, Sample)>> {
+/// One sample per namespace in `scope`, labelled (`None` = the current
+/// namespace), and the namespaces skipped.
+pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Samples> {
     scope.run(|| collect(spec))
+}
+
+/// One warning line per namespace skipped.
+pub fn warn_skipped<'a>(skipped: impl IntoIterator<Item = &'a Skipped>) {
+    for s in skipped {
+        crate::output::warn(&s.warning());
+    }
 }
 
 impl Sample {

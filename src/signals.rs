@@ -1,16 +1,33 @@
-//! The one way tw-inspect takes SIGINT and SIGTERM: both are blocked in the
-//! thread that installs the watcher (and so in every thread it starts later)
-//! and taken by one thread waiting in sigwait(2). No signal handler runs, so
-//! there is no async-signal-safety to get wrong and no unsafe code.
+//! The one way tw-inspect takes signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+//! SIGUSR1, SIGUSR2 and SIGALRM are blocked in the thread that installs the
+//! watcher (and so in every thread it starts later) and taken by one thread
+//! waiting in sigwait(2). No signal handler runs, so there is no
+//! async-signal-safety to get wrong and no unsafe code.
 //!
-//! `--watch` and `who` stop cleanly on the first signal (the report is still
-//! written) and exit at once on a second; `demo` resets its sockets and exits.
+//! Each of them means "stop": `--watch` and `who` stop cleanly on the first
+//! (the report is still written, exit 0) and exit at once on a second; the
+//! other commands exit at once; `demo` resets its sockets first. Whenever the
+//! program exits from here, the temporary files registered with
+//! [`remove_on_exit`] are removed first, so no write leaves one behind; the
+//! exit status is 128 + the signal number, as shells report a killed process.
 
 use std::io;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal};
+
+/// The signals that stop tw-inspect, in the order the exit-code table lists them.
+pub const STOPPING: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+];
 
 /// What the first signal does.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +39,9 @@ pub enum OnSignal {
     Exit(fn(Signal)),
 }
 
+/// Exit at once on the first signal, with nothing to do first.
+pub const EXIT: OnSignal = OnSignal::Exit(|_| {});
+
 struct Watcher {
     got: Mutex<Option<Signal>>,
     woken: Condvar,
@@ -29,9 +49,66 @@ struct Watcher {
 
 static WATCHER: OnceLock<Watcher> = OnceLock::new();
 
+/// Temporary files to remove before exiting from a signal, by registration id.
+static TEMPS: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
+static NEXT_ID: Mutex<u64> = Mutex::new(0);
+
+fn temps() -> MutexGuard<'static, Vec<(u64, PathBuf)>> {
+    TEMPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The exit status of a process ended by `sig`, as shells report it.
 pub fn status_of(sig: Signal) -> i32 {
     128 + sig as i32
+}
+
+/// Removes the registered temporary files and exits with 128 + `sig`. The
+/// registry stays locked until the process is gone, so a rename in progress
+/// ([`Registered::commit`]) either finished before or never starts.
+fn exit_now(sig: Signal) -> ! {
+    let list = temps();
+    for (_, path) in list.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    std::process::exit(status_of(sig));
+}
+
+/// A temporary file that a signal-driven exit removes. Dropping the
+/// registration forgets the path (the owner removes or renames the file).
+#[derive(Debug)]
+pub struct Registered {
+    id: u64,
+}
+
+/// Registers `path` for removal should a signal end the program.
+pub fn remove_on_exit(path: PathBuf) -> Registered {
+    let id = {
+        let mut n = NEXT_ID.lock().unwrap_or_else(|p| p.into_inner());
+        *n += 1;
+        *n
+    };
+    temps().push((id, path));
+    Registered { id }
+}
+
+impl Registered {
+    /// Runs `f` (the rename into place) with signal exits held off, then
+    /// forgets the path: a signal meanwhile waits for `f` and then exits
+    /// without touching the renamed file.
+    pub fn commit<T>(self, f: impl FnOnce() -> T) -> T {
+        let mut list = temps();
+        let out = f();
+        list.retain(|(id, _)| *id != self.id);
+        drop(list);
+        std::mem::forget(self);
+        out
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        temps().retain(|(id, _)| *id != self.id);
+    }
 }
 
 /// Installs the watcher. Call it before starting threads that must not take
@@ -41,8 +118,9 @@ pub fn install(on: OnSignal) -> io::Result<()> {
         return Ok(());
     }
     let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
+    for s in STOPPING {
+        set.add(s);
+    }
     set.thread_block().map_err(io::Error::from)?;
     let w = WATCHER.get_or_init(|| Watcher {
         got: Mutex::new(None),
@@ -56,12 +134,12 @@ pub fn install(on: OnSignal) -> io::Result<()> {
                 match on {
                     OnSignal::Exit(hook) => {
                         hook(sig);
-                        std::process::exit(status_of(sig));
+                        exit_now(sig);
                     }
                     OnSignal::Stop => {
                         let mut got = w.got.lock().unwrap_or_else(|p| p.into_inner());
                         if got.is_some() {
-                            std::process::exit(status_of(sig));
+                            exit_now(sig);
                         }
                         *got = Some(sig);
                         w.woken.notify_all();
@@ -98,5 +176,33 @@ pub fn sleep_until(deadline: Instant) -> bool {
             .wait_timeout(got, left)
             .unwrap_or_else(|p| p.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_128_plus_the_number() {
+        let got: Vec<i32> = STOPPING.iter().map(|s| status_of(*s)).collect();
+        assert_eq!(got, [129, 130, 131, 138, 140, 142, 143]);
+    }
+
+    #[test]
+    fn registrations_come_and_go() {
+        // Other tests register files concurrently: look at these two only.
+        let (pa, pb) = (
+            PathBuf::from("/nonexistent/signals-a"),
+            PathBuf::from("/nonexistent/signals-b"),
+        );
+        let has = |p: &PathBuf| temps().iter().any(|(_, q)| q == p);
+        let a = remove_on_exit(pa.clone());
+        let b = remove_on_exit(pb.clone());
+        assert!(has(&pa) && has(&pb));
+        drop(a);
+        assert!(!has(&pa) && has(&pb));
+        assert_eq!(b.commit(|| 7), 7);
+        assert!(!has(&pb));
     }
 }

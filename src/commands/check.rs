@@ -36,9 +36,14 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
             CtWant::Off
         },
     };
-    let scope = Scope::resolve(&plan.netns, true)?;
-    let samples = sample::collect_scope(&scope, &spec)?;
-    let total = sample::total(&samples, &spec);
+    let scope = Scope::resolve(&plan.netns)?;
+    if let Some(w) = scope.denied_warning() {
+        crate::output::warn(&w);
+    }
+    let ran = sample::collect_scope(&scope, &spec)?;
+    sample::warn_skipped(&ran.skipped);
+    let samples = &ran.results;
+    let total = sample::total(samples, &spec);
     let port_pressure = if plan.pressure {
         samples
             .iter()
@@ -50,7 +55,7 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     let mut scoped = Vec::new();
     for &m in &plan.scoped {
         let value = match m.kind {
-            Kind::PortPressure => scoped_pressure(&samples, m).ok_or("no ephemeral port range"),
+            Kind::PortPressure => scoped_pressure(samples, m).ok_or("no ephemeral port range"),
             _ => Ok(count_scoped(&scope, &plan.query, m)?),
         };
         scoped.push((m, value));
@@ -132,7 +137,11 @@ fn count_scoped(scope: &Scope, base: &Query, m: Metric) -> Result<f64> {
         })
         .map_err(anyhow::Error::from)
     })?;
-    Ok(counts.iter().map(|(_, c)| c.sink.total).sum::<u64>() as f64)
+    Ok(counts
+        .results
+        .iter()
+        .map(|(_, c)| c.sink.total)
+        .sum::<u64>() as f64)
 }
 
 /// Port pressure towards the destinations a scope selects: the highest held

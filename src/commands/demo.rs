@@ -49,7 +49,7 @@ fn run_scenarios(plan: &RunPlan) -> Result<ExitCode> {
     sock::install_signal_cleanup().context("installing the signal watcher")?;
     let note = iso.note();
     if let Some(n) = &note {
-        eprintln!("tw-inspect: {n}");
+        crate::output::note(n);
     }
     // The table is written as the scenarios run; JSON once at the end.
     let live = (!json).then(|| Live::new(io::stdout()));

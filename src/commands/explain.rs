@@ -38,9 +38,9 @@ pub fn run(plan: &ExplainPlan) -> Result<ExitCode> {
                     explain::sysctls_json(&crate::snapshot::load_sysctls(file)?, "snapshot")
                 }
                 (None, Some(ns)) => {
-                    let scope = Scope::resolve(&NetnsChoice::One(ns.clone()), true)?;
+                    let scope = Scope::resolve(&NetnsChoice::One(ns.clone()))?;
                     let mut read = scope.run(|| Ok(Sysctls::read_host()))?;
-                    let (label, s) = read.pop().expect("one namespace");
+                    let (label, s) = read.results.pop().expect("one namespace");
                     let mut j = explain::sysctls_json(&s, "netns");
                     j.netns = label;
                     j

@@ -35,7 +35,10 @@ pub fn run(plan: &ListPlan) -> Result<ExitCode> {
     let origin = match (&plan.source, &snap) {
         (_, Some(s)) => Origin::Snapshot(s),
         (Source::Live(ns), None) => {
-            scope = Scope::resolve(ns, true)?;
+            scope = Scope::resolve(ns)?;
+            if let Some(w) = scope.denied_warning() {
+                crate::output::warn(&w);
+            }
             Origin::Live(&scope)
         }
         (Source::Load(_), None) => unreachable!("loaded above"),
@@ -65,14 +68,18 @@ pub fn publish(
         }
         Err(e) => return Err(e),
     };
+    sample::warn_skipped(&samples.skipped);
     if let Some(file) = save_to {
-        let captured = samples.first_mut().and_then(|(_, s)| s.capture.take());
+        let captured = samples
+            .results
+            .first_mut()
+            .and_then(|(_, s)| s.capture.take());
         snapshot::save(
             file,
             &captured.expect("the plan keeps raw datagrams for --save"),
         )?;
     }
-    for (label, s) in &samples {
+    for (label, s) in &samples.results {
         if let Some(CtSample {
             entries: Err(CtNotRead::Failed(msg)),
             ..
@@ -82,7 +89,7 @@ pub fn publish(
                 .as_deref()
                 .map(|l| format!(" (network namespace {l})"))
                 .unwrap_or_default();
-            eprintln!("tw-inspect: warning: {msg}{at}");
+            crate::output::warn(&format!("{msg}{at}"));
         }
     }
     write_report(&mut out, plan, origin, &samples, style)?;
@@ -185,9 +192,10 @@ fn write_report(
     w: &mut dyn Write,
     plan: &ListPlan,
     origin: &Origin,
-    samples: &[(Option<String>, Sample)],
+    samples: &sample::Samples,
     style: Style,
 ) -> Result<()> {
+    let (samples, skipped) = (&samples.results[..], &samples.skipped);
     let view = &plan.view;
     let snap = match origin {
         Origin::Snapshot(s) => Some(*s),
@@ -223,7 +231,11 @@ fn write_report(
                     .collect(),
             );
         }
-        ListDocument::Namespaces(NetnsListReport { total, namespaces })
+        ListDocument::Namespaces(NetnsListReport {
+            total,
+            namespaces,
+            skipped: skipped.clone(),
+        })
     };
     let format = match view.format {
         Format::Table => ListFormat::Table,

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::aggregate::Aggregate;
 use crate::exit::Exit;
-use crate::host::netns::{NetnsChoice, Scope};
+use crate::host::netns::{NetnsChoice, Scope, SkipReason};
 use crate::output::Output;
 use crate::plan::WatchPlan;
 use crate::plan::list::{Format, Source, WatchMode};
@@ -39,14 +39,21 @@ fn counts(agg: &Aggregate, counted: StateSet) -> Counts {
 }
 
 /// Namespaces come and go (pods): with `--all-netns` they are found again for
-/// every sample, and none is held open between samples, which would keep a
-/// dead namespace alive.
+/// every sample (and none is held open, which would keep a dead one alive).
 fn rescope(scope: &mut Scope, choice: &NetnsChoice, n: u64) -> Result<()> {
     if n > 0 && *choice == NetnsChoice::All {
-        *scope = Scope::Current;
-        *scope = Scope::resolve(choice, false)?;
+        *scope = Scope::resolve(choice)?;
     }
     Ok(())
+}
+
+/// The scope of the first sample, with its one warning about unreadable processes.
+fn first_scope(choice: &NetnsChoice) -> Result<Scope> {
+    let scope = Scope::resolve(choice)?;
+    if let Some(w) = scope.denied_warning() {
+        crate::output::warn(&w);
+    }
+    Ok(scope)
 }
 
 pub fn run(plan: &WatchPlan) -> Result<ExitCode> {
@@ -57,7 +64,7 @@ pub fn run(plan: &WatchPlan) -> Result<ExitCode> {
                 unreachable!("the plan watches the kernel only")
             };
             let path = list.output.path().expect("rewrite mode has a file");
-            let mut scope = Scope::resolve(choice, true)?;
+            let mut scope = first_scope(choice)?;
             let mut next = Instant::now();
             let mut n = 0;
             loop {
@@ -95,7 +102,9 @@ fn stream(
     format: Format,
     color: bool,
 ) -> Result<()> {
-    let mut scope = Scope::resolve(choice, true)?;
+    let mut scope = first_scope(choice)?;
+    // A namespace skipped for the same reason sample after sample is said once.
+    let mut warned: HashSet<(String, SkipReason)> = HashSet::new();
     let counted = spec.query.states;
     let redraw = terminal(format);
     let style = Style::new(color);
@@ -105,13 +114,19 @@ fn stream(
     let mut n: u64 = 0;
     loop {
         rescope(&mut scope, choice, n)?;
-        let samples = sample::collect_scope(&scope, spec)?;
+        let ran = sample::collect_scope(&scope, spec)?;
+        sample::warn_skipped(
+            ran.skipped
+                .iter()
+                .filter(|s| warned.insert((s.netns.clone(), s.reason))),
+        );
+        let samples = &ran.results;
         let at = Instant::now();
         let time = unix_now();
         n += 1;
-        let total = sample::total(&samples, spec);
+        let total = sample::total(samples, spec);
         let mut cookies = HashSet::new();
-        for (_, s) in &samples {
+        for (_, s) in samples {
             cookies.extend(s.tw_cookies.iter().copied());
         }
         let now = counts(&total, counted);

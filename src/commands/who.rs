@@ -25,11 +25,11 @@ use crate::trace::session;
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
     // A bad --netns is refused before anything is recorded.
     let scope = match &plan.netns {
-        Some(n) => Scope::resolve(&NetnsChoice::One(n.clone()), true)?,
+        Some(n) => Scope::resolve(&NetnsChoice::One(n.clone()))?,
         None => Scope::Current,
     };
     let (only, ns_label) = match &scope {
-        Scope::One(ns) => (Some(ns.ino), Some(ns.label.clone())),
+        Scope::One(ns) => (Some(ns.ns.ino), Some(ns.ns.label.clone())),
         _ => (None, None),
     };
     let mut out = Output::open(plan.output.path())?;
@@ -42,6 +42,7 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
     // Refused or missing (no sock_diag), every close is shown by destination.
     if let Ok(found) = scope.run(diag::listen::listeners) {
         attr.server_ports = found
+            .results
             .into_iter()
             .flat_map(|(_, l)| l)
             .map(|l| l.port)
@@ -72,6 +73,7 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
                 diag::collect(&plan.query, Options::default(), Vec::<SocketRecord>::new)
                     .context("reading TIME_WAIT sockets from the kernel")
             })?
+            .results
             .into_iter()
             .flat_map(|(_, c)| c.sink)
             .collect::<Vec<_>>();

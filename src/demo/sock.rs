@@ -72,10 +72,10 @@ fn reset_all(sig: Signal) {
     for &fd in open.iter() {
         ffi::reset_on_close(fd);
     }
-    eprintln!(
-        "tw-inspect: demo interrupted by {}; its sockets were reset",
+    crate::output::note(&format!(
+        "demo interrupted by {}; its sockets were reset",
         sig.as_str()
-    );
+    ));
 }
 
 fn v4(port: u16) -> SockaddrIn {

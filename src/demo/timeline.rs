@@ -160,8 +160,10 @@ impl<'c> Timeline<'c> {
             return;
         }
         if self.ctx.step && io::stdin().is_terminal() {
-            eprint!("  [Enter] ");
-            let _ = io::stderr().flush();
+            let mut err = io::stderr().lock();
+            let _ = err.write_all(b"  [Enter] ");
+            let _ = err.flush();
+            drop(err);
             let mut line = String::new();
             let _ = io::stdin().lock().read_line(&mut line);
         } else if !self.ctx.pace.is_zero() {

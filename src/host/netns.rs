@@ -3,27 +3,39 @@
 //! `setns(CLONE_NEWNET)` changes only the calling thread's namespace, so each
 //! collection runs on a dedicated thread that enters the namespace first. The
 //! collector's per-family threads are spawned from that thread and inherit its
-//! namespace; the process's own threads never leave theirs. The namespace file
-//! is held open from discovery to collection, so a namespace cannot vanish in
-//! between even if its last process exits.
+//! namespace; the process's own threads never leave theirs.
+//!
+//! `--all-netns` finds namespaces by path and identity (device and inode), then
+//! opens, enters and closes them one at a time: a host with thousands of
+//! namespaces needs a handful of descriptors, not one per namespace. Namespaces
+//! come and go meanwhile (`ip netns add/del`, pods): one that is gone, half
+//! made, replaced, or that cannot be entered (inside a user namespace) is
+//! skipped with its reason ([`Skipped`]), never a reason to stop.
+//!
+//! Namespace files are opened with `O_NONBLOCK` and checked (`fstat`,
+//! `fstatfs`) before use, so a FIFO or a plain file given to `--netns` is
+//! refused at once instead of blocking or failing later.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use nix::sched::{CloneFlags, setns};
+use nix::sys::statfs::{NSFS_MAGIC, fstatfs, statfs};
+use serde::Serialize;
 
 use crate::exit::UsageError;
 
 /// Where `ip netns add` puts its names.
 pub const RUN_NETNS: &str = "/run/netns";
 
-/// An open network namespace and how to call it in output.
-#[derive(Debug)]
-pub struct Namespace {
+/// A network namespace as found: how to call it in output, where its file is,
+/// and its identity. Not held open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsRef {
     /// The name under /run/netns, `pid:PID (COMM)` for one found through a
     /// process, or the path given to `--netns`.
     pub label: String,
@@ -31,7 +43,73 @@ pub struct Namespace {
     /// Device and inode of the namespace: its identity.
     pub dev: u64,
     pub ino: u64,
+}
+
+/// An open network namespace (`--netns`), checked to be one.
+#[derive(Debug)]
+pub struct Namespace {
+    pub ns: NsRef,
     file: File,
+}
+
+/// Why a namespace found by `--all-netns` was not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// Deleted, or its last process exited, after it was found.
+    Gone,
+    /// Its file is there but is not (or no longer, or not yet) a namespace:
+    /// `ip netns add` or `del` was half-way.
+    NotANamespace,
+    /// The name or process now leads to another namespace than the one found.
+    Replaced,
+    /// It cannot be entered from here (inside a user namespace, the host's
+    /// namespaces belong to a user namespace where we hold no capability).
+    PermissionDenied,
+}
+
+impl SkipReason {
+    /// In words, for the warning line and the table.
+    pub fn text(self) -> &'static str {
+        match self {
+            SkipReason::Gone => "it was deleted during the run",
+            SkipReason::NotANamespace => {
+                "its file is not a network namespace (being added or deleted during the run)"
+            }
+            SkipReason::Replaced => "it was replaced by another namespace during the run",
+            SkipReason::PermissionDenied => {
+                "it cannot be entered from here (permission denied; inside a user namespace?)"
+            }
+        }
+    }
+}
+
+/// A namespace left out, with why: JSON `skipped` (README).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub netns: String,
+    pub path: String,
+    pub reason: SkipReason,
+}
+
+impl Skipped {
+    fn new(ns: &NsRef, reason: SkipReason) -> Skipped {
+        Skipped {
+            netns: ns.label.clone(),
+            path: ns.path.display().to_string(),
+            reason,
+        }
+    }
+
+    /// The one warning line for it (escaped when printed).
+    pub fn warning(&self) -> String {
+        format!(
+            "network namespace '{}' ({}) skipped: {}",
+            self.netns,
+            self.path,
+            self.reason.text()
+        )
+    }
 }
 
 /// Which namespaces the command line asked for (`--netns`, `--all-netns`).
@@ -45,21 +123,34 @@ pub enum NetnsChoice {
     All,
 }
 
-/// Which namespaces a command reads, opened.
+/// Which namespaces a command reads.
 #[derive(Debug)]
 pub enum Scope {
     /// The process's own namespace, as without the flags.
     Current,
-    /// `--netns`: exactly one.
+    /// `--netns`: exactly one, open.
     One(Namespace),
-    /// `--all-netns`: every distinct namespace.
-    All(Vec<Namespace>),
+    /// `--all-netns`: every distinct namespace found, opened one at a time
+    /// when read; `skipped` holds those left out while finding them.
+    All {
+        found: Vec<NsRef>,
+        skipped: Vec<Skipped>,
+        /// Processes whose namespace could not be looked at (permission).
+        denied_processes: usize,
+    },
+}
+
+/// What [`Scope::run`] produced: one result per namespace read (labelled;
+/// `None` is the current namespace), and the namespaces left out.
+#[derive(Debug)]
+pub struct Ran<T> {
+    pub results: Vec<(Option<String>, T)>,
+    pub skipped: Vec<Skipped>,
 }
 
 impl Scope {
-    /// Opens the namespaces of `choice`; `warn` says whether to report processes
-    /// whose namespace could not be opened (once is enough when sampling repeatedly).
-    pub fn resolve(choice: &NetnsChoice, warn: bool) -> Result<Scope> {
+    /// Finds (`--all-netns`) or opens (`--netns`) the namespaces of `choice`.
+    pub fn resolve(choice: &NetnsChoice) -> Result<Scope> {
         let flag = match choice {
             NetnsChoice::Current => return Ok(Scope::Current),
             NetnsChoice::One(_) => "--netns",
@@ -70,19 +161,17 @@ impl Scope {
                 "{flag} needs root or CAP_SYS_ADMIN to enter other network namespaces"
             ));
         }
-        if let NetnsChoice::All = choice {
-            let (list, denied) = discover()?;
-            if denied > 0 && warn {
-                eprintln!(
-                    "tw-inspect: warning: could not open the network namespace of {denied} process(es) (permission denied); \
-they are left out (a process may be protected from inspection)"
-                );
+        match choice {
+            NetnsChoice::All => {
+                let d = discover()?;
+                Ok(Scope::All {
+                    found: d.found,
+                    skipped: d.skipped,
+                    denied_processes: d.denied_processes,
+                })
             }
-            Ok(Scope::All(list))
-        } else if let NetnsChoice::One(arg) = choice {
-            Ok(Scope::One(open(arg)?))
-        } else {
-            Ok(Scope::Current)
+            NetnsChoice::One(arg) => Ok(Scope::One(open(arg)?)),
+            NetnsChoice::Current => Ok(Scope::Current),
         }
     }
 
@@ -91,21 +180,69 @@ they are left out (a process may be protected from inspection)"
         !matches!(self, Scope::Current)
     }
 
-    /// Runs `f` once per namespace (on its own thread inside it) and returns
-    /// each result with the namespace's label (`None` for the current namespace).
-    pub fn run<T: Send>(
-        &self,
-        f: impl Fn() -> Result<T> + Sync,
-    ) -> Result<Vec<(Option<String>, T)>> {
+    /// The warning about processes whose namespace could not be looked at, if any.
+    pub fn denied_warning(&self) -> Option<String> {
         match self {
-            Scope::Current => Ok(vec![(None, f()?)]),
-            Scope::One(ns) => Ok(vec![(Some(ns.label.clone()), run_in(ns, &f)?)]),
-            Scope::All(list) => list
-                .iter()
-                .map(|ns| Ok((Some(ns.label.clone()), run_in(ns, &f)?)))
-                .collect(),
+            Scope::All {
+                denied_processes: n,
+                ..
+            } if *n > 0 => Some(format!(
+                "could not open the network namespace of {n} process(es) (permission denied); \
+they are left out (a process may be protected from inspection)"
+            )),
+            _ => None,
         }
     }
+
+    /// Runs `f` once per namespace (on its own thread inside it) and returns
+    /// each result with the namespace's label, and the namespaces skipped.
+    pub fn run<T: Send>(&self, f: impl Fn() -> Result<T> + Sync) -> Result<Ran<T>> {
+        match self {
+            Scope::Current => Ok(Ran {
+                results: vec![(None, f()?)],
+                skipped: Vec::new(),
+            }),
+            Scope::One(ns) => {
+                let r = run_in(&ns.file, &ns.ns, &f).map_err(|e| match e {
+                    Entry::Skip(SkipReason::PermissionDenied) => capability_error(
+                        format!("entering network namespace '{}'", ns.ns.label),
+                        "permission denied",
+                    ),
+                    Entry::Skip(_) => not_a_namespace(&ns.ns.path),
+                    Entry::Fail(e) => e,
+                })?;
+                Ok(Ran {
+                    results: vec![(Some(ns.ns.label.clone()), r)],
+                    skipped: Vec::new(),
+                })
+            }
+            Scope::All { found, skipped, .. } => {
+                let mut ran = Ran {
+                    results: Vec::with_capacity(found.len()),
+                    skipped: skipped.clone(),
+                };
+                for ns in found {
+                    // Open, enter, collect, close: one namespace at a time.
+                    let entered = match reopen(ns) {
+                        Ok(file) => run_in(&file, ns, &f),
+                        Err(e) => Err(e),
+                    };
+                    match entered {
+                        Ok(r) => ran.results.push((Some(ns.label.clone()), r)),
+                        Err(Entry::Skip(reason)) => ran.skipped.push(Skipped::new(ns, reason)),
+                        Err(Entry::Fail(e)) => return Err(e),
+                    }
+                }
+                Ok(ran)
+            }
+        }
+    }
+}
+
+/// Entering a namespace either works, or the namespace is skipped, or the run fails.
+enum Entry {
+    Skip(SkipReason),
+    Fail(anyhow::Error),
 }
 
 /// The message for a refused namespace operation: names the capability.
@@ -115,24 +252,38 @@ fn capability_error(what: String, err: impl std::fmt::Display) -> anyhow::Error 
     )
 }
 
+fn not_a_namespace(path: &Path) -> anyhow::Error {
+    UsageError(format!(
+        "--netns: '{}' is not a network namespace file (expected a name under {RUN_NETNS} or a path such as /proc/PID/ns/net)",
+        path.display()
+    ))
+    .into()
+}
+
 fn is_denied(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
-fn from_file(label: String, path: PathBuf, file: File) -> Result<Namespace> {
-    let meta = file
-        .metadata()
-        .with_context(|| format!("stat {}", path.display()))?;
-    Ok(Namespace {
-        label,
-        path,
-        dev: meta.dev(),
-        ino: meta.ino(),
-        file,
-    })
+fn is_gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH))
 }
 
-/// Opens `--netns NAME|PATH`: a name under /run/netns, or a path (anything with a `/`).
+/// Opens a path without blocking (a FIFO opens at once) and without making
+/// it our controlling terminal.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// True when the open file lives on nsfs, the namespace file system.
+fn on_nsfs(file: &File) -> bool {
+    fstatfs(file).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
+}
+
+/// Opens `--netns NAME|PATH`: a name under /run/netns, or a path (anything
+/// with a `/`). Anything but a namespace file is refused (exit 2) before use.
 pub fn open(arg: &str) -> Result<Namespace> {
     if arg.is_empty() {
         return Err(UsageError(
@@ -146,7 +297,7 @@ pub fn open(arg: &str) -> Result<Namespace> {
     } else {
         Path::new(RUN_NETNS).join(arg)
     };
-    let file = match File::open(&path) {
+    let file = match open_nonblocking(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let names = named().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
@@ -166,7 +317,65 @@ pub fn open(arg: &str) -> Result<Namespace> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     };
-    from_file(arg.to_string(), path, file)
+    let meta = file
+        .metadata()
+        .with_context(|| format!("stat {}", path.display()))?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(UsageError(format!(
+            "--netns: '{}' is {what}, not a network namespace file (expected a name under {RUN_NETNS} or a path such as /proc/PID/ns/net)",
+            path.display()
+        ))
+        .into());
+    }
+    if !on_nsfs(&file) {
+        return Err(not_a_namespace(&path));
+    }
+    Ok(Namespace {
+        ns: NsRef {
+            label: arg.to_string(),
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+        file,
+    })
+}
+
+/// Opens a namespace found earlier, checking it is still that namespace.
+fn reopen(ns: &NsRef) -> Result<File, Entry> {
+    let file = match open_nonblocking(&ns.path) {
+        Ok(f) => f,
+        Err(e) if is_gone(&e) => return Err(Entry::Skip(SkipReason::Gone)),
+        Err(e) if is_denied(&e) => return Err(Entry::Skip(SkipReason::PermissionDenied)),
+        Err(e) => {
+            return Err(Entry::Fail(
+                anyhow::Error::new(e).context(format!("opening {}", ns.path.display())),
+            ));
+        }
+    };
+    if !on_nsfs(&file) {
+        return Err(Entry::Skip(SkipReason::NotANamespace));
+    }
+    match file.metadata() {
+        Ok(m) if (m.dev(), m.ino()) == (ns.dev, ns.ino) => Ok(file),
+        Ok(_) => Err(Entry::Skip(SkipReason::Replaced)),
+        Err(e) if is_gone(&e) => Err(Entry::Skip(SkipReason::Gone)),
+        Err(e) => Err(Entry::Fail(
+            anyhow::Error::new(e).context(format!("stat {}", ns.path.display())),
+        )),
+    }
 }
 
 /// How to call the network namespace with inode `ino` when it is not the
@@ -206,34 +415,55 @@ pub fn has_cap_sys_admin() -> bool {
     .unwrap_or(false)
 }
 
+/// What [`discover`] found.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub found: Vec<NsRef>,
+    /// Names under /run/netns that are not namespaces (being added or deleted).
+    pub skipped: Vec<Skipped>,
+    /// Processes whose namespace could not be looked at: even root can be
+    /// refused a process protected from ptrace-style inspection, and one such
+    /// process should not stop the others from being read.
+    pub denied_processes: usize,
+}
+
 /// Every distinct network namespace: the names in /run/netns first (sorted),
 /// then those only reachable through a process, labelled by the lowest PID in
 /// them. Distinct means a distinct (device, inode) of the namespace file.
-/// Also returns how many processes could not be opened: even root can be
-/// refused a process protected from ptrace-style inspection, and one such
-/// process should not stop the others from being read.
-pub fn discover() -> Result<(Vec<Namespace>, usize)> {
-    let mut denied = 0;
-    let mut out: Vec<Namespace> = Vec::new();
-    let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut add = |ns: Namespace, out: &mut Vec<Namespace>| {
-        if let std::collections::hash_map::Entry::Vacant(e) = seen.entry((ns.dev, ns.ino)) {
-            e.insert(out.len());
-            out.push(ns);
+/// Nothing is held open.
+pub fn discover() -> Result<Discovered> {
+    let mut d = Discovered::default();
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let add = |ns: NsRef, d: &mut Discovered, seen: &mut HashSet<(u64, u64)>| {
+        if seen.insert((ns.dev, ns.ino)) {
+            d.found.push(ns);
         }
     };
     for (name, path) in named() {
-        match File::open(&path) {
-            Ok(f) => add(from_file(name, path, f)?, &mut out),
-            // A name being deleted right now, or a stale mount point.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {}
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            // Deleted since the directory was listed.
+            Err(e) if is_gone(&e) => continue,
             Err(e) if is_denied(&e) => {
-                return Err(capability_error(format!("opening {}", path.display()), e));
+                return Err(capability_error(format!("reading {}", path.display()), e));
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("opening {}", path.display())));
+                return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())));
             }
+        };
+        let ns = NsRef {
+            label: name,
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        // A name whose bind mount is not (or no longer) there: `ip netns`
+        // creates the file before mounting and unmounts before removing it.
+        if !statfs(&ns.path).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC) {
+            d.skipped.push(Skipped::new(&ns, SkipReason::NotANamespace));
+            continue;
         }
+        add(ns, &mut d, &mut seen);
     }
     let mut pids: Vec<u32> = fs::read_dir("/proc")
         .context("listing /proc")?
@@ -243,46 +473,57 @@ pub fn discover() -> Result<(Vec<Namespace>, usize)> {
     pids.sort_unstable();
     for pid in pids {
         let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        match File::open(&path) {
-            Ok(f) => {
+        match fs::metadata(&path) {
+            Ok(m) => {
+                if seen.contains(&(m.dev(), m.ino())) {
+                    continue;
+                }
                 let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                add(
-                    from_file(format!("pid:{pid} ({})", comm.trim_end()), path, f)?,
-                    &mut out,
-                );
+                let ns = NsRef {
+                    label: format!("pid:{pid} ({})", comm.trim_end_matches('\n')),
+                    path,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                };
+                add(ns, &mut d, &mut seen);
             }
             // The process exited since /proc was listed.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
-            Err(e) if is_denied(&e) => denied += 1,
+            Err(e) if is_gone(&e) => {}
+            Err(e) if is_denied(&e) => d.denied_processes += 1,
             Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("opening {}", path.display())));
+                return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())));
             }
         }
     }
-    Ok((out, denied))
+    Ok(d)
 }
 
-/// Runs `f` on a new thread that has entered `ns`; the caller's thread stays put.
-pub fn run_in<T: Send>(ns: &Namespace, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+/// Runs `f` on a new thread that has entered the namespace open as `file`;
+/// the caller's thread stays put.
+fn run_in<T: Send>(
+    file: &File,
+    ns: &NsRef,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T, Entry> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            match setns(&ns.file, CloneFlags::CLONE_NEWNET) {
+            match setns(file, CloneFlags::CLONE_NEWNET) {
                 Ok(()) => {}
-                Err(nix::errno::Errno::EPERM) => {
-                    return Err(capability_error(format!("entering network namespace '{}'", ns.label), "permission denied"));
+                Err(nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => {
+                    return Err(Entry::Skip(SkipReason::PermissionDenied));
                 }
                 Err(nix::errno::Errno::EINVAL) => {
-                    return Err(UsageError(format!(
-                        "--netns: '{}' is not a network namespace file (expected a name under {RUN_NETNS} or a path such as /proc/PID/ns/net)",
-                        ns.path.display()
-                    ))
-                    .into());
+                    return Err(Entry::Skip(SkipReason::NotANamespace));
                 }
                 Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!("entering network namespace '{}'", ns.label)));
+                    return Err(Entry::Fail(
+                        anyhow::Error::new(e)
+                            .context(format!("entering network namespace '{}'", ns.label)),
+                    ));
                 }
             }
             f().with_context(|| format!("in network namespace '{}'", ns.label))
+                .map_err(Entry::Fail)
         })
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
@@ -305,18 +546,20 @@ mod tests {
     fn own_namespace_is_discovered_once_and_entering_it_keeps_ours() {
         let me = fs::metadata("/proc/self/ns/net").unwrap();
         if !has_cap_sys_admin() {
-            eprintln!("SKIP: discovering namespaces needs CAP_SYS_ADMIN");
-            return;
+            return; // discovering and entering namespaces needs CAP_SYS_ADMIN
         }
-        let (all, _) = discover().unwrap();
-        let mine: Vec<_> = all
+        let d = discover().unwrap();
+        let mine: Vec<_> = d
+            .found
             .iter()
             .filter(|n| (n.dev, n.ino) == (me.dev(), me.ino()))
             .collect();
         assert_eq!(mine.len(), 1, "own namespace listed exactly once");
-        let inside = run_in(mine[0], || {
+        let file = reopen(mine[0]).ok().unwrap();
+        let inside = run_in(&file, mine[0], || {
             Ok(fs::metadata("/proc/thread-self/ns/net")?.ino())
         })
+        .ok()
         .unwrap();
         assert_eq!(inside, me.ino());
         assert_eq!(
@@ -326,13 +569,46 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_a_namespace_is_refused() {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        let ns = open(f.path().to_str().unwrap()).unwrap();
-        let e = run_in(&ns, || Ok(())).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("not a network namespace"),
-            "{e:#}"
+    fn files_that_are_not_namespaces_are_refused_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"").unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for (p, want) in [
+            (&plain, "not a network namespace"),
+            (&fifo, "is a FIFO"),
+            (&dir.path().to_path_buf(), "is a directory"),
+        ] {
+            let e = open(p.to_str().unwrap()).unwrap_err();
+            let u = e.downcast_ref::<UsageError>().expect("usage error");
+            assert!(u.0.contains(want), "{u}");
+        }
+    }
+
+    #[test]
+    fn a_vanished_namespace_is_skipped_with_its_reason() {
+        let gone = NsRef {
+            label: "gone".into(),
+            path: PathBuf::from("/run/netns/tw-inspect-never-there"),
+            dev: 1,
+            ino: 1,
+        };
+        assert!(matches!(reopen(&gone), Err(Entry::Skip(SkipReason::Gone))));
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        let half = NsRef {
+            path: plain.path().to_path_buf(),
+            ..gone.clone()
+        };
+        assert!(matches!(
+            reopen(&half),
+            Err(Entry::Skip(SkipReason::NotANamespace))
+        ));
+        let s = Skipped::new(&half, SkipReason::NotANamespace);
+        assert!(s.warning().contains("being added or deleted"));
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["reason"],
+            "not-a-namespace"
         );
     }
 }

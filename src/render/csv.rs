@@ -1,7 +1,10 @@
 //! CSV (RFC 4180, quoting by the `csv` crate): a header line, then one record
-//! per group or per socket. Each shape is one serde row struct; with several
+//! per group or per socket. Names from outside (namespaces, processes) are
+//! shown with control characters escaped, as in the table: a CSV file is read
+//! line by line by people and tools alike. Each shape is one serde row struct; with several
 //! namespaces a `netns` field goes first, an empty one marking the totals.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -9,6 +12,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::conntrack::CtState;
+use crate::escape::visible;
 use crate::report::{ConntrackReport, GroupRow, ListReport, NetnsListReport, SocketRow};
 use crate::socket::Timer;
 use crate::state::TcpState;
@@ -160,7 +164,7 @@ struct SocketCsv<'a> {
     cookie: u64,
     orphaned: bool,
     pid: Option<u32>,
-    process: Option<&'a str>,
+    process: Option<Cow<'a, str>>,
     /// With `--explain` only: every row has it or none does.
     #[serde(skip_serializing_if = "Option::is_none")]
     meaning: Option<&'static str>,
@@ -182,7 +186,7 @@ impl SocketCsv<'_> {
             cookie: s.cookie,
             orphaned: s.orphaned,
             pid: s.process.as_ref().map(|p| p.pid),
-            process: s.process.as_ref().map(|p| p.comm.as_str()),
+            process: s.process.as_ref().map(|p| visible(&p.comm)),
             meaning: explain.then(|| crate::text::short(s.state)),
         }
     }
@@ -191,7 +195,7 @@ impl SocketCsv<'_> {
 /// The leading field of multi-namespace output (serialised as a tuple with the row).
 #[derive(Serialize)]
 struct Netns<'a> {
-    netns: &'a str,
+    netns: Cow<'a, str>,
 }
 
 type Csv<'w> = csv::Writer<&'w mut dyn Write>;
@@ -219,7 +223,12 @@ fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()
 
 fn row<R: Serialize>(out: &mut Csv, netns: Option<&str>, row: R) -> Result<()> {
     match netns {
-        Some(netns) => out.serialize((Netns { netns }, row)),
+        Some(netns) => out.serialize((
+            Netns {
+                netns: visible(netns),
+            },
+            row,
+        )),
         None => out.serialize(row),
     }
     .map_err(plain)
@@ -485,7 +494,12 @@ mod tests {
                     netns: "pid:1 (a,b)".into(),
                     report: r(sockets),
                 },
+                NamespaceReport {
+                    netns: "pid:2 (\x1b[2J\nx)".into(),
+                    report: r(sockets),
+                },
             ],
+            skipped: Vec::new(),
         };
         let mut out = Vec::new();
         namespaces(&mut out, &doc(false), false).unwrap();
@@ -493,12 +507,13 @@ mod tests {
         assert_eq!(head[0], "netns");
         assert_eq!(head[1..], *GROUP_HEADER);
         let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-        assert_eq!(labels, ["blue", "pid:1 (a,b)", ""]);
+        // A control character is shown, never written: one record per line.
+        assert_eq!(labels, ["blue", "pid:1 (a,b)", "pid:2 (\\x1b[2J\\nx)", ""]);
 
         let mut out = Vec::new();
         namespaces(&mut out, &doc(true), false).unwrap();
         let (head, rows) = parse(&String::from_utf8(out).unwrap());
         assert_eq!(head[1..], *SOCKET_HEADER);
-        assert_eq!(rows.len(), 4, "two sockets per namespace, no totals");
+        assert_eq!(rows.len(), 6, "two sockets per namespace, no totals");
     }
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{Style, conntrack, csv, json, prometheus, table};
+use crate::escape::Visible;
 use crate::report::{ListDocument, ListReport};
 
 /// The formats `list` writes.
@@ -59,7 +60,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
                 if i > 0 {
                     writeln!(w)?;
                 }
-                writeln!(w, "Network namespace {}", n.netns)?;
+                writeln!(w, "Network namespace {}", Visible(&n.netns))?;
                 table_report(w, &n.report, style, explain)?;
             }
             // One namespace: its report is the total.
@@ -68,7 +69,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
                 writeln!(w, "All {} network namespaces", d.namespaces.len())?;
                 table::list(w, &d.total, style, explain)?;
             }
-            Ok(())
+            table::skipped(w, &d.skipped)
         }
         (ListDocument::Namespaces(d), ListFormat::Json) => json::write(w, d),
         (ListDocument::Namespaces(d), ListFormat::Csv) => csv::namespaces(w, d, explain),
@@ -112,7 +113,50 @@ mod tests {
                     report: report(2, counted),
                 })
                 .collect(),
+            skipped: Vec::new(),
         })
+    }
+
+    #[test]
+    fn hostile_namespace_names_are_shown_escaped_in_every_format() {
+        use crate::host::netns::SkipReason;
+        let evil = "pid:7 (\x1b]0;pwned\x07\nNetwork namespace forged)";
+        let mut d = doc(&["blue", evil], StateSet::all());
+        if let ListDocument::Namespaces(n) = &mut d {
+            n.skipped.push(crate::report::Skipped {
+                netns: "gone\r\u{9b}2J".into(),
+                path: "/run/netns/gone\r\u{9b}2J".into(),
+                reason: SkipReason::Gone,
+            });
+        }
+        // Prometheus escapes the shown text's backslashes once more, for its
+        // format: a scraper reads back the same text the table shows.
+        for (format, shown) in [
+            (ListFormat::Table, "\\x1b]0;pwned\\x07\\n"),
+            (ListFormat::Csv, "\\x1b]0;pwned\\x07\\n"),
+            (ListFormat::Prometheus, "\\\\x1b]0;pwned\\\\x07\\\\n"),
+        ] {
+            let t = render(&d, format);
+            assert!(
+                !t.chars().any(|c| c.is_control() && c != '\n'),
+                "{format:?}: {t:?}"
+            );
+            assert!(t.contains(shown), "{format:?}: {t}");
+            assert!(
+                !t.lines().any(|l| l.starts_with("Network namespace forged")),
+                "{format:?}: {t}"
+            );
+        }
+        let t = render(&d, ListFormat::Table);
+        assert!(t.contains("Skipped 1 network namespace(s):"), "{t}");
+        assert!(t.contains("gone\\r\\x9b2J"), "{t}");
+        // JSON carries the names as they are, escaped by JSON itself.
+        let j = render(&d, ListFormat::Json);
+        assert!(!j.contains('\x1b') && j.contains("\\u001b"), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["namespaces"][1]["netns"], evil);
+        assert_eq!(v["skipped"][0]["reason"], "gone");
+        assert_eq!(v["skipped"][0]["netns"], "gone\r\u{9b}2J");
     }
 
     fn render(doc: &ListDocument, format: ListFormat) -> String {

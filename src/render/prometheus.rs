@@ -13,6 +13,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::escape::visible;
 use crate::report::{ConntrackReport, ListReport};
 use crate::state::TcpState;
 
@@ -80,10 +81,12 @@ impl<'w> Exposition<'w> {
     }
 }
 
-/// Appends a label value with backslash, double quote and line feed escaped,
-/// as the exposition format requires.
+/// Appends a label value as the exposition format requires (backslash,
+/// double quote and line feed escaped). The value is first shown as the table
+/// shows it ([`visible`]): the format has no escape for other control
+/// characters, and a raw ESC in a textfile reaches whoever `cat`s it.
 pub fn escape_into(out: &mut String, v: &str) {
-    for c in v.chars() {
+    for c in visible(v).chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
@@ -352,17 +355,21 @@ mod tests {
             escape_into(&mut s, v);
             s
         };
-        assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(esc("x\ny"), "x\\ny");
+        // The value carried is the name as the table shows it (a backslash
+        // shown doubled, a control character as its escape), then escaped
+        // for the format: a scraper reads back `a"b\\c` and `x\ny`.
+        assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\\\c"#);
+        assert_eq!(esc("x\ny"), "x\\\\ny");
+        assert_eq!(esc("\x1b[2J\u{9b}"), "\\\\x1b[2J\\\\x9b");
         assert_eq!(esc("plain-name_1"), "plain-name_1");
         let mut out = Vec::new();
         let mut x = Exposition::new(&mut out);
         x.family("m", Kind::Counter, "h").unwrap();
-        x.sample(&[("netns", "q\"\\"), ("peer", "::1")], 3).unwrap();
+        x.sample(&[("netns", "q\""), ("peer", "::1")], 3).unwrap();
         x.sample(&[], 1.5).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "# HELP m h\n# TYPE m counter\nm{netns=\"q\\\"\\\\\",peer=\"::1\"} 3\nm 1.5\n"
+            "# HELP m h\n# TYPE m counter\nm{netns=\"q\\\"\",peer=\"::1\"} 3\nm 1.5\n"
         );
     }
 

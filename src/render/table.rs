@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 
 use super::{Style, human_ms};
 use crate::diagnose::Severity;
+use crate::escape::{Visible, visible};
+use crate::report::Skipped;
 use crate::report::{CountedBasis, GroupRow, ListReport, SnapshotInfo, SocketRow};
 use crate::socket::Timer;
 use crate::state::{StateSet, TcpState};
@@ -166,7 +168,7 @@ fn socket_cells(s: &SocketRow, with_proc: bool, explain: bool, cells: &mut Vec<S
     cells.push(s.inode.to_string());
     if with_proc {
         cells.push(match &s.process {
-            Some(p) => format!("{} ({})", p.comm, p.pid),
+            Some(p) => format!("{} ({})", Visible(&p.comm), p.pid),
             None => crate::text::no_owner(s.state, s.orphaned).to_string(),
         });
     }
@@ -403,9 +405,28 @@ pub fn diagnoses(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<()> 
             writeln!(
                 w,
                 "{}",
-                diagnosis_line(d.kind, d.severity, &d.message, style)
+                diagnosis_line(d.kind, d.severity, &visible(&d.message), style)
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The namespaces `--all-netns` found but could not read, one line each.
+pub fn skipped(w: &mut dyn Write, skipped: &[Skipped]) -> Result<()> {
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(w, "Skipped {} network namespace(s):", skipped.len())?;
+    for s in skipped {
+        writeln!(
+            w,
+            "  {} ({}): {}",
+            Visible(&s.netns),
+            Visible(&s.path),
+            s.reason.text()
+        )?;
     }
     Ok(())
 }
@@ -437,17 +458,19 @@ fn names(states: &[TcpState]) -> String {
         .join(", ")
 }
 
-/// One line saying which snapshot the numbers come from.
+/// One line saying which snapshot the numbers come from. Everything in it
+/// but the wording comes from the file (or its name): shown escaped.
 pub fn snapshot_line(s: &SnapshotInfo) -> String {
     let Some(at) = &s.taken_at else {
         let note = s.note.as_deref().unwrap_or("no host metadata");
-        return format!("From `ss -D` dump {}: {note}", s.file);
+        return format!("From `ss -D` dump {}: {}", Visible(&s.file), Visible(note));
     };
     let mut line = format!(
-        "Snapshot of {} (kernel {}) taken {at}, from {}",
-        s.host.as_deref().unwrap_or("an unnamed host"),
-        s.kernel.as_deref().unwrap_or("unknown"),
-        s.file
+        "Snapshot of {} (kernel {}) taken {}, from {}",
+        Visible(s.host.as_deref().unwrap_or("an unnamed host")),
+        Visible(s.kernel.as_deref().unwrap_or("unknown")),
+        Visible(at),
+        Visible(&s.file)
     );
     // Say when the capture itself was narrowed: other sockets are not in the file.
     // (The default capture leaves out only bound-inactive, as a live `list` does.)
@@ -456,11 +479,14 @@ pub fn snapshot_line(s: &SnapshotInfo) -> String {
         .iter()
         .any(|st| !states.iter().any(|n| n == st.name()))
     {
-        line.push_str(&format!("; holds only {}", states.join(", ")));
+        line.push_str(&format!("; holds only {}", Visible(&states.join(", "))));
     }
     let filter = s.captured_filter.as_deref().unwrap_or_default();
     if !filter.is_empty() {
-        line.push_str(&format!("; captured with {}", filter.join(" and ")));
+        line.push_str(&format!(
+            "; captured with {}",
+            Visible(&filter.join(" and "))
+        ));
     }
     line
 }

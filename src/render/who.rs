@@ -10,6 +10,7 @@ use anyhow::Result;
 use super::prometheus::{Exposition, Kind};
 use super::table::{grouped, new_table, num, write_table};
 use super::{Style, json};
+use crate::escape::Visible;
 use crate::trace::attribute::{By, ProcessReport, WhoReport};
 
 /// The formats `who` writes.
@@ -143,8 +144,8 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
         let mut t = new_table(style, &header);
         for p in &r.processes {
             let comm = match p.comm_note {
-                Some(note) => format!("{} ({note})", p.comm),
-                None => p.comm.clone(),
+                Some(note) => format!("{} ({note})", Visible(&p.comm)),
+                None => Visible(&p.comm).to_string(),
             };
             let mut row = match r.by {
                 By::Command => vec![comfy_table::Cell::new(comm), num(pids(p))],
@@ -161,7 +162,9 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
             if any_netns {
                 row.push(comfy_table::Cell::new(p.netns.as_deref().unwrap_or("-")));
             }
-            row.push(comfy_table::Cell::new(p.cgroup.as_deref().unwrap_or("-")));
+            row.push(comfy_table::Cell::new(Visible(
+                p.cgroup.as_deref().unwrap_or("-"),
+            )));
             t.add_row(row);
         }
         write_table(w, &t)?;

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,8 +39,14 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 16;
 /// Family code (4) + reserved (4) + data length (8).
 pub const SECTION_HEADER_LEN: usize = 16;
-/// Metadata is a few KiB; anything this large is a damaged length field.
-const MAX_METADATA: usize = 16 << 20;
+/// Metadata is a few KiB (more with many listening sockets); anything larger
+/// is a damaged length field. It also bounds the memory the parsed metadata takes.
+pub const MAX_METADATA: usize = 8 << 20;
+/// The largest file `--load` reads: about five million sockets. The whole file
+/// is held in memory once (no copy), so this bounds what a load can take.
+pub const MAX_FILE: u64 = 1 << 30;
+/// Bytes [`Snapshot::recognize`] wants to see (fewer when the file is shorter).
+pub const HEAD_LEN: usize = 512;
 /// Byte order of the netlink data, which the kernel writes in host order.
 const NATIVE_ORDER: u8 = if cfg!(target_endian = "little") {
     b'L'
@@ -113,16 +120,18 @@ pub enum Origin {
     SsDump,
 }
 
-/// A loaded snapshot: checked framing, datagrams not yet parsed.
+/// A loaded snapshot: checked framing, datagrams not yet parsed. The file's
+/// bytes are kept once, as read; sections are ranges of them.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub path: PathBuf,
     pub origin: Origin,
     /// `None` for `ss -D` dumps.
     pub meta: Option<Metadata>,
+    bytes: Vec<u8>,
     /// Datagrams per family in capture order; an `ss -D` dump is one section
     /// without a family (each message names its own).
-    pub sections: Vec<(Option<Family>, Vec<u8>)>,
+    sections: Vec<(Option<Family>, Range<usize>)>,
 }
 
 /// What diagnoses need to know about the host whose sockets they look at. On a
@@ -212,38 +221,59 @@ impl std::error::Error for FormatError {}
 // ---------------------------------------------------------------------------
 // Reading
 
-/// A format error as the one-line usage error that names the file.
+/// A format error as the one-line usage error that names the file (shown
+/// escaped, like every error, when it is printed).
 pub(super) fn bad_file(path: &Path, e: &dyn fmt::Display) -> UsageError {
     UsageError(format!("snapshot '{}': {e}", path.display()))
 }
 
 impl Snapshot {
-    /// Recognizes the file by its content and checks its framing.
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, FormatError> {
-        if bytes.is_empty() {
+    /// Tells from the first bytes of a file (up to [`HEAD_LEN`]) whether it can
+    /// be a snapshot, before the rest is read. `Ok` means "read on".
+    pub fn recognize(head: &[u8]) -> Result<Origin, FormatError> {
+        if head.is_empty() {
             return Err(FormatError::Empty);
         }
-        if bytes.starts_with(&MAGIC) {
-            return parse_tw(path, &bytes);
+        if head.starts_with(&MAGIC) {
+            return Ok(Origin::TwInspect(VERSION));
         }
         // A signature off by a byte or two is a damaged snapshot, not another format.
-        if MAGIC.iter().zip(&bytes).filter(|(a, b)| a == b).count() >= 6 {
+        if MAGIC.iter().zip(head).filter(|(a, b)| a == b).count() >= 6 {
             return Err(FormatError::DamagedMagic);
         }
-        if looks_like_netlink(&bytes) {
-            // Walk it once now so a bad dump fails before any output.
-            let snap = Snapshot {
-                path: path.to_path_buf(),
-                origin: Origin::SsDump,
-                meta: None,
-                sections: vec![(None, bytes)],
-            };
-            snap.replay(&Query::default(), &mut Discard)?;
-            return Ok(snap);
+        if looks_like_netlink(head) {
+            return Ok(Origin::SsDump);
         }
-        Err(FormatError::Unrecognized {
-            what: sniff(&bytes),
-        })
+        Err(FormatError::Unrecognized { what: sniff(head) })
+    }
+
+    /// Recognizes the file by its content and checks its framing and every
+    /// metadata field. Takes the bytes and keeps them: no copy is made.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, FormatError> {
+        let head = &bytes[..bytes.len().min(HEAD_LEN)];
+        match Snapshot::recognize(head)? {
+            Origin::TwInspect(_) => parse_tw(path, bytes),
+            Origin::SsDump => {
+                // Walk it once now so a bad dump fails before any output.
+                let len = bytes.len();
+                let snap = Snapshot {
+                    path: path.to_path_buf(),
+                    origin: Origin::SsDump,
+                    meta: None,
+                    bytes,
+                    sections: vec![(None, 0..len)],
+                };
+                snap.replay(&Query::default(), &mut Discard)?;
+                Ok(snap)
+            }
+        }
+    }
+
+    /// Each section's family and datagrams, in capture order.
+    pub fn sections(&self) -> impl Iterator<Item = (Option<Family>, &[u8])> {
+        self.sections
+            .iter()
+            .map(|(f, r)| (*f, &self.bytes[r.clone()]))
     }
 
     /// What the loaded file tells about the host, for diagnoses.
@@ -294,8 +324,8 @@ impl Snapshot {
     /// Parses every datagram again and pushes the sockets that match `query`.
     pub fn replay<S: Sink>(&self, query: &Query, sink: &mut S) -> Result<ParseStats, FormatError> {
         let mut stats = ParseStats::default();
-        for (family, data) in &self.sections {
-            replay_section(*family, data, query, &mut stats, sink)?;
+        for (family, data) in self.sections() {
+            replay_section(family, data, query, &mut stats, sink)?;
         }
         Ok(stats)
     }
@@ -307,12 +337,9 @@ impl Snapshot {
         let stats = self
             .replay(query, &mut sink)
             .map_err(|e| bad_file(&self.path, &e))?;
+        // Checked on load (0 to a day); `try_` keeps a bad value from ever panicking.
         let ms = self.meta.as_ref().map_or(0.0, |m| m.collect_ms);
-        let elapsed = Duration::from_secs_f64(if ms.is_finite() && ms > 0.0 {
-            ms / 1e3
-        } else {
-            0.0
-        });
+        let elapsed = Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default();
         Ok(Collection {
             sink,
             stats,
@@ -345,7 +372,7 @@ fn family_from_name(s: &str) -> Option<Family> {
     }
 }
 
-fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
+fn parse_tw(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, FormatError> {
     let have = bytes.len() as u64;
     if bytes.len() < HEADER_LEN {
         return Err(FormatError::Truncated {
@@ -354,7 +381,7 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
             have,
         });
     }
-    let version = u16_le(bytes, 8);
+    let version = u16_le(&bytes, 8);
     if version == 0 {
         return Err(FormatError::BadVersion(version));
     }
@@ -375,7 +402,7 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
             "reserved header byte 11 is not zero".into(),
         ));
     }
-    let meta_len = u32_le(bytes, 12) as usize;
+    let meta_len = u32_le(&bytes, 12) as usize;
     if meta_len > MAX_METADATA {
         return Err(FormatError::Corrupt(format!(
             "metadata length {meta_len} is implausible (limit {MAX_METADATA})"
@@ -391,6 +418,7 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
     }
     let meta: Metadata = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])
         .map_err(|e| FormatError::Corrupt(format!("metadata is not valid: {e}")))?;
+    meta.validate()?;
     let mut sections = Vec::with_capacity(meta.sections.len());
     let mut off = meta_end;
     for (i, info) in meta.sections.iter().enumerate() {
@@ -414,20 +442,20 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
                 have,
             });
         }
-        let code = u32_le(bytes, off);
+        let code = u32_le(&bytes, off);
         if code != family_code(family) {
             return Err(FormatError::Corrupt(format!(
                 "section {i} at byte {off} has family code {code}, metadata says {}",
                 info.family
             )));
         }
-        if u32_le(bytes, off + 4) != 0 {
+        if u32_le(&bytes, off + 4) != 0 {
             return Err(FormatError::Corrupt(format!(
                 "reserved bytes of the {} section header are not zero",
                 info.family
             )));
         }
-        let len = u64_le(bytes, off + 8);
+        let len = u64_le(&bytes, off + 8);
         if len != info.bytes {
             return Err(FormatError::Corrupt(format!(
                 "the {} section header says {len} bytes, metadata says {}",
@@ -443,14 +471,14 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
                 have,
             });
         }
-        let data = &bytes[off..off + len as usize];
-        if crc32(data) != info.crc32 {
+        let range = off..off + len as usize;
+        if crc32(&bytes[range.clone()]) != info.crc32 {
             return Err(FormatError::Corrupt(format!(
                 "the {} section does not match its checksum",
                 info.family
             )));
         }
-        sections.push((Some(family), data.to_vec()));
+        sections.push((Some(family), range));
         off += len as usize;
     }
     if off != bytes.len() {
@@ -463,10 +491,269 @@ fn parse_tw(path: &Path, bytes: &[u8]) -> Result<Snapshot, FormatError> {
         path: path.to_path_buf(),
         origin: Origin::TwInspect(version),
         meta: Some(meta),
+        bytes,
         sections,
     };
     snap.replay(&Query::default(), &mut Discard)?;
     Ok(snap)
+}
+
+// ---------------------------------------------------------------------------
+// Metadata checks: whoever wrote the file chose every value in it.
+
+/// Limits on the metadata's text: `uname -r` and the host name are at most
+/// 64 bytes on Linux; the others leave room for any real capture.
+const MAX_TOOL: usize = 128;
+const MAX_HOSTNAME: usize = 255;
+const MAX_KERNEL: usize = 128;
+const MAX_TIMESTAMP: usize = 64;
+const MAX_FILTERS: usize = 64;
+const MAX_FILTER_TEXT: usize = 16 << 10;
+const MAX_RESERVED_PORTS_TEXT: usize = 512 << 10;
+const MAX_LISTENERS: usize = 1 << 20;
+/// A dump longer than a day is not a measurement (milliseconds).
+const MAX_COLLECT_MS: f64 = 86_400_000.0;
+
+fn bad_field(field: &str, why: impl fmt::Display) -> FormatError {
+    FormatError::Corrupt(format!("metadata field {field} {why}"))
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<(), FormatError> {
+    if v.len() > max {
+        return Err(bad_field(
+            field,
+            format!("is {} bytes long (limit {max})", v.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_range<T: PartialOrd + fmt::Display>(
+    field: &str,
+    v: Option<T>,
+    lo: T,
+    hi: T,
+) -> Result<(), FormatError> {
+    match v {
+        Some(v) if v < lo || v > hi => {
+            Err(bad_field(field, format!("is {v}, outside {lo} to {hi}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Metadata {
+    /// Checks every field against what a real capture can hold: numbers in
+    /// their kernel ranges, the time as RFC 3339, names of known states and
+    /// families, text within its length limit. Text is shown escaped later,
+    /// but a length or a number out of range is refused here. (Messages quote
+    /// values raw: every error is escaped once, where it is printed.)
+    pub fn validate(&self) -> Result<(), FormatError> {
+        check_text("tool", &self.tool, MAX_TOOL)?;
+        if let Some(h) = &self.hostname {
+            check_text("hostname", h, MAX_HOSTNAME)?;
+        }
+        if let Some(k) = &self.kernel {
+            check_text("kernel", k, MAX_KERNEL)?;
+        }
+        check_text("taken_at", &self.taken_at, MAX_TIMESTAMP)?;
+        if !is_rfc3339(&self.taken_at) {
+            return Err(bad_field(
+                "taken_at",
+                format!(
+                    "'{}' is not an RFC 3339 time (such as 2025-01-31T12:00:00Z)",
+                    self.taken_at
+                ),
+            ));
+        }
+        // The kernel's inode numbers for namespaces are 32-bit.
+        check_range("netns_inode", self.netns_inode, 1, u64::from(u32::MAX))?;
+        if !self.collect_ms.is_finite() || !(0.0..=MAX_COLLECT_MS).contains(&self.collect_ms) {
+            return Err(bad_field(
+                "collect_ms",
+                format!(
+                    "is {}, outside 0 to {MAX_COLLECT_MS} (milliseconds)",
+                    self.collect_ms
+                ),
+            ));
+        }
+        if self.capture.states.len() > crate::state::MAX_STATE {
+            return Err(bad_field(
+                "capture.states",
+                format!(
+                    "has {} entries; there are {} states",
+                    self.capture.states.len(),
+                    crate::state::MAX_STATE
+                ),
+            ));
+        }
+        for st in &self.capture.states {
+            if crate::state::TcpState::parse(st).is_none() {
+                check_text("capture.states", st, 32)?;
+                return Err(bad_field(
+                    "capture.states",
+                    format!("holds '{}', which is not a state name", st),
+                ));
+            }
+        }
+        if self.capture.filter.len() > MAX_FILTERS {
+            return Err(bad_field(
+                "capture.filter",
+                format!(
+                    "has {} entries (limit {MAX_FILTERS})",
+                    self.capture.filter.len()
+                ),
+            ));
+        }
+        for f in &self.capture.filter {
+            check_text("capture.filter", f, MAX_FILTER_TEXT)?;
+        }
+        self.check_sysctls()?;
+        if self.listening.len() > MAX_LISTENERS {
+            return Err(bad_field(
+                "listening",
+                format!(
+                    "has {} entries (limit {MAX_LISTENERS})",
+                    self.listening.len()
+                ),
+            ));
+        }
+        for l in &self.listening {
+            let fits = match l.family.as_str() {
+                "ipv4" => l.local.is_ipv4(),
+                "ipv6" => l.local.is_ipv6(),
+                _ => false,
+            };
+            if !fits {
+                check_text("listening.family", &l.family, 32)?;
+                return Err(bad_field(
+                    "listening",
+                    format!("holds family '{}' with address {}", l.family, l.local),
+                ));
+            }
+        }
+        if self.sections.len() > 2 {
+            return Err(bad_field(
+                "sections",
+                format!(
+                    "has {} entries; a capture has one per family",
+                    self.sections.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Kernel ranges (net/ipv4/sysctl_net_ipv4.c): an int knob is at most
+    /// `i32::MAX`; the port range is ordered within 1-65535.
+    fn check_sysctls(&self) -> Result<(), FormatError> {
+        let s = &self.sysctls;
+        const INT_MAX: u64 = i32::MAX as u64;
+        if let Some((lo, hi)) = s.ip_local_port_range
+            && (lo == 0 || lo > hi)
+        {
+            return Err(bad_field(
+                "sysctls.ip_local_port_range",
+                format!("is {lo}-{hi}; the kernel keeps 1 <= first <= last <= 65535"),
+            ));
+        }
+        if let Some(r) = &s.ip_local_reserved_ports {
+            check_text(
+                "sysctls.ip_local_reserved_ports",
+                r,
+                MAX_RESERVED_PORTS_TEXT,
+            )?;
+            if let Some(c) = r
+                .chars()
+                .find(|c| !(c.is_ascii_digit() || *c == ',' || *c == '-'))
+            {
+                return Err(bad_field(
+                    "sysctls.ip_local_reserved_ports",
+                    format!(
+                        "holds '{}'; the kernel writes digits, commas and dashes only",
+                        c
+                    ),
+                ));
+            }
+        }
+        check_range("sysctls.tcp_tw_reuse", s.tcp_tw_reuse, 0, 2)?;
+        check_range("sysctls.tcp_timestamps", s.tcp_timestamps, 0, 2)?;
+        check_range(
+            "sysctls.tcp_tw_reuse_delay",
+            s.tcp_tw_reuse_delay.map(u64::from),
+            1,
+            INT_MAX,
+        )?;
+        check_range(
+            "sysctls.tcp_fin_timeout",
+            s.tcp_fin_timeout.map(u64::from),
+            0,
+            INT_MAX,
+        )?;
+        check_range(
+            "sysctls.tcp_max_tw_buckets",
+            s.tcp_max_tw_buckets,
+            0,
+            INT_MAX,
+        )?;
+        check_range("sysctls.tcp_max_orphans", s.tcp_max_orphans, 0, INT_MAX)?;
+        Ok(())
+    }
+}
+
+/// True for an RFC 3339 `date-time`: `2025-01-31T12:00:00Z`, with optional
+/// fractional seconds and a `Z` or `+HH:MM` offset (a leap second allowed).
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |r: Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(d.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
+    };
+    let at = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));
+    let (Some(year), Some(month), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt")) {
+        return false;
+    }
+    let (Some(h), Some(m), Some(sec)) = (num(11..13), num(14..16), num(17..19)) else {
+        return false;
+    };
+    if !(at(13, b":") && at(16, b":")) {
+        return false;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days || h > 23 || m > 59 || sec > 60 {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        i += 1 + digits;
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            let (Some(oh), Some(om)) = (num(i + 1..i + 3), num(i + 4..i + 6)) else {
+                return false;
+            };
+            at(i + 3, b":") && oh <= 23 && om <= 59 && i + 6 == b.len()
+        }
+        _ => false,
+    }
 }
 
 /// True when the file starts like a sock_diag dump: a plausible first
@@ -827,6 +1114,154 @@ mod tests {
             assert!(e.contains(want), "want {want:?} in {e:?}");
             assert!(!e.contains('\n'));
         }
+    }
+
+    /// A file whose metadata `edit` changed after it was made.
+    fn file_with(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let raw = vec![(Family::V4, v4_dump()), (Family::V6, done_only())];
+        let mut v = serde_json::to_value(meta_for(&raw)).unwrap();
+        edit(&mut v);
+        let json = serde_json::to_vec(&v).unwrap();
+        let mut out = Vec::new();
+        write_to(&mut out, &meta_for(&raw), &raw).unwrap();
+        let old_len = u32_le(&out, 12) as usize;
+        let mut b = out[..HEADER_LEN].to_vec();
+        b[12..16].copy_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend(json);
+        b.extend(&out[HEADER_LEN + old_len..]);
+        b
+    }
+
+    #[test]
+    fn every_metadata_field_is_checked() {
+        use serde_json::json;
+        let long = "h".repeat(300);
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (Box::new(|v| v["collect_ms"] = json!(1e300)), "collect_ms"),
+            (Box::new(|v| v["collect_ms"] = json!(-1.0)), "collect_ms"),
+            (Box::new(|v| v["taken_at"] = json!("yesterday")), "RFC 3339"),
+            (
+                Box::new(|v| v["taken_at"] = json!("2025-02-30T00:00:00Z")),
+                "RFC 3339",
+            ),
+            (
+                Box::new(|v| v["taken_at"] = json!("2025-01-01T24:00:00Z")),
+                "RFC 3339",
+            ),
+            (
+                Box::new(|v| v["taken_at"] = json!("2025-01-01 00:00:00")),
+                "RFC 3339",
+            ),
+            (
+                Box::new(move |v| v["hostname"] = json!(long.clone())),
+                "hostname is 300 bytes",
+            ),
+            (
+                Box::new(|v| v["netns_inode"] = json!(u64::MAX)),
+                "netns_inode",
+            ),
+            (
+                Box::new(|v| v["capture"]["states"] = json!(["time-wait", "bogus"])),
+                "not a state name",
+            ),
+            (
+                Box::new(|v| v["sysctls"]["ip_local_port_range"] = json!([60999, 32768])),
+                "ip_local_port_range",
+            ),
+            (
+                Box::new(|v| v["sysctls"]["ip_local_port_range"] = json!([0, 10])),
+                "ip_local_port_range",
+            ),
+            (
+                Box::new(|v| v["sysctls"]["tcp_tw_reuse"] = json!(7)),
+                "tcp_tw_reuse is 7",
+            ),
+            (
+                Box::new(|v| v["sysctls"]["tcp_max_tw_buckets"] = json!(1u64 << 40)),
+                "tcp_max_tw_buckets",
+            ),
+            (
+                Box::new(|v| v["sysctls"]["ip_local_reserved_ports"] = json!("80\n[OK]")),
+                "digits, commas and dashes",
+            ),
+            (
+                Box::new(|v| {
+                    v["listening"] = json!([{"family": "ipv4", "local": "::1", "port": 80}])
+                }),
+                "listening",
+            ),
+            (
+                Box::new(|v| {
+                    v["listening"] = json!([{"family": "ipx", "local": "::1", "port": 80}])
+                }),
+                "listening",
+            ),
+            (
+                Box::new(|v| {
+                    v["listening"] = json!([{"family": "ipv4", "local": "1.2.3.4", "port": 70000}])
+                }),
+                "metadata is not valid",
+            ),
+        ];
+        for (edit, want) in cases {
+            let e = Snapshot::from_bytes(Path::new("f"), file_with(edit))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+        // Unchanged, and with every field at a limit it accepts, the file loads.
+        assert!(Snapshot::from_bytes(Path::new("f"), file_with(|_| {})).is_ok());
+        let edge = file_with(|v| {
+            v["collect_ms"] = json!(86_400_000.0);
+            v["taken_at"] = json!("2024-02-29T23:59:60.123456+05:30");
+            v["hostname"] = json!("h\u{1b}]0;x\u{7}\nDiagnoses:");
+            v["sysctls"]["ip_local_reserved_ports"] = json!("8080,9000-9100");
+        });
+        let s = Snapshot::from_bytes(Path::new("f"), edge).unwrap();
+        // Odd text is kept as it is (and shown escaped when printed).
+        assert_eq!(
+            s.info().host.as_deref(),
+            Some("h\u{1b}]0;x\u{7}\nDiagnoses:")
+        );
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        for ok in [
+            "2025-01-31T12:00:00Z",
+            "2025-01-31t12:00:00z",
+            "2000-02-29T00:00:00.5+00:00",
+            "1999-12-31T23:59:60-12:30",
+        ] {
+            assert!(is_rfc3339(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "2025-01-31",
+            "2025-1-31T12:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2025-13-01T00:00:00Z",
+            "2025-01-31T12:00:00",
+            "2025-01-31T12:00:00.Z",
+            "2025-01-31T12:00:00+5:00",
+            "2025-01-31T12:00:00Z ",
+            "2025-01-31T12:60:00Z",
+            "２025-01-31T12:00:00Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_signature_decides_before_the_rest_is_read() {
+        assert_eq!(Snapshot::recognize(&MAGIC), Ok(Origin::TwInspect(VERSION)));
+        assert_eq!(Snapshot::recognize(&v4_dump()[..17]), Ok(Origin::SsDump));
+        assert_eq!(Snapshot::recognize(&[]), Err(FormatError::Empty));
+        assert!(matches!(
+            Snapshot::recognize(&[0u8; 512]),
+            Err(FormatError::Unrecognized { .. })
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::output::{note, warn};
 use crate::signals::{self, OnSignal};
 use crate::trace::attribute::{Attribution, Procfs};
 
@@ -40,15 +41,15 @@ pub fn record(
 
     let (root, mounted) = tracefs::discover_or_mount()?;
     if mounted {
-        eprintln!(
-            "tw-inspect: tracefs was not mounted; mounted it on {} (left mounted)",
+        note(&format!(
+            "tracefs was not mounted; mounted it on {} (left mounted)",
             root.display()
-        );
+        ));
     }
     for name in tracefs::remove_stale(&root) {
-        eprintln!(
-            "tw-inspect: removed tracing instance {name} left by an earlier run that was killed"
-        );
+        note(&format!(
+            "removed tracing instance {name} left by an earlier run that was killed"
+        ));
     }
     let (mut inst, format) = Instance::start(&root, &tracefs::unique_name())?;
     let event = format.name.clone();
@@ -57,10 +58,10 @@ pub fn record(
     } else {
         format!("for {:.1}s", duration.as_secs_f64())
     };
-    eprintln!(
-        "tw-inspect: recording TCP closes {until} (tracing instance {})",
+    note(&format!(
+        "recording TCP closes {until} (tracing instance {})",
         inst.dir.display()
-    );
+    ));
 
     let start = Instant::now();
     let mut procfs = Procfs;
@@ -89,7 +90,7 @@ pub fn record(
                 Err(e) => {
                     attr.unparsed += 1;
                     if attr.unparsed <= SHOW_UNPARSED {
-                        eprintln!("tw-inspect: warning: {e}");
+                        warn(&e.to_string());
                     }
                 }
             }
@@ -116,13 +117,13 @@ pub fn record(
             && Instant::now() >= at
         {
             let active: u64 = attr.procs.values().map(|s| s.active).sum();
-            eprintln!(
-                "tw-inspect: {:.0}s: {} active closes by {} process(es), {} lost events",
+            note(&format!(
+                "{:.0}s: {} active closes by {} process(es), {} lost events",
                 start.elapsed().as_secs_f64(),
                 active,
                 attr.procs.len(),
                 attr.lost
-            );
+            ));
             tick(&mut attr, start.elapsed())?;
             next_progress = Some(at + i);
         }

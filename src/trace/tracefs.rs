@@ -295,7 +295,7 @@ impl Drop for Instance {
         // The kernel refuses to remove an instance whose pipe is open.
         self.pipe = None;
         if let Err(e) = self.disable() {
-            eprintln!("tw-inspect: warning: {e:#}");
+            crate::output::warn(&format!("{e:#}"));
         }
         let _ = fs::write(self.dir.join("events").join(EVENT).join("filter"), "0");
         // rmdir can meet EBUSY for a moment while the kernel releases the pipe.
@@ -315,10 +315,10 @@ impl Drop for Instance {
             }
         }
         if let Some(e) = last {
-            eprintln!(
-                "tw-inspect: warning: could not remove tracing instance {}: {e}",
+            crate::output::warn(&format!(
+                "could not remove tracing instance {}: {e}",
                 self.dir.display()
-            );
+            ));
         }
     }
 }

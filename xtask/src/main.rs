@@ -14,7 +14,7 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 use tw_inspect::app::command;
 use tw_inspect::demo::SCENARIOS;
-use tw_inspect::exit::{CHECK_CODES, EXIT_CODES};
+use tw_inspect::exit::{CHECK_CODES, EXIT_CODES, SIGNAL_CODES, SIGNAL_NOTE};
 use tw_inspect::state::{STATE_GROUPS, TcpState};
 
 fn main() -> ExitCode {
@@ -315,6 +315,13 @@ fn exit_status(r: &mut Roff, check: bool) {
             .text([bold(c.code.to_string())])
             .text([roman(meaning)]);
     }
+    // Every command, `check` too, exits 128 + the signal that stopped it.
+    for c in &SIGNAL_CODES {
+        r.control("TP", [])
+            .text([bold(c.code.to_string())])
+            .text([roman(format!("{} ({})", c.short, c.meaning))]);
+    }
+    r.control("PP", []).text([roman(SIGNAL_NOTE)]);
     if !check {
         r.control("PP", []).text([
             roman("tw-inspect check exits 0 to 3 as monitoring plugins do: see "),
