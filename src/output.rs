@@ -20,7 +20,7 @@
 //!   did not exist is created `0644` less the umask. Its owner is the user
 //!   running tw-inspect.
 //! - The temporary file is `.NAME.tw-inspect-PID-RANDOM.tmp`. It is removed on
-//!   an error, on drop, and by a signal ([`signals::remove_on_exit`]); one left
+//!   an error, on drop, and by a signal ([`signals::create_removed_on_exit`]); one left
 //!   by SIGKILL or a crash is removed by the next run writing the same NAME when
 //!   it belongs to the same user, is older than a minute and its PID is no
 //!   longer running.
@@ -118,29 +118,33 @@ impl Output {
         };
         remove_stale(&dir, dir_path, &name);
         let tmp_name = temp_name(&name, std::process::id(), random32());
-        let fd = openat(
-            &dir,
-            tmp_name.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map_err(io::Error::from)
-        .with_context(|| {
-            format!(
-                "cannot write '{shown}': creating a temporary file in '{}'",
-                dir_path.display()
+        let create = || {
+            openat(
+                &dir,
+                tmp_name.as_os_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
             )
-        })?;
-        let file = File::from(fd);
-        let tmp_path = dir_path.join(&tmp_name);
-        let registered = Some(signals::remove_on_exit(tmp_path));
+        };
+        let (fd, registered) = signals::create_removed_on_exit(dir_path.join(&tmp_name), create)
+            .map_err(io::Error::from)
+            .with_context(|| {
+                format!(
+                    "cannot write '{shown}': creating a temporary file in '{}'",
+                    dir_path.display()
+                )
+            })?;
         let rep = Replacement {
-            w: BufWriter::with_capacity(64 * 1024, file),
+            w: BufWriter::with_capacity(64 * 1024, File::from(fd)),
             dir,
             tmp_name,
             name,
             path: path.to_path_buf(),
-            registered,
+            registered: Some(registered),
         };
         if let Some(mode) = mode {
             // Before the first byte is written: the data never has looser

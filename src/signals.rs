@@ -8,7 +8,7 @@
 //! (the report is still written, exit 0) and exit at once on a second; the
 //! other commands exit at once; `demo` resets its sockets first. Whenever the
 //! program exits from here, the temporary files registered with
-//! [`remove_on_exit`] are removed first, so no write leaves one behind; the
+//! [`create_removed_on_exit`] are removed first, so no write leaves one behind; the
 //! exit status is 128 + the signal number, as shells report a killed process.
 
 use std::io;
@@ -80,15 +80,22 @@ pub struct Registered {
     id: u64,
 }
 
-/// Registers `path` for removal should a signal end the program.
-pub fn remove_on_exit(path: PathBuf) -> Registered {
+/// Creates a temporary file with `create` and registers `path` for removal
+/// should a signal end the program. Both happen with signal exits held off,
+/// so no exit can fall between the file appearing and its registration.
+pub fn create_removed_on_exit<T, E>(
+    path: PathBuf,
+    create: impl FnOnce() -> Result<T, E>,
+) -> Result<(T, Registered), E> {
     let id = {
         let mut n = NEXT_ID.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
         *n
     };
-    temps().push((id, path));
-    Registered { id }
+    let mut list = temps();
+    let made = create()?;
+    list.push((id, path));
+    Ok((made, Registered { id }))
 }
 
 impl Registered {
@@ -197,8 +204,13 @@ mod tests {
             PathBuf::from("/nonexistent/signals-b"),
         );
         let has = |p: &PathBuf| temps().iter().any(|(_, q)| q == p);
-        let a = remove_on_exit(pa.clone());
-        let b = remove_on_exit(pb.clone());
+        let (_, a) = create_removed_on_exit(pa.clone(), || Ok::<_, ()>(())).unwrap();
+        let (_, b) = create_removed_on_exit(pb.clone(), || Ok::<_, ()>(())).unwrap();
+        assert!(create_removed_on_exit(PathBuf::from("/x"), || Err::<(), _>(1)).is_err());
+        assert!(
+            !has(&PathBuf::from("/x")),
+            "nothing registered when creating fails"
+        );
         assert!(has(&pa) && has(&pb));
         drop(a);
         assert!(!has(&pa) && has(&pb));

@@ -378,10 +378,19 @@ fn unprivileged_gets_a_private_namespace_where_the_kernel_allows() {
     }
 }
 
-/// Ctrl-C in the middle of a scenario on the host leaves none of its sockets
-/// listening, established or half-closed.
+/// Ctrl-C (or a hang-up) in the middle of a scenario on the host leaves none
+/// of its sockets listening, established or half-closed.
 #[test]
-fn sigint_mid_scenario_leaves_no_socket_behind() {
+fn sigint_or_sighup_mid_scenario_leaves_no_socket_behind() {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        interrupt_mid_scenario(sig);
+    }
+}
+
+fn interrupt_mid_scenario(sig: nix::sys::signal::Signal) {
     let mut child = Command::new(BIN)
         .args(["demo", "--host", "--pace", "1s", "simultaneous"])
         .stdout(Stdio::piped())
@@ -417,13 +426,9 @@ fn sigint_mid_scenario_leaves_no_socket_behind() {
             .any(|r| r.state == tw_inspect::state::TcpState::Listen),
         "{before:?}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(128 + sig as i32), "{sig}");
     use tw_inspect::state::TcpState::*;
     let bad = [
         Listen,

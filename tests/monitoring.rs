@@ -236,9 +236,11 @@ fn prometheus_output_passes_promtool_with_ipv6_and_escaped_labels() {
     );
     assert!(out.stdout.is_empty(), "--output leaves stdout empty");
     let text = fs::read_to_string(&file).unwrap();
+    // The label carries the name as the table shows it (a backslash doubled),
+    // then escaped for the format: each backslash doubled again, quotes escaped.
     let label = format!(
         "netns=\"{}\"",
-        ns.name.replace('\\', "\\\\").replace('"', "\\\"")
+        ns.name.replace('\\', r"\\\\").replace('"', "\\\"")
     );
     assert!(
         label.contains("\\\"") && label.contains("\\\\"),

@@ -575,17 +575,25 @@ fn malformed_files_give_one_line_errors() {
         assert!(out.stdout.is_empty(), "{name}: no output on error");
     }
 
-    // I/O errors exit 1.
-    for p in [dir.path().join("missing"), dir.path().to_path_buf()] {
+    // A missing file is an I/O error (exit 1); a directory is not a file to
+    // load at all (exit 2, refused before reading).
+    for (p, code, want) in [
+        (dir.path().join("missing"), 1, "No such file"),
+        (dir.path().to_path_buf(), 2, "is a directory"),
+    ] {
         let out = run(&["list", "--load", s(&p)]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(code), "{err}");
         assert_eq!(err.lines().count(), 1);
-        assert!(err.contains(s(&p)), "{err}");
+        assert!(err.contains(s(&p)) && err.contains(want), "{err}");
     }
-    // --save to a directory is a usage error; nothing is left behind on failure.
+    // --save onto a directory is refused (exit 1, like any path that is not a
+    // regular file); nothing is left behind.
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
     let out = run(&["list", "--save", s(dir.path())]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
 }
 
 /// Real datagrams from this kernel, framed both ways (read once).

@@ -20,6 +20,7 @@ mod list;
 mod man;
 mod monitoring;
 mod nothing_lost;
+mod root_safe;
 mod snapshot;
 mod unprivileged;
 mod who;

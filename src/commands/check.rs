@@ -100,9 +100,13 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     };
     let outcome = evaluate(&values, &plan.warning, &plan.critical);
     let mut out = std::io::stdout().lock();
-    render::check::status(&mut out, &outcome)?;
-    out.flush()?;
-    Ok(outcome.status.into())
+    let written = render::check::status(&mut out, &outcome).and_then(|()| out.flush());
+    match written {
+        // The verdict is the exit code; a reader that left early does not change it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(outcome.status.into()),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(outcome.status.into()),
+    }
 }
 
 /// The condition a metric's scope adds to the query.

@@ -9,9 +9,11 @@
 //! - **`ss -D` dumps**: bare netlink messages as `ss` wrote them, one dump per
 //!   family, each closed by `NLMSG_DONE`. They carry no metadata.
 //!
-//! Loading checks every length against the bytes present and never panics; a bad
-//! file becomes a one-line [`UsageError`](crate::exit::UsageError) naming the
-//! file and what is wrong. Replaying applies
+//! Loading checks every length against the bytes present and every metadata
+//! field against its range, and never panics; a bad file becomes a one-line
+//! [`UsageError`](crate::exit::UsageError) naming the file and what is wrong.
+//! Reading never blocks on a FIFO and holds the file once, at most
+//! [`MAX_FILE`] bytes (`io`). Replaying applies
 //! [`Query::matches`](crate::filter::Query::matches), since the kernel's filters
 //! are not there offline.
 //!
@@ -24,7 +26,7 @@ mod io;
 
 pub use capture::{Captured, capture};
 pub use format::{
-    Capture, FormatError, HostFacts, MAGIC, Metadata, Origin, SectionInfo, Snapshot, VERSION,
-    crc32, write_to,
+    Capture, FormatError, HEAD_LEN, HostFacts, MAGIC, MAX_FILE, Metadata, Origin, SectionInfo,
+    Snapshot, VERSION, crc32, write_to,
 };
 pub use io::{create, load, load_sysctls, save};

@@ -11,6 +11,9 @@
 //! `<...>` likewise. When a per-CPU buffer overflowed, a line `CPU:1 [LOST 12 EVENTS]`
 //! takes the place of the lost records. Anything else is an error: the parser
 //! returns it, it never panics.
+//!
+//! The kernel prints the command raw: a process that puts a newline in its
+//! own name (prctl) splits its records in two. [`Rejoin`] puts them together.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -310,6 +313,71 @@ fn parse_lost(rest: &str) -> Option<Line> {
     })
 }
 
+/// The kernel writes the command right-aligned in 16 columns (`%16s`; a name
+/// holds at most 15 bytes), so a record's text before `-<tid>` is 16 bytes.
+const NAME_COLUMN: usize = 16;
+/// A piece of a line this short (allowing for bytes shown as U+FFFD) may be
+/// the head of a name cut by a newline in it.
+const NAME_PIECE: usize = 48;
+
+/// The bytes before `-<tid>` in a line that parsed as `e`.
+fn name_column(line: &str, e: &StateChange) -> usize {
+    line.len() - line.trim_start().len() + e.comm.len()
+}
+
+/// Reads `trace_pipe` lines in order, joining a record that a newline in its
+/// command name split (`   \x1b]0;pwn\x07` then `[OK]-123 (123) [001] ...`).
+/// A piece that joins nothing is reported as the unreadable line it is.
+#[derive(Debug, Default)]
+pub struct Rejoin {
+    pending: String,
+}
+
+impl Rejoin {
+    /// Parses `raw` (one line, without its newline); `out` gets each result.
+    pub fn line(&mut self, raw: &str, event: &str, mut out: impl FnMut(Result<Line, FormatError>)) {
+        if !self.pending.is_empty() {
+            let joined = format!("{}\n{raw}", self.pending);
+            match parse_line(&joined, event) {
+                // Joined only when the name fills its column exactly: a line
+                // of junk before a record is not a name.
+                Ok(Line::Event(e)) if name_column(&joined, &e) == NAME_COLUMN => {
+                    self.pending.clear();
+                    return out(Ok(Line::Event(e)));
+                }
+                // The other records (a task's exit, a new thread) carry no
+                // command to measure: a piece shorter than the column joins.
+                Ok(l @ (Line::Exit { .. } | Line::NewThread { .. } | Line::NewProcess))
+                    if self.pending.len() < NAME_COLUMN =>
+                {
+                    self.pending.clear();
+                    return out(Ok(l));
+                }
+                // Several newlines in one name: keep gathering.
+                _ if joined.len() < NAME_PIECE => {
+                    self.pending = joined;
+                    return;
+                }
+                _ => {
+                    let piece = std::mem::take(&mut self.pending);
+                    out(parse_line(&piece, event));
+                }
+            }
+        }
+        match parse_line(raw, event) {
+            Err(_) if raw.len() < NAME_PIECE => self.pending = raw.to_string(),
+            r => out(r),
+        }
+    }
+
+    /// At the end of the input: a piece still waiting is an unreadable line.
+    pub fn finish(&mut self, event: &str, mut out: impl FnMut(Result<Line, FormatError>)) {
+        if !self.pending.is_empty() {
+            out(parse_line(&std::mem::take(&mut self.pending), event));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +389,49 @@ mod tests {
             Line::Event(e) => e,
             other => panic!("not an event: {other:?}"),
         }
+    }
+
+    /// How this kernel printed a close by a process named `\x1b]0;pwn\x07\n[OK]`.
+    const SPLIT: &str = "   \x1b]0;pwn\x07\n[OK]-11526   (  11526) [001] .N...  2900.727299: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=41266 dport=38153 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 oldstate=TCP_ESTABLISHED newstate=TCP_FIN_WAIT1";
+
+    fn rejoined(text: &str) -> Vec<Result<Line, FormatError>> {
+        let mut r = Rejoin::default();
+        let mut out = Vec::new();
+        for l in text.split('\n') {
+            r.line(l, EV, |x| out.push(x));
+        }
+        r.finish(EV, |x| out.push(x));
+        out
+    }
+
+    #[test]
+    fn a_newline_in_a_command_name_does_not_split_its_record() {
+        let got = rejoined(SPLIT);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let Ok(Line::Event(e)) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!((e.comm.as_str(), e.tid), ("\x1b]0;pwn\x07\n[OK]", 11526));
+        // The layout the join relies on holds for every captured record.
+        let fixture = include_str!("../../tests/fixtures/trace/trace_pipe.txt");
+        for l in fixture.lines() {
+            if let Ok(Line::Event(e)) = parse_line(l, EV) {
+                assert_eq!(name_column(l, &e), NAME_COLUMN, "{l}");
+            }
+        }
+        // Two newlines, records around it, and a short piece that joins nothing.
+        let two = SPLIT.replace("pwn", "p\nw");
+        let text = format!("{fixture}{two}\nshort junk\n{fixture}");
+        let events = rejoined(&text)
+            .iter()
+            .filter(|r| matches!(r, Ok(Line::Event(_))))
+            .count();
+        assert_eq!(events, 14 * 2 + 1);
+        let errors: Vec<_> = rejoined(&text).into_iter().filter(|r| r.is_err()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(format!("{:?}", errors[0]).contains("short junk"));
+        // A piece at the very end is reported, not lost.
+        assert!(rejoined("   \x1b]0;pwn").iter().all(|r| r.is_err()));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use crate::output::{note, warn};
 use crate::signals::{self, OnSignal};
 use crate::trace::attribute::{Attribution, Procfs};
-
-use crate::trace::record::{Line, parse_line};
+use crate::trace::format::FormatError;
+use crate::trace::record::{Line, Rejoin};
 use crate::trace::tracefs::{self, Instance};
 
 /// How many unreadable records are shown on stderr before they are only counted.
@@ -68,32 +68,41 @@ pub fn record(
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut next_progress = interval.map(|i| start + i);
     let mut next_prune = start + PRUNE_EVERY;
+    let mut lines = Rejoin::default();
     let mut consume = |buf: &mut Vec<u8>, attr: &mut Attribution, final_chunk: bool| {
         let upto = if final_chunk {
             buf.len()
         } else {
             buf.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)
         };
-        for raw in buf[..upto].split(|b| *b == b'\n') {
-            let text = String::from_utf8_lossy(raw);
-            match parse_line(&text, &event) {
-                Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
-                Ok(Line::Lost { count, .. }) => attr.lost += count,
-                Ok(Line::Exit { pid, comm }) => attr.on_exit(pid, &comm),
-                Ok(Line::NewThread {
-                    creator,
-                    creator_tgid,
-                    thread,
-                }) => attr.on_new_thread(creator, creator_tgid, thread, &mut procfs),
-                Ok(Line::NewProcess) => {}
-                Ok(Line::Ignored) => {}
-                Err(e) => {
-                    attr.unparsed += 1;
-                    if attr.unparsed <= SHOW_UNPARSED {
-                        warn(&e.to_string());
-                    }
+        let mut take = |r: Result<Line, FormatError>| match r {
+            Ok(Line::Event(e)) => attr.on_event(&e, &mut procfs),
+            Ok(Line::Lost { count, .. }) => attr.lost += count,
+            Ok(Line::Exit { pid, comm }) => attr.on_exit(pid, &comm),
+            Ok(Line::NewThread {
+                creator,
+                creator_tgid,
+                thread,
+            }) => attr.on_new_thread(creator, creator_tgid, thread, &mut procfs),
+            Ok(Line::NewProcess) => {}
+            Ok(Line::Ignored) => {}
+            Err(e) => {
+                attr.unparsed += 1;
+                if attr.unparsed <= SHOW_UNPARSED {
+                    warn(&e.to_string());
                 }
             }
+        };
+        if upto > 0 {
+            // The chunk ends with a newline: the last piece is empty, not a line.
+            let chunk = &buf[..upto];
+            let chunk = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+            for raw in chunk.split(|b| *b == b'\n') {
+                lines.line(&String::from_utf8_lossy(raw), &event, &mut take);
+            }
+        }
+        if final_chunk {
+            lines.finish(&event, &mut take);
         }
         buf.drain(..upto);
     };
