@@ -44,7 +44,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l netns -d '
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document'
 prometheus\t'Prometheus text exposition'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout; with --format prometheus and --interval, rewritten every interval' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s o -l output -d 'Write to FILE atomically instead of stdout (a regular file or a new one: a symlink, FIFO, device or directory is refused); with --format prometheus and --interval, rewritten every interval' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -68,7 +68,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s f -l form
 json\t'One JSON document (one line per sample with --watch)'
 csv\t'RFC 4180 CSV with a header line'
 prometheus\t'Prometheus text exposition, for node_exporter\'s textfile collector'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s o -l output -d 'Write to FILE atomically (temporary file, then rename) instead of stdout' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s o -l output -d 'Write to FILE atomically (temporary file, then rename) instead of stdout; FILE must be a regular file or new (a symlink, FIFO, device or directory is refused)' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s w -l watch -d 'Sample again every INTERVAL (seconds, or 500ms, 2s, 1m; default 1, at least 0.1 s) and show the changes; Ctrl-C stops' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l count -d 'With --watch: stop after N samples' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l save -d 'Save the raw socket table and host facts to FILE for later analysis' -r -F

@@ -244,7 +244,7 @@ pub struct ListArgs {
     #[arg(short = 'p', long)]
     pub processes: bool,
 
-    /// Write to FILE atomically (temporary file, then rename) instead of stdout
+    /// Write to FILE atomically (temporary file, then rename) instead of stdout; FILE must be a regular file or new (a symlink, FIFO, device or directory is refused)
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -361,7 +361,7 @@ pub struct WhoArgs {
     #[arg(short = 'f', long, value_enum, default_value_t = WhoFormat::Table)]
     pub format: WhoFormat,
 
-    /// Write to FILE atomically instead of stdout; with --format prometheus and --interval, rewritten every interval
+    /// Write to FILE atomically instead of stdout (a regular file or a new one: a symlink, FIFO, device or directory is refused); with --format prometheus and --interval, rewritten every interval
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

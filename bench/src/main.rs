@@ -250,6 +250,8 @@ struct Phase {
     size: usize,
     time_wait: (u64, u64),
     make_s: f64,
+    /// Size of the snapshot `--load` reads in this phase.
+    snap_bytes: u64,
     results: BTreeMap<usize, Samples>,
 }
 
@@ -304,6 +306,7 @@ fn parent(a: &Args) -> Result<()> {
             size: n,
             time_wait: (0, 0),
             make_s: 0.0,
+            snap_bytes: 0,
             results: BTreeMap::new(),
         };
         for line in BufReader::new(child.stdout.take().context("phase stdout")?).lines() {
@@ -314,6 +317,7 @@ fn parent(a: &Args) -> Result<()> {
                     p.time_wait = (a.parse()?, b.parse()?);
                     p.make_s = s.parse()?;
                 }
+                ["snap", bytes] => p.snap_bytes = bytes.parse()?,
                 ["sample", i, ms, rss, ok] => {
                     let s = p.results.entry(i.parse()?).or_default();
                     s.ms.push(ms.parse()?);
@@ -343,8 +347,14 @@ struct Cmd {
     argv: Vec<String>,
 }
 
+/// The snapshot a phase saves for the `--load` row.
+fn snapshot_path() -> PathBuf {
+    std::env::temp_dir().join(format!("tw-bench-{}.twsnap", std::process::id()))
+}
+
 fn commands(bin_dir: &Path) -> Vec<Cmd> {
     let tw = bin_dir.join("tw-inspect").display().to_string();
+    let snap = snapshot_path().display().to_string();
     let floor = bin_dir.join("tw-floor").display().to_string();
     let sh = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
     let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -384,6 +394,11 @@ fn commands(bin_dir: &Path) -> Vec<Cmd> {
             short: "floor",
             argv: v(&[&floor]),
         },
+        Cmd {
+            label: "tw-inspect list --load SNAPSHOT (of this namespace, --state all)",
+            short: "load",
+            argv: v(&[&tw, "list", "--load", &snap]),
+        },
     ]
 }
 
@@ -392,6 +407,7 @@ const JSON: usize = 2;
 const SS: usize = 3;
 const NETSTAT: usize = 5;
 const FLOOR: usize = 6;
+const LOAD: usize = 7;
 
 /// Runs one command with stdout on /dev/null; wall time and peak RSS.
 fn run_once(c: &Cmd) -> Result<(f64, u64, bool)> {
@@ -573,6 +589,17 @@ fn phase(n: usize, reps: usize, bin_dir: &Path, run: Option<&str>) -> Result<()>
             bail!("`{cmd}` failed")
         };
     }
+    // The snapshot `--load` reads: the whole table, saved once.
+    let snap = snapshot_path();
+    let st = Command::new(bin_dir.join("tw-inspect"))
+        .args(["list", "--state", "all", "--save"])
+        .arg(&snap)
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("saving {} failed", snap.display());
+    }
+    println!("snap\t{}", std::fs::metadata(&snap)?.len());
     let cmds = commands(bin_dir);
     // One unmeasured round warms the page cache and the kernel's tables.
     for c in &cmds {
@@ -593,6 +620,7 @@ fn phase(n: usize, reps: usize, bin_dir: &Path, run: Option<&str>) -> Result<()>
     let tw_end = tw_count();
     println!("tw\t{tw_start}\t{tw_end}\t{:.2}", made.as_secs_f64());
     drop(established);
+    let _ = std::fs::remove_file(&snap);
     Ok(())
 }
 
@@ -772,6 +800,16 @@ fn report(phases: &[Phase], load_before: &str, load_after: &str, took: Duration)
     ];
     let rss = big.results.get(&SUMMARY).map_or(0, Samples::peak_rss);
     checks.push((format!("summary peak RSS ≤ 4 MiB: {rss} KiB"), rss <= 4096));
+    // A snapshot is held once, as read: its size plus what `list` needs anyway.
+    let load = big.results.get(&LOAD).map_or(0, Samples::peak_rss);
+    let file_kib = big.snap_bytes.div_ceil(1024);
+    checks.push((
+        format!(
+            "--load peak RSS ≤ snapshot size + 8 MiB: {load} KiB for a {file_kib} KiB file (+{} KiB)",
+            load as i64 - file_kib as i64
+        ),
+        load <= file_kib + 8192,
+    ));
     if let Some((a, b)) = pair {
         let (ra, rb) = (
             a.results.get(&SUMMARY).map_or(0, Samples::median_rss),
