@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use tw_inspect::filter::Query;
 use tw_inspect::snapshot::{HEAD_LEN, Origin, Snapshot};
 use tw_inspect::socket::SocketRecord;
+use tw_inspect::state::StateSet;
 
 fuzz_target!(|data: &[u8]| {
     let head = Snapshot::recognize(&data[..data.len().min(HEAD_LEN)]);
@@ -16,11 +17,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(snap) = Snapshot::from_bytes(Path::new("fuzz"), data.to_vec()) {
         // The first bytes alone already said "read on", and what it is.
         assert_eq!(head.ok().map(is_ours), Some(is_ours(snap.origin)));
+        // Every state, both families, no filter: every socket parsed is kept.
+        let all = Query {
+            states: StateSet::all(),
+            ..Query::default()
+        };
         let mut v = Vec::<SocketRecord>::new();
-        let stats = snap
-            .replay(&Query::default(), &mut v)
-            .expect("a file that loads replays");
+        let stats = snap.replay(&all, &mut v).expect("a file that loads replays");
         assert_eq!(stats.sockets, v.len() as u64);
+        // The default query keeps a subset of them.
+        let mut some = Vec::<SocketRecord>::new();
+        snap.replay(&Query::default(), &mut some)
+            .expect("a file that loads replays");
+        assert!(some.len() <= v.len());
         if let Some(m) = &snap.meta {
             assert!(m.collect_ms.is_finite() && m.collect_ms >= 0.0);
             m.validate().expect("loaded metadata is valid");

@@ -166,6 +166,7 @@ fn stream(
             } else {
                 Vec::new()
             },
+            skipped: &ran.skipped,
         };
         match format {
             Format::Json => render::watch::json_line(&mut w, &line)?,

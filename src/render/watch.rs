@@ -13,6 +13,7 @@ use super::table::{grouped, grouped_signed, new_table, write_table};
 use crate::state::{MAX_STATE, TcpState};
 
 pub use crate::report::Counts;
+use crate::report::Skipped;
 
 /// Signed change per counted state since the previous sample.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,9 @@ pub struct Sample<'a> {
     pub time_wait_rate: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<NsLine>,
+    /// `--all-netns`: namespaces found but not read in this sample, with why.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub skipped: &'a [Skipped],
 }
 
 /// `HH:MM:SS` UTC.
@@ -191,6 +195,7 @@ mod tests {
             time_wait_new: None,
             time_wait_rate: None,
             namespaces: Vec::new(),
+            skipped: &[],
         };
         let v: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
