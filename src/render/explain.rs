@@ -237,7 +237,7 @@ pub fn sysctls(w: &mut dyn Write, s: &SysctlsJson, width: usize) -> Result<()> {
     let here = match (s.source, &s.netns) {
         ("snapshot", _) => "In the snapshot",
         (_, Some(ns)) => {
-            in_ns = format!("In {ns}");
+            in_ns = format!("In {}", crate::escape::Visible(ns));
             in_ns.as_str()
         }
         _ => "Here",

@@ -113,7 +113,8 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
     if let Some(ns) = &r.netns {
         writeln!(
             w,
-            "Network namespace {ns}: its processes and its TIME_WAIT only; {} active close(s) elsewhere left out.",
+            "Network namespace {}: its processes and its TIME_WAIT only; {} active close(s) elsewhere left out.",
+            Visible(ns),
             grouped(r.other_netns_closes.unwrap_or(0))
         )?;
     }
@@ -160,7 +161,9 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
                 comfy_table::Cell::new(closed_on(p)),
             ]);
             if any_netns {
-                row.push(comfy_table::Cell::new(p.netns.as_deref().unwrap_or("-")));
+                row.push(comfy_table::Cell::new(Visible(
+                    p.netns.as_deref().unwrap_or("-"),
+                )));
             }
             row.push(comfy_table::Cell::new(Visible(
                 p.cgroup.as_deref().unwrap_or("-"),
