@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use tw_inspect::exit::{CHECK_CODES, EXIT_CODES};
+use tw_inspect::exit::{CHECK_CODES, EXIT_CODES, SIGNAL_CODES};
 
 /// Each page's text as `man -l` formats it, 100 columns wide; groff's
 /// warnings must be empty.
@@ -110,9 +110,14 @@ fn every_page_has_its_sections_exit_status_and_examples() {
         } else {
             &EXIT_CODES[..]
         };
+        // Then the statuses of a stop by signal, on every page.
         assert_eq!(
             codes(&exit),
-            table.iter().map(|c| c.code).collect::<Vec<_>>(),
+            table
+                .iter()
+                .chain(&SIGNAL_CODES)
+                .map(|c| c.code)
+                .collect::<Vec<_>>(),
             "{name}: EXIT STATUS\n{}",
             exit.join("\n")
         );
@@ -122,7 +127,7 @@ fn every_page_has_its_sections_exit_status_and_examples() {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        for c in table {
+        for c in table.iter().chain(&SIGNAL_CODES) {
             let first_words: String = c.meaning.split(' ').take(3).collect::<Vec<_>>().join(" ");
             assert!(text.contains(&first_words), "{name}: {first_words:?}");
         }
