@@ -641,6 +641,15 @@ impl Metadata {
                 ),
             ));
         }
+        for sec in &self.sections {
+            if family_from_name(&sec.family).is_none() {
+                check_text("sections.family", &sec.family, 32)?;
+                return Err(bad_field(
+                    "sections.family",
+                    format!("is '{}'; expected ipv4 or ipv6", sec.family),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1202,6 +1211,10 @@ mod tests {
                     v["listening"] = json!([{"family": "ipv4", "local": "1.2.3.4", "port": 70000}])
                 }),
                 "metadata is not valid",
+            ),
+            (
+                Box::new(|v| v["sections"][0]["family"] = json!("x".repeat(10_000))),
+                "sections.family is 10000 bytes",
             ),
         ];
         for (edit, want) in cases {
