@@ -46,7 +46,7 @@ pub const SIGNAL_CODES: [CodeDoc; 7] = [
 ];
 
 /// What every signal exit has in common (README and man page, after the codes).
-pub const SIGNAL_NOTE: &str = "Each of these signals stops any command with 128 + its number, after removing the temporary file of an unfinished write (`--output`, `--save`). `--watch` and `who` take the first one as the end of their run: they finish the report and exit 0; a second one exits at once with 128 + its number.";
+pub const SIGNAL_NOTE: &str = "Each of these signals stops any command with 128 + its number, after removing the temporary file of an unfinished write (`--output`, `--save`); a command writing to stdout only is ended by the signal itself, which shells report as the same number. `--watch` and `who` take the first one as the end of their run: they finish the report and exit 0; a second one exits at once with 128 + its number.";
 
 const fn signal_code(number: u8, short: &'static str, meaning: &'static str) -> CodeDoc {
     CodeDoc {

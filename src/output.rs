@@ -116,6 +116,10 @@ impl Output {
                 return Err(io::Error::from(e)).with_context(|| format!("cannot write '{shown}'"));
             }
         };
+        // A signal must find the file registered: the watcher (unless the
+        // command started one of its own) starts here, before any collecting
+        // thread exists, so every thread leaves the signals to it.
+        signals::install(signals::EXIT).context("installing the signal watcher")?;
         remove_stale(&dir, dir_path, &name);
         let tmp_name = temp_name(&name, std::process::id(), random32());
         let create = || {

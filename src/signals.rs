@@ -6,7 +6,8 @@
 //!
 //! Each of them means "stop": `--watch` and `who` stop cleanly on the first
 //! (the report is still written, exit 0) and exit at once on a second; the
-//! other commands exit at once; `demo` resets its sockets first. Whenever the
+//! other commands exit at once; `demo` resets its sockets first. A command
+//! that writes to stdout only installs no watcher: the default action ends it. Whenever the
 //! program exits from here, the temporary files registered with
 //! [`create_removed_on_exit`] are removed first, so no write leaves one behind; the
 //! exit status is 128 + the signal number, as shells report a killed process.

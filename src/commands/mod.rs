@@ -15,19 +15,16 @@ use anyhow::{Context, Result};
 use crate::plan::Plan;
 use crate::signals::{self, OnSignal};
 
-/// Carries out a plan. The signal watcher starts first, before any thread and
-/// any temporary file: `--watch` and `who` stop on a signal and finish their
-/// report; the others exit at once, their temporary files removed. `demo`
-/// installs its own once it is in its namespace (a user namespace can only
-/// be entered while the process has one thread).
+/// Carries out a plan. `--watch` and `who` start the signal watcher first,
+/// before any thread: they stop on a signal and finish their report. The
+/// others need one only to remove a temporary file, so the first file opened
+/// for writing starts it (`Output`), before any collecting thread; a run that
+/// writes to stdout only leaves signals to their default action. `demo`
+/// installs its own once it is in its namespace (a user namespace can only be
+/// entered while the process has one thread).
 pub fn run(plan: Plan) -> Result<ExitCode> {
-    let on = match plan {
-        Plan::Watch(_) | Plan::Who(_) => Some(OnSignal::Stop),
-        Plan::List(_) | Plan::Check(_) | Plan::Explain(_) => Some(signals::EXIT),
-        Plan::Demo(_) => None,
-    };
-    if let Some(on) = on {
-        signals::install(on).context("installing the signal watcher")?;
+    if matches!(plan, Plan::Watch(_) | Plan::Who(_)) {
+        signals::install(OnSignal::Stop).context("installing the signal watcher")?;
     }
     match plan {
         Plan::List(p) => list::run(&p),
