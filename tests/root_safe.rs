@@ -1022,6 +1022,60 @@ fn all_netns_needs_few_descriptors_whatever_the_number_of_namespaces() {
     assert_eq!(read.len(), ns.names.len(), "{}", text(&out.stderr));
 }
 
+/// A thread adding and deleting namespaces `PREFIX-0` to `PREFIX-7` in a
+/// loop; stopped, and every one of them deleted, when dropped (a failing
+/// test leaves none behind).
+struct Churn {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+    prefix: String,
+}
+
+impl Churn {
+    fn start(prefix: String) -> Churn {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (stop, prefix) = (stop.clone(), prefix.clone());
+            std::thread::spawn(move || {
+                let mut k = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let names: Vec<String> = (0..4)
+                        .map(|i| format!("{prefix}-{}", (k + i) % 8))
+                        .collect();
+                    batch(&names, "add");
+                    batch(&names[..2], "del");
+                    k += 1;
+                }
+                k
+            })
+        };
+        Churn {
+            stop,
+            thread: Some(thread),
+            prefix,
+        }
+    }
+
+    /// Stops the loop; the add/del rounds it made.
+    fn stop(mut self) -> u64 {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rounds = self.thread.take().map_or(0, |t| t.join().unwrap_or(0));
+        let all: Vec<String> = (0..8).map(|i| format!("{}-{i}", self.prefix)).collect();
+        batch(&all, "del");
+        rounds
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
 /// `ip netns add` and `del` in a loop while `--all-netns` runs again and
 /// again: every run succeeds; a namespace that changed meanwhile is skipped
 /// with one warning line and listed in JSON `skipped` with its reason.
@@ -1031,26 +1085,7 @@ fn all_netns_survives_namespaces_added_and_deleted_meanwhile() {
         return;
     }
     let prefix = format!("twi13-churn-{}", std::process::id());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let churn = {
-        let (stop, prefix) = (stop.clone(), prefix.clone());
-        std::thread::spawn(move || {
-            let mut k = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let names: Vec<String> = (0..4)
-                    .map(|i| format!("{prefix}-{}", (k + i) % 8))
-                    .collect();
-                batch(&names, "add");
-                batch(&names[..2], "del");
-                k += 1;
-            }
-            batch(
-                &(0..8).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>(),
-                "del",
-            );
-            k
-        })
-    };
+    let churn = Churn::start(prefix);
     let (mut skipped, mut runs) = (0usize, 0);
     for _ in 0..40 {
         let out = tw(&["list", "--all-netns", "--format", "json"]);
@@ -1106,8 +1141,7 @@ fn all_netns_survives_namespaces_added_and_deleted_meanwhile() {
             watched += 1;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let rounds = churn.join().unwrap();
+    let rounds = churn.stop();
     eprintln!(
         "{runs} runs during {rounds} add/del rounds: {skipped} namespaces skipped; --watch: {watched} in 10 samples"
     );
