@@ -397,5 +397,6 @@ fn watch_on_stdout_samples_at_the_interval_asked() {
         .collect();
     assert_eq!(lines.len(), 3);
     let dt = lines[2]["interval_s"].as_f64().unwrap();
-    assert!((0.09..1.0).contains(&dt), "interval {dt}");
+    // At least the interval asked; a loaded machine may be late, never early.
+    assert!((0.09..5.0).contains(&dt), "interval {dt}");
 }
