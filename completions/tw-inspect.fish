@@ -40,7 +40,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s i -l inter
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s n -l top -d 'Show the N busiest rows; 0 shows all' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s b -l by -d 'One row per command (default: 300 runs of curl are one row) or per process' -r -f -a "command\t'One row per command (and network namespace)'
 pid\t'One row per process'"
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l netns -d 'Attribute only processes in this network namespace (a name under /run/netns or a path such as /proc/PID/ns/net), and match its TIME_WAIT' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -l netns -d 'Attribute only processes in this network namespace (a name under /run/netns, a container, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net), and match its TIME_WAIT' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand who" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document'
 prometheus\t'Prometheus text exposition'"
@@ -54,7 +54,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local-por
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read one network namespace (root): a name under /run/netns, a container\'s name or id, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s b -l by -d 'Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given' -r -f -a "state\t'One group per state'
 peer\t'Peer address'
 peer-port\t'Peer port'
@@ -98,7 +98,7 @@ always\t''
 never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s 4 -l ipv4 -d 'IPv4 only'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s 6 -l ipv6 -d 'IPv6 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l all-netns -d 'Read every network namespace on the host, each named after its container or pod and reported on its own and in total (root)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sockets -d 'One row per socket instead of a summary'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s e -l explain -d 'Add the plain meaning of each state (table; CSV with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s p -l processes -d 'Show the process owning each socket (with --sockets)'
@@ -109,7 +109,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local-po
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer-port -d 'Peer port, N or N-M; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l netns -d 'Read one network namespace (root): a name under /run/netns, a container\'s name or id, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s w -l warning -d 'Warning threshold METRIC[:SCOPE]=RANGE (repeatable); metrics, scopes and ranges below' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s c -l critical -d 'Critical threshold METRIC[:SCOPE]=RANGE (repeatable)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s s -l state -d 'States, comma-separated, as ss spells them (time-wait, close-wait, established, listening...; also estab, syn-rcv, unconn), or a group: all, connected, synchronized, teardown, bucket, big [default: every state but bound-inactive]' -r -f -a "established\t''
@@ -136,10 +136,10 @@ always\t''
 never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 4 -l ipv4 -d 'IPv4 only'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s 6 -l ipv6 -d 'IPv6 only'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each reported on its own and in total (root)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -l all-netns -d 'Read every network namespace on the host, each named after its container or pod and reported on its own and in total (root)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand check" -s h -l help -d 'Print help'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l load -d 'With `sysctls`: read the values saved in a snapshot instead of this host\'s' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l netns -d 'With `sysctls`: read a network namespace\'s values (a name under /run/netns or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host' -r -F
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l netns -d 'With `sysctls`: read a network namespace\'s values (a name under /run/netns, a container, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host' -r -F
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -s f -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'One JSON document'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand explain" -l color -d 'When to color the output: auto colors only a terminal and honours NO_COLOR' -r -f -a "auto\t''

@@ -58,10 +58,12 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
   tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
   tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
-  sudo tw-inspect list --all-netns                  every network namespace, then the total
+  sudo tw-inspect list --all-netns                  every network namespace (host, containers, pods), then the total
   sudo tw-inspect list --netns blue                 one namespace from `ip netns`, or /proc/PID/ns/net
   sudo tw-inspect list --conntrack                  the conntrack table beside the sockets: conntrack
                                                     TIME_WAIT vs socket TIME_WAIT, fill, drops
+  sudo tw-inspect list --netns web1                 a container's namespace, by its name or id
+  sudo tw-inspect list --netns shop/web-7f9c        a Kubernetes pod's, as POD_NAMESPACE/POD
   tw-inspect list --save host.twsnap                capture now, analyse anywhere later
   tw-inspect list --load host.twsnap --by local-port  the same views offline
   tw-inspect list --load ss.dump                    a file from `ss -tan -D ss.dump`
@@ -95,6 +97,7 @@ const WHO_EXAMPLES: &str = "Examples:
   sudo tw-inspect who --duration 30s --by pid        one row per process
   sudo tw-inspect who --duration 0 --interval 5s     record until Ctrl-C, progress every 5 s
   sudo tw-inspect who --netns blue -d 30s            only processes in namespace blue; its TIME_WAIT
+  sudo tw-inspect who --netns shop/web-7f9c -d 30s   only the processes of a pod (or a container: --netns web1)
   sudo tw-inspect who -d 1m --format json | jq '.processes[] | {comm, time_wait_now}'
   sudo tw-inspect who -d 50s --format prometheus --top 5 -o /var/lib/node_exporter/tw_who.prom
   sudo tw-inspect who -d 0 -i 30s --format prometheus -o tw_who.prom   counters since start, rewritten every 30 s
@@ -207,10 +210,10 @@ pub struct FilterArgs {
     /// IPv6 only
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
-    /// Read a network namespace: a name under /run/netns or a path such as /proc/PID/ns/net (root)
+    /// Read one network namespace (root): a name under /run/netns, a container's name or id, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net
     #[arg(long, value_name = "NAME|PATH", conflicts_with = "all_netns")]
     pub netns: Option<String>,
-    /// Read every network namespace on the host, each reported on its own and in total (root)
+    /// Read every network namespace on the host, each named after its container or pod and reported on its own and in total (root)
     #[arg(long)]
     pub all_netns: bool,
 }
@@ -289,7 +292,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "FILE")]
     pub load: Option<PathBuf>,
 
-    /// With `sysctls`: read a network namespace's values (a name under /run/netns or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host
+    /// With `sysctls`: read a network namespace's values (a name under /run/netns, a container, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net; root); host-wide knobs come from the host
     #[arg(long, value_name = "NAME|PATH")]
     pub netns: Option<String>,
 
@@ -353,7 +356,7 @@ pub struct WhoArgs {
     #[arg(short = 'b', long, value_enum, default_value_t = WhoBy::Command)]
     pub by: WhoBy,
 
-    /// Attribute only processes in this network namespace (a name under /run/netns or a path such as /proc/PID/ns/net), and match its TIME_WAIT
+    /// Attribute only processes in this network namespace (a name under /run/netns, a container, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net), and match its TIME_WAIT
     #[arg(long, value_name = "NAME|PATH")]
     pub netns: Option<String>,
 

@@ -11,6 +11,7 @@ use crate::aggregate::{Aggregate, GroupKey, GroupStats, Pressure};
 use crate::conntrack::CtState;
 use crate::diagnose::Diagnosis;
 use crate::host::conntrack::{CtStats, CtTable};
+pub use crate::host::identity::NsIdentity;
 pub use crate::host::netns::Skipped;
 pub use crate::host::procs::ProcessRef;
 use crate::socket::{Family, SocketRecord, Timer};
@@ -594,12 +595,24 @@ pub enum ListDocument {
     Namespaces(NetnsListReport),
 }
 
-/// One namespace's report, under its label (name in /run/netns, `pid:PID (COMM)`, or the path given).
+/// One namespace's report, under its stable label (`host`, its name in
+/// /run/netns, its container or pod, or `net:[INODE]`), with who it belongs to.
 #[derive(Clone, Debug, Serialize)]
 pub struct NamespaceReport {
     pub netns: String,
+    pub identity: NsIdentity,
     #[serde(flatten)]
     pub report: ListReport,
+}
+
+impl NamespaceReport {
+    pub fn new(identity: NsIdentity, report: ListReport) -> NamespaceReport {
+        NamespaceReport {
+            netns: identity.name.clone(),
+            identity,
+            report,
+        }
+    }
 }
 
 /// Reports built from socket records, for the renderers' tests.

@@ -11,6 +11,7 @@ use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, ReusePolicy, Teardow
 use crate::diag::{self, Options};
 use crate::filter::Query;
 use crate::host::conntrack::CtTable;
+use crate::host::identity::NsIdentity;
 use crate::host::netns::{Ran, Scope, Skipped};
 use crate::host::sysctl::Sysctls;
 use crate::snapshot::HostFacts;
@@ -372,8 +373,8 @@ impl Origin<'_> {
     }
 }
 
-/// One sample per namespace in `scope`, labelled (`None` = the current
-/// namespace), and the namespaces skipped.
+/// One sample per namespace in `scope`, with its identity (`None` = the
+/// current namespace), and the namespaces skipped.
 pub fn collect_scope(scope: &Scope, spec: &Spec) -> Result<Samples> {
     scope.run(|| collect(spec))
 }
@@ -405,7 +406,7 @@ impl Sample {
 
 /// Sums counts and groups over namespaces. Port pressure is not summed: each
 /// namespace has its own ports, so it stays per namespace.
-pub fn total(samples: &[(Option<String>, Sample)], spec: &Spec) -> Aggregate {
+pub fn total(samples: &[(Option<NsIdentity>, Sample)], spec: &Spec) -> Aggregate {
     let mut agg = Aggregate::new(spec.by, spec.group_states);
     for (_, s) in samples {
         agg.absorb(s.agg.clone());

@@ -189,12 +189,17 @@ fn all_netns_reports_each_namespace_exactly() {
         "top-level total is the sum of the namespaces"
     );
 
-    // --netns by name and by path give the same single namespace.
+    // --netns by name and by path give the same single namespace, labelled by its name.
     let (ns, n) = &spaces[1];
     for arg in [ns.name.clone(), ns.path()] {
         let v = json(&tw(&["list", "--netns", &arg, "--format", "json"]));
         assert_eq!(v["namespaces"].as_array().unwrap().len(), 1);
-        assert_eq!(v["namespaces"][0]["netns"], arg.as_str());
+        assert_eq!(v["namespaces"][0]["netns"], ns.name.as_str());
+        assert_eq!(v["namespaces"][0]["identity"]["kind"], "named");
+        assert_eq!(
+            v["namespaces"][0]["identity"]["run_netns"],
+            ns.name.as_str()
+        );
         assert_eq!(v["states"]["time-wait"], *n);
     }
     let bad = tw(&["list", "--netns", "twi5-no-such-namespace"]);

@@ -8,6 +8,7 @@ mod bad_input;
 mod churn;
 mod completions;
 mod conntrack;
+mod containers;
 mod contrib;
 mod demo;
 mod diag_fixtures;

@@ -9,6 +9,7 @@
 //! the sockets, times every command in alternation and prints raw samples on
 //! stdout. The parent turns the samples into markdown tables.
 
+mod containers;
 mod sys;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,11 @@ struct Args {
     phase: Option<usize>,
     run: Option<String>,
     bin_dir: Option<PathBuf>,
+    /// `--containers 0,20,100`: the namespace-naming benchmark instead.
+    containers: Option<Vec<usize>>,
+    /// `--baseline BIN`: another tw-inspect to time beside (a build of an
+    /// earlier commit, which names no containers).
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -46,6 +52,8 @@ fn parse_args() -> Result<Args> {
         phase: None,
         run: None,
         bin_dir: None,
+        containers: None,
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,17 +83,33 @@ fn parse_args() -> Result<Args> {
                 )
             }
             "--run" => a.run = Some(val("--run")?),
+            "--containers" => {
+                a.containers = Some(
+                    val("--containers")?
+                        .split(',')
+                        .map(|s| {
+                            s.trim()
+                                .parse::<usize>()
+                                .with_context(|| format!("--containers: invalid number '{s}'"))
+                        })
+                        .collect::<Result<_>>()?,
+                )
+            }
             "--bin-dir" => a.bin_dir = Some(PathBuf::from(val("--bin-dir")?)),
+            "--baseline" => a.baseline = Some(PathBuf::from(val("--baseline")?)),
             "-h" | "--help" => {
                 println!(
                     "tw-bench: tw-inspect vs ss vs netstat vs a dump-only client, in private network namespaces\n\n\
-                     Usage: cargo run --release -p tw-bench -- [--sizes 10000,50000,200000] [--reps 15] [--no-build]\n\n\
+                     Usage: cargo run --release -p tw-bench -- [--sizes 10000,50000,200000] [--reps 15] [--no-build]\n\
+                     \x20      cargo run --release -p tw-bench -- --containers 0,20,100 [--reps 15] [--no-build] [--baseline OLD-TW-INSPECT]\n\n\
                      Needs root. Prints markdown tables on stdout, progress on stderr."
                 );
                 std::process::exit(0);
             }
             other => {
-                bail!("unknown argument '{other}' (valid: --sizes, --reps, --no-build, --help)")
+                bail!(
+                    "unknown argument '{other}' (valid: --sizes, --containers, --baseline, --reps, --no-build, --help)"
+                )
             }
         }
     }
@@ -103,6 +127,7 @@ fn main() -> ExitCode {
             a.bin_dir.as_deref().context("--phase needs --bin-dir")?,
             a.run.as_deref(),
         ),
+        None if a.containers.is_some() => containers_bench(&a),
         None => match &a.run {
             // Development aid: make the sockets, run one shell command among them.
             Some(cmd) => {
@@ -125,6 +150,37 @@ fn main() -> ExitCode {
 
 // ---------------------------------------------------------------- parent
 
+/// `--containers`: root, the tools, the release binary, then the runs.
+fn containers_bench(a: &Args) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("needs root: it starts podman containers and enters their namespaces");
+    }
+    ensure(&[
+        ("podman", "podman"),
+        ("runc", "runc"),
+        ("strace", "strace"),
+        ("lsns", "util-linux"),
+        ("nsenter", "util-linux"),
+    ])?;
+    if !Path::new("/bin/busybox").exists() {
+        ensure(&[("busybox-static-is-missing", "busybox-static")])?;
+    }
+    let exe = std::env::current_exe().context("locating tw-bench")?;
+    let bin_dir = exe.parent().context("locating the target directory")?;
+    if a.build {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("locating the workspace")?;
+        build(root)?;
+    }
+    containers::run(
+        a.containers.as_deref().unwrap_or(&[]),
+        a.reps,
+        bin_dir,
+        a.baseline.as_deref(),
+    )
+}
+
 fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])
@@ -135,16 +191,21 @@ fn have(cmd: &str) -> bool {
 
 /// Installs the Debian packages that provide missing tools.
 fn ensure_tools() -> Result<()> {
-    let missing: Vec<&str> = [
+    ensure(&[
         ("netstat", "net-tools"),
         ("ss", "iproute2"),
         ("ip", "iproute2"),
         ("awk", "gawk"),
-    ]
-    .iter()
-    .filter(|(cmd, _)| !have(cmd))
-    .map(|(_, pkg)| *pkg)
-    .collect();
+    ])
+}
+
+/// Installs the package of each (command, package) whose command is missing.
+fn ensure(tools: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(cmd, _)| !have(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

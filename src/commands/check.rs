@@ -12,6 +12,7 @@ use anyhow::Result;
 use crate::aggregate::{Aggregate, GroupBy};
 use crate::diag::{self, Options};
 use crate::filter::{Cond, PortRange, Prefix, Query, Side};
+use crate::host::identity::{NsIdentity, Resolver};
 use crate::host::netns::Scope;
 use crate::plan::CheckPlan;
 use crate::render;
@@ -36,10 +37,7 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
             CtWant::Off
         },
     };
-    let scope = Scope::resolve(&plan.netns)?;
-    if let Some(w) = scope.denied_warning() {
-        crate::output::warn(&w);
-    }
+    let scope = super::scope(&plan.netns, &mut Resolver::new())?;
     let ran = sample::collect_scope(&scope, &spec)?;
     sample::warn_skipped(&ran.skipped);
     let samples = &ran.results;
@@ -150,7 +148,7 @@ fn count_scoped(scope: &Scope, base: &Query, m: Metric) -> Result<f64> {
 
 /// Port pressure towards the destinations a scope selects: the highest held
 /// share among them (0 when none is used), per namespace.
-fn scoped_pressure(samples: &[(Option<String>, Sample)], m: Metric) -> Option<f64> {
+fn scoped_pressure(samples: &[(Option<NsIdentity>, Sample)], m: Metric) -> Option<f64> {
     let Some(MetricScope::Peer(addr, port)) = m.scope else {
         return None;
     };

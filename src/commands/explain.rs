@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::exit::Exit;
+use crate::host::identity::Resolver;
 use crate::host::netns::{NetnsChoice, Scope};
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
@@ -38,11 +39,12 @@ pub fn run(plan: &ExplainPlan) -> Result<ExitCode> {
                     explain::sysctls_json(&crate::snapshot::load_sysctls(file)?, "snapshot")
                 }
                 (None, Some(ns)) => {
-                    let scope = Scope::resolve(&NetnsChoice::One(ns.clone()))?;
+                    let scope =
+                        Scope::resolve(&NetnsChoice::One(ns.clone()), &mut Resolver::new())?;
                     let mut read = scope.run(|| Ok(Sysctls::read_host()))?;
                     let (label, s) = read.results.pop().expect("one namespace");
                     let mut j = explain::sysctls_json(&s, "netns");
-                    j.netns = label;
+                    j.netns = label.map(|id| id.name);
                     j
                 }
                 (None, None) => explain::sysctls_json(&Sysctls::read_host(), "host"),

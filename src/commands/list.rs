@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::diagnose::{self, Inputs};
 use crate::exit::Exit;
-use crate::host::netns::Scope;
+use crate::host::identity::Resolver;
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
@@ -35,10 +35,7 @@ pub fn run(plan: &ListPlan) -> Result<ExitCode> {
     let origin = match (&plan.source, &snap) {
         (_, Some(s)) => Origin::Snapshot(s),
         (Source::Live(ns), None) => {
-            scope = Scope::resolve(ns)?;
-            if let Some(w) = scope.denied_warning() {
-                crate::output::warn(&w);
-            }
+            scope = super::scope(ns, &mut Resolver::new())?;
             Origin::Live(&scope)
         }
         (Source::Load(_), None) => unreachable!("loaded above"),
@@ -86,8 +83,8 @@ pub fn publish(
         }) = &s.conntrack
         {
             let at = label
-                .as_deref()
-                .map(|l| format!(" (network namespace {l})"))
+                .as_ref()
+                .map(|l| format!(" (network namespace {})", l.name))
                 .unwrap_or_default();
             crate::output::warn(&format!("{msg}{at}"));
         }
@@ -207,9 +204,9 @@ fn write_report(
         // Several namespaces: each one's report, and the totals.
         let namespaces: Vec<NamespaceReport> = samples
             .iter()
-            .map(|(label, s)| NamespaceReport {
-                netns: label.clone().unwrap_or_default(),
-                report: report(plan, origin, s, snap),
+            .map(|(id, s)| {
+                let identity = id.clone().expect("a labelled origin names each namespace");
+                NamespaceReport::new(identity, report(plan, origin, s, snap))
             })
             .collect();
         let total_ms = samples

@@ -12,8 +12,23 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::host::identity::Resolver;
+use crate::host::netns::{NetnsChoice, Scope};
 use crate::plan::Plan;
 use crate::signals::{self, OnSignal};
+
+/// The namespaces of `choice`, named through `names`, with one warning line
+/// each for processes that could not be looked at and metadata files skipped.
+pub fn scope(choice: &NetnsChoice, names: &mut Resolver) -> Result<Scope> {
+    let scope = Scope::resolve(choice, names)?;
+    if let Some(w) = scope.denied_warning() {
+        crate::output::warn(&w);
+    }
+    for w in names.take_warnings() {
+        crate::output::warn(&w);
+    }
+    Ok(scope)
+}
 
 /// Carries out a plan. `--watch` and `who` start the signal watcher first,
 /// before any thread: they stop on a signal and finish their report. The

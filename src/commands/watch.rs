@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::aggregate::Aggregate;
 use crate::exit::Exit;
+use crate::host::identity::Resolver;
 use crate::host::netns::{NetnsChoice, Scope, SkipReason};
 use crate::output::Output;
 use crate::plan::WatchPlan;
@@ -40,20 +41,16 @@ fn counts(agg: &Aggregate, counted: StateSet) -> Counts {
 
 /// Namespaces come and go (pods): with `--all-netns` they are found again for
 /// every sample (and none is held open, which would keep a dead one alive).
-fn rescope(scope: &mut Scope, choice: &NetnsChoice, n: u64) -> Result<()> {
+/// `names` keeps identities by inode, so only new namespaces are looked up in
+/// the runtimes' files.
+fn rescope(scope: &mut Scope, choice: &NetnsChoice, n: u64, names: &mut Resolver) -> Result<()> {
     if n > 0 && *choice == NetnsChoice::All {
-        *scope = Scope::resolve(choice)?;
+        *scope = Scope::resolve(choice, names)?;
+        for w in names.take_warnings() {
+            crate::output::warn(&w);
+        }
     }
     Ok(())
-}
-
-/// The scope of the first sample, with its one warning about unreadable processes.
-fn first_scope(choice: &NetnsChoice) -> Result<Scope> {
-    let scope = Scope::resolve(choice)?;
-    if let Some(w) = scope.denied_warning() {
-        crate::output::warn(&w);
-    }
-    Ok(scope)
 }
 
 pub fn run(plan: &WatchPlan) -> Result<ExitCode> {
@@ -64,11 +61,12 @@ pub fn run(plan: &WatchPlan) -> Result<ExitCode> {
                 unreachable!("the plan watches the kernel only")
             };
             let path = list.output.path().expect("rewrite mode has a file");
-            let mut scope = first_scope(choice)?;
+            let mut names = Resolver::new();
+            let mut scope = super::scope(choice, &mut names)?;
             let mut next = Instant::now();
             let mut n = 0;
             loop {
-                rescope(&mut scope, choice, n)?;
+                rescope(&mut scope, choice, n, &mut names)?;
                 let out = Output::open(Some(path))?;
                 crate::commands::list::publish(list, &Origin::Live(&scope), None, out)?;
                 n += 1;
@@ -102,7 +100,8 @@ fn stream(
     format: Format,
     color: bool,
 ) -> Result<()> {
-    let mut scope = first_scope(choice)?;
+    let mut names = Resolver::new();
+    let mut scope = super::scope(choice, &mut names)?;
     // A namespace skipped for the same reason sample after sample is said once.
     let mut warned: HashSet<(String, SkipReason)> = HashSet::new();
     let counted = spec.query.states;
@@ -113,7 +112,7 @@ fn stream(
     let mut next = Instant::now();
     let mut n: u64 = 0;
     loop {
-        rescope(&mut scope, choice, n)?;
+        rescope(&mut scope, choice, n, &mut names)?;
         let ran = sample::collect_scope(&scope, spec)?;
         sample::warn_skipped(
             ran.skipped
@@ -157,8 +156,9 @@ fn stream(
             namespaces: if scope.labelled() {
                 samples
                     .iter()
-                    .map(|(l, s)| NsLine {
-                        netns: l.clone().unwrap_or_default(),
+                    .map(|(id, s)| NsLine {
+                        netns: id.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
+                        identity: id.clone(),
                         total: s.agg.total,
                         states: counts(&s.agg, counted),
                     })

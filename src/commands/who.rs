@@ -5,6 +5,7 @@
 //! sock_diag and matches them to the closes recorded. `list --by process`
 //! runs the same plan with list's filters.
 
+use std::cell::RefCell;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::diag::{self, Options};
 use crate::exit::Exit;
+use crate::host::identity::Resolver;
 use crate::host::netns::{self, NetnsChoice, Scope};
 use crate::output::Output;
 use crate::plan::WhoPlan;
@@ -23,9 +25,11 @@ use crate::trace::attribute::{Attribution, Procfs, WhoReport};
 use crate::trace::session;
 
 pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
+    // Names namespaces, containers and pods, each looked up once.
+    let names = RefCell::new(Resolver::new());
     // A bad --netns is refused before anything is recorded.
     let scope = match &plan.netns {
-        Some(n) => Scope::resolve(&NetnsChoice::One(n.clone()))?,
+        Some(n) => super::scope(&NetnsChoice::One(n.clone()), &mut names.borrow_mut())?,
         None => Scope::Current,
     };
     let (only, ns_label) = match &scope {
@@ -65,8 +69,9 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
         Window::Once
     };
     let top = plan.top as usize;
-    // Namespaces other than ours are named (few rows: no cache needed).
-    let label: &dyn Fn(u64) -> Option<String> = &netns::label_of;
+    // Namespaces other than ours are named after their container or pod.
+    let label_of = |ino: u64| netns::label_of(ino, &mut names.borrow_mut());
+    let label: &dyn Fn(u64) -> Option<String> = &label_of;
     let write = |attr: &mut Attribution, elapsed: Duration, out: &mut Output| -> Result<()> {
         let tw = scope
             .run(|| {
@@ -81,14 +86,16 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
         let secs = elapsed.as_secs_f64();
         let mut report = WhoReport::build(attr, secs, top, plan.by, label);
         report.netns = ns_label.clone();
+        name_containers(&mut report, &mut names.borrow_mut());
         let (format, all) = match plan.format {
             Format::Table => (WhoFormat::Table, None),
             Format::Json => (WhoFormat::Json, None),
             // Per command over every process, not only the top ones.
-            Format::Prometheus => (
-                WhoFormat::Prometheus,
-                Some(WhoReport::build(attr, secs, 0, plan.by, label)),
-            ),
+            Format::Prometheus => (WhoFormat::Prometheus, {
+                let mut all = WhoReport::build(attr, secs, 0, plan.by, label);
+                name_containers(&mut all, &mut names.borrow_mut());
+                Some(all)
+            }),
         };
         let all = all.as_ref().map_or(&[][..], |a| &a.processes[..]);
         let how = WhoRender {
@@ -113,4 +120,14 @@ pub fn run(plan: &WhoPlan) -> Result<ExitCode> {
     write(&mut attr, elapsed, &mut out)?;
     out.finish()?;
     Ok(Exit::Ok.into())
+}
+
+/// Each process's container and pod, from its cgroup and the runtimes' files
+/// (read once per container).
+fn name_containers(r: &mut WhoReport, names: &mut Resolver) {
+    for p in &mut r.processes {
+        if let Some(cg) = &p.cgroup {
+            (p.container, p.pod) = names.owner(cg);
+        }
+    }
 }

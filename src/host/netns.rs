@@ -28,6 +28,7 @@ use nix::sys::statfs::{NSFS_MAGIC, fstatfs, statfs};
 use serde::Serialize;
 
 use crate::exit::UsageError;
+use crate::host::identity::{self, Found, Kind, NsIdentity, NsInput, Resolver};
 
 /// Where `ip netns add` puts its names.
 pub const RUN_NETNS: &str = "/run/netns";
@@ -36,13 +37,16 @@ pub const RUN_NETNS: &str = "/run/netns";
 /// and its identity. Not held open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NsRef {
-    /// The name under /run/netns, `pid:PID (COMM)` for one found through a
-    /// process, or the path given to `--netns`.
+    /// Its stable label once named ([`identify`]): `host`, the /run/netns
+    /// name, a container or pod, or `net:[INODE]`; until then the name under
+    /// /run/netns, `pid:PID`, or the path given to `--netns`.
     pub label: String,
     pub path: PathBuf,
     /// Device and inode of the namespace: its identity.
     pub dev: u64,
     pub ino: u64,
+    /// Who it belongs to ([`identity`]), once named.
+    pub identity: Option<NsIdentity>,
 }
 
 /// An open network namespace (`--netns`), checked to be one.
@@ -117,7 +121,8 @@ impl Skipped {
 pub enum NetnsChoice {
     /// The process's own namespace.
     Current,
-    /// A name under /run/netns or a path such as /proc/PID/ns/net.
+    /// A name under /run/netns, a container, a pod (`NAMESPACE/POD`), or a
+    /// path such as /proc/PID/ns/net.
     One(String),
     /// Every distinct namespace on the host.
     All,
@@ -129,7 +134,7 @@ pub enum Scope {
     /// The process's own namespace, as without the flags.
     Current,
     /// `--netns`: exactly one, open.
-    One(Namespace),
+    One(Box<Namespace>),
     /// `--all-netns`: every distinct namespace found, opened one at a time
     /// when read; `skipped` holds those left out while finding them.
     All {
@@ -140,17 +145,18 @@ pub enum Scope {
     },
 }
 
-/// What [`Scope::run`] produced: one result per namespace read (labelled;
-/// `None` is the current namespace), and the namespaces left out.
+/// What [`Scope::run`] produced: one result per namespace read, with its
+/// identity (`None` is the current namespace), and the namespaces left out.
 #[derive(Debug)]
 pub struct Ran<T> {
-    pub results: Vec<(Option<String>, T)>,
+    pub results: Vec<(Option<NsIdentity>, T)>,
     pub skipped: Vec<Skipped>,
 }
 
 impl Scope {
-    /// Finds (`--all-netns`) or opens (`--netns`) the namespaces of `choice`.
-    pub fn resolve(choice: &NetnsChoice) -> Result<Scope> {
+    /// Finds (`--all-netns`) or opens (`--netns`) the namespaces of
+    /// `choice`, each named through `names`.
+    pub fn resolve(choice: &NetnsChoice, names: &mut Resolver) -> Result<Scope> {
         let flag = match choice {
             NetnsChoice::Current => return Ok(Scope::Current),
             NetnsChoice::One(_) => "--netns",
@@ -163,14 +169,14 @@ impl Scope {
         }
         match choice {
             NetnsChoice::All => {
-                let d = discover()?;
+                let d = discover(names)?;
                 Ok(Scope::All {
                     found: d.found,
                     skipped: d.skipped,
                     denied_processes: d.denied_processes,
                 })
             }
-            NetnsChoice::One(arg) => Ok(Scope::One(open(arg)?)),
+            NetnsChoice::One(arg) => Ok(Scope::One(Box::new(select(arg, names)?))),
             NetnsChoice::Current => Ok(Scope::Current),
         }
     }
@@ -212,7 +218,7 @@ they are left out (a process may be protected from inspection)"
                     Entry::Fail(e) => e,
                 })?;
                 Ok(Ran {
-                    results: vec![(Some(ns.ns.label.clone()), r)],
+                    results: vec![(ns.ns.identity.clone(), r)],
                     skipped: Vec::new(),
                 })
             }
@@ -228,7 +234,7 @@ they are left out (a process may be protected from inspection)"
                         Err(e) => Err(e),
                     };
                     match entered {
-                        Ok(r) => ran.results.push((Some(ns.label.clone()), r)),
+                        Ok(r) => ran.results.push((ns.identity.clone(), r)),
                         Err(Entry::Skip(reason)) => ran.skipped.push(Skipped::new(ns, reason)),
                         Err(Entry::Fail(e)) => return Err(e),
                     }
@@ -348,9 +354,135 @@ pub fn open(arg: &str) -> Result<Namespace> {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
+            identity: None,
         },
         file,
     })
+}
+
+/// Names `refs` through `names`: identity and label. `all` says they are
+/// every namespace there is: `names` forgets the others.
+fn identify(refs: &mut [NsRef], names: &mut Resolver, all: bool) {
+    let run: std::collections::HashMap<(u64, u64), String> = named()
+        .into_iter()
+        .filter_map(|(n, p)| {
+            let m = fs::metadata(p).ok()?;
+            Some(((m.dev(), m.ino()), n))
+        })
+        .collect();
+    let inputs: Vec<NsInput> = refs
+        .iter()
+        .map(|ns| NsInput {
+            dev: ns.dev,
+            ino: ns.ino,
+            run_netns: run.get(&(ns.dev, ns.ino)).cloned(),
+        })
+        .collect();
+    if all {
+        names.retain(&inputs);
+    }
+    for (ns, id) in refs.iter_mut().zip(names.resolve(&inputs)) {
+        ns.label.clone_from(&id.name);
+        ns.identity = Some(id);
+    }
+}
+
+/// Opens `arg` as a path or name ([`open`]) and names it.
+fn open_named(arg: &str, names: &mut Resolver) -> Result<Namespace> {
+    let mut ns = open(arg)?;
+    identify(std::slice::from_mut(&mut ns.ns), names, false);
+    Ok(ns)
+}
+
+/// `--netns ARG`: a path (`/...`, `./...`), a name under /run/netns, else a
+/// namespace found by `--all-netns` whose label, container or pod `ARG` names.
+fn select(arg: &str, names: &mut Resolver) -> Result<Namespace> {
+    let path_like = arg.starts_with('/') || arg.starts_with("./") || arg.starts_with("../");
+    let run_name = !arg.contains('/') && Path::new(RUN_NETNS).join(arg).exists();
+    if arg.is_empty() || path_like || run_name {
+        return open_named(arg, names);
+    }
+    let d = discover(names)?;
+    let ids: Vec<NsIdentity> = d.found.iter().filter_map(|n| n.identity.clone()).collect();
+    let inode = match identity::find(&ids, arg) {
+        Found::One(id) => id.inode,
+        Found::Ambiguous(v) => {
+            let labels: Vec<String> = v
+                .iter()
+                .map(|i| crate::escape::visible(&i.name).into_owned())
+                .collect();
+            return Err(UsageError(format!(
+                "--netns: '{}' names {} network namespaces ({}); give one of those labels",
+                crate::escape::visible(arg),
+                v.len(),
+                labels.join(", ")
+            ))
+            .into());
+        }
+        // A relative path, as before containers were looked up.
+        Found::None if arg.contains('/') && Path::new(arg).exists() => {
+            return open_named(arg, names);
+        }
+        Found::None => return Err(unknown(arg, &ids).into()),
+    };
+    let ns = d
+        .found
+        .into_iter()
+        .find(|n| n.ino == inode)
+        .expect("found among the discovered");
+    let file = reopen(&ns).map_err(|e| match e {
+        Entry::Skip(SkipReason::PermissionDenied) => capability_error(
+            format!("entering network namespace '{}'", ns.label),
+            "permission denied",
+        ),
+        Entry::Skip(reason) => anyhow!(
+            "network namespace '{}' ({}): {}",
+            crate::escape::visible(&ns.label),
+            ns.path.display(),
+            reason.text()
+        ),
+        Entry::Fail(e) => e,
+    })?;
+    Ok(Namespace { ns, file })
+}
+
+/// Known labels shown in the error for an unknown `--netns` argument.
+const SHOW_KNOWN: usize = 12;
+
+/// The one-line error for a `--netns` argument that names nothing.
+fn unknown(arg: &str, ids: &[NsIdentity]) -> UsageError {
+    // Closest first (the longest common start with what was typed), then
+    // containers and pods: what a name is most likely meant to be.
+    let rank = |i: &&NsIdentity| {
+        let common = i
+            .name
+            .chars()
+            .zip(arg.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let kind = match i.kind {
+            Kind::Pod | Kind::Container => 0,
+            Kind::Named => 1,
+            Kind::Host => 2,
+            Kind::Unknown => 3,
+        };
+        (std::cmp::Reverse(common), kind)
+    };
+    let mut sorted: Vec<&NsIdentity> = ids.iter().collect();
+    sorted.sort_by_key(rank);
+    let mut known: Vec<String> = sorted
+        .iter()
+        .take(SHOW_KNOWN)
+        .map(|i| crate::escape::visible(&i.name).into_owned())
+        .collect();
+    if ids.len() > SHOW_KNOWN {
+        known.push(format!("and {} more", ids.len() - SHOW_KNOWN));
+    }
+    UsageError(format!(
+        "--netns: no network namespace, container or pod '{}'; known: {} (all of them, with containers and pods: tw-inspect list --all-netns --format json); or give a path such as /proc/PID/ns/net",
+        crate::escape::visible(arg),
+        known.join(", ")
+    ))
 }
 
 /// Opens a namespace found earlier, checking it is still that namespace.
@@ -379,18 +511,24 @@ fn reopen(ns: &NsRef) -> Result<File, Entry> {
 }
 
 /// How to call the network namespace with inode `ino` when it is not the
-/// caller's (`None` when it is): its name under /run/netns, else `net:[INODE]`
-/// as /proc/PID/ns/net reads.
-pub fn label_of(ino: u64) -> Option<String> {
-    let own = fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino());
-    if own == Some(ino) {
+/// caller's (`None` when it is): its label from `names` (a container, a pod,
+/// its name under /run/netns, else `net:[INODE]` as /proc/PID/ns/net reads).
+pub fn label_of(ino: u64, names: &mut Resolver) -> Option<String> {
+    let own = fs::metadata("/proc/self/ns/net").ok()?;
+    if own.ino() == ino {
         return None;
     }
-    let name = named()
+    let run_netns = named()
         .into_iter()
         .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))
         .map(|(n, _)| n);
-    Some(name.unwrap_or_else(|| format!("net:[{ino}]")))
+    let input = NsInput {
+        // Every namespace file lives on the one nsfs device.
+        dev: own.dev(),
+        ino,
+        run_netns,
+    };
+    names.resolve(&[input]).pop().map(|id| id.name)
 }
 
 /// Names under /run/netns, sorted; none when the directory does not exist.
@@ -428,10 +566,10 @@ pub struct Discovered {
 }
 
 /// Every distinct network namespace: the names in /run/netns first (sorted),
-/// then those only reachable through a process, labelled by the lowest PID in
-/// them. Distinct means a distinct (device, inode) of the namespace file.
+/// then those only reachable through a process, each named by `names`.
+/// Distinct means a distinct (device, inode) of the namespace file.
 /// Nothing is held open.
-pub fn discover() -> Result<Discovered> {
+pub fn discover(names: &mut Resolver) -> Result<Discovered> {
     let mut d = Discovered::default();
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let add = |ns: NsRef, d: &mut Discovered, seen: &mut HashSet<(u64, u64)>| {
@@ -456,6 +594,7 @@ pub fn discover() -> Result<Discovered> {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
+            identity: None,
         };
         // A name whose bind mount is not (or no longer) there: `ip netns`
         // creates the file before mounting and unmounts before removing it.
@@ -478,12 +617,12 @@ pub fn discover() -> Result<Discovered> {
                 if seen.contains(&(m.dev(), m.ino())) {
                     continue;
                 }
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 let ns = NsRef {
-                    label: format!("pid:{pid} ({})", comm.trim_end_matches('\n')),
+                    label: format!("pid:{pid}"),
                     path,
                     dev: m.dev(),
                     ino: m.ino(),
+                    identity: None,
                 };
                 add(ns, &mut d, &mut seen);
             }
@@ -495,6 +634,7 @@ pub fn discover() -> Result<Discovered> {
             }
         }
     }
+    identify(&mut d.found, names, true);
     Ok(d)
 }
 
@@ -548,7 +688,7 @@ mod tests {
         if !has_cap_sys_admin() {
             return; // discovering and entering namespaces needs CAP_SYS_ADMIN
         }
-        let d = discover().unwrap();
+        let d = discover(&mut Resolver::new()).unwrap();
         let mine: Vec<_> = d
             .found
             .iter()
@@ -593,6 +733,7 @@ mod tests {
             path: PathBuf::from("/run/netns/tw-inspect-never-there"),
             dev: 1,
             ino: 1,
+            identity: None,
         };
         assert!(matches!(reopen(&gone), Err(Entry::Skip(SkipReason::Gone))));
         let plain = tempfile::NamedTempFile::new().unwrap();

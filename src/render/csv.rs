@@ -1,8 +1,10 @@
 //! CSV (RFC 4180, quoting by the `csv` crate): a header line, then one record
-//! per group or per socket. Names from outside (namespaces, processes) are
-//! shown with control characters escaped, as in the table: a CSV file is read
-//! line by line by people and tools alike. Each shape is one serde row struct; with several
-//! namespaces a `netns` field goes first, an empty one marking the totals.
+//! per group or per socket. Names from outside (namespaces, containers,
+//! pods, processes) are shown with control characters escaped, as in the
+//! table: a CSV file is read line by line by people and tools alike. Each
+//! shape is one serde row struct; with several namespaces a `netns` field goes
+//! first, an empty one marking the totals, then who the namespace belongs to:
+//! `container`, `pod`, `pod_namespace` (empty when unknown).
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -13,7 +15,9 @@ use serde::Serialize;
 
 use crate::conntrack::CtState;
 use crate::escape::visible;
-use crate::report::{ConntrackReport, GroupRow, ListReport, NetnsListReport, SocketRow};
+use crate::report::{
+    ConntrackReport, GroupRow, ListReport, NetnsListReport, NsIdentity, SocketRow,
+};
 use crate::socket::Timer;
 use crate::state::TcpState;
 
@@ -192,10 +196,35 @@ impl SocketCsv<'_> {
     }
 }
 
-/// The leading field of multi-namespace output (serialised as a tuple with the row).
-#[derive(Serialize)]
+/// The leading fields of multi-namespace output (serialised as a tuple with
+/// the row): the namespace's label and who it belongs to.
+#[derive(Serialize, Default)]
 struct Netns<'a> {
     netns: Cow<'a, str>,
+    container: Option<String>,
+    pod: Option<String>,
+    pod_namespace: Option<String>,
+}
+
+/// The columns of [`Netns`].
+const NETNS_HEADER: &[&str] = &["netns", "container", "pod", "pod_namespace"];
+
+impl Netns<'_> {
+    fn of(id: &NsIdentity) -> Netns<'_> {
+        let mut n = Netns {
+            netns: visible(&id.name),
+            ..Netns::default()
+        };
+        for (k, v) in id.prometheus_labels() {
+            let v = Some(visible(&v).into_owned());
+            match k {
+                "container" => n.container = v,
+                "pod" => n.pod = v,
+                _ => n.pod_namespace = v,
+            }
+        }
+        n
+    }
 }
 
 type Csv<'w> = csv::Writer<&'w mut dyn Write>;
@@ -208,7 +237,7 @@ fn writer(w: &mut dyn Write) -> Csv<'_> {
 fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()> {
     let mut cols: Vec<&str> = Vec::new();
     if netns {
-        cols.push("netns");
+        cols.extend(NETNS_HEADER);
     }
     if sockets {
         cols.extend(SOCKET_HEADER);
@@ -221,14 +250,9 @@ fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()
     out.write_record(&cols).map_err(plain)
 }
 
-fn row<R: Serialize>(out: &mut Csv, netns: Option<&str>, row: R) -> Result<()> {
+fn row<R: Serialize>(out: &mut Csv, netns: Option<&Netns>, row: R) -> Result<()> {
     match netns {
-        Some(netns) => out.serialize((
-            Netns {
-                netns: visible(netns),
-            },
-            row,
-        )),
+        Some(netns) => out.serialize((netns, row)),
         None => out.serialize(row),
     }
     .map_err(plain)
@@ -244,7 +268,7 @@ fn plain(e: csv::Error) -> anyhow::Error {
 }
 
 /// The rows of one report: its sockets when it has them, else its groups.
-fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&str>) -> Result<()> {
+fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&Netns>) -> Result<()> {
     match &r.sockets {
         Some(sockets) => {
             for s in sockets {
@@ -261,18 +285,18 @@ fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&str>) -> Re
 }
 
 /// With `--conntrack`, the rows are the conntrack table's (one CSV has one header).
-fn conntrack(w: &mut dyn Write, items: &[(Option<&str>, &ConntrackReport)]) -> Result<()> {
+fn conntrack(w: &mut dyn Write, items: &[(Option<Netns>, &ConntrackReport)]) -> Result<()> {
     let mut out = writer(w);
     let netns = items.iter().any(|(n, _)| n.is_some());
     let mut cols: Vec<&str> = Vec::new();
     if netns {
-        cols.push("netns");
+        cols.extend(NETNS_HEADER);
     }
     cols.extend(CONNTRACK_HEADER);
     out.write_record(&cols).map_err(plain)?;
     for (n, c) in items {
         for r in ConntrackCsv::rows(c) {
-            row(&mut out, *n, r)?;
+            row(&mut out, n.as_ref(), r)?;
         }
     }
     out.flush()?;
@@ -299,7 +323,7 @@ pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Re
         let items: Vec<_> = doc
             .namespaces
             .iter()
-            .filter_map(|n| Some((Some(n.netns.as_str()), n.report.conntrack.as_ref()?)))
+            .filter_map(|n| Some((Some(Netns::of(&n.identity)), n.report.conntrack.as_ref()?)))
             .collect();
         return conntrack(w, &items);
     }
@@ -307,10 +331,10 @@ pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Re
     let mut out = writer(w);
     header(&mut out, sockets, explain, true)?;
     for n in &doc.namespaces {
-        rows(&mut out, &n.report, explain, Some(&n.netns))?;
+        rows(&mut out, &n.report, explain, Some(&Netns::of(&n.identity)))?;
     }
     if !sockets {
-        rows(&mut out, &doc.total, explain, Some(""))?;
+        rows(&mut out, &doc.total, explain, Some(&Netns::default()))?;
     }
     out.flush()?;
     Ok(())
@@ -320,6 +344,7 @@ pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Re
 mod tests {
     use super::*;
     use crate::aggregate::GroupBy;
+    use crate::host::identity::fixtures as identity;
     use crate::report::{Counted, NamespaceReport, ProcessRef, fixtures};
     use crate::socket::{Family, SocketRecord};
     use crate::state::StateSet;
@@ -486,34 +511,38 @@ mod tests {
         let doc = |sockets| NetnsListReport {
             total: r(sockets),
             namespaces: vec![
-                NamespaceReport {
-                    netns: "blue".into(),
-                    report: r(sockets),
-                },
-                NamespaceReport {
-                    netns: "pid:1 (a,b)".into(),
-                    report: r(sockets),
-                },
-                NamespaceReport {
-                    netns: "pid:2 (\x1b[2J\nx)".into(),
-                    report: r(sockets),
-                },
+                NamespaceReport::new(identity::named("blue"), r(sockets)),
+                NamespaceReport::new(identity::container("web,1"), r(sockets)),
+                NamespaceReport::new(identity::pod("shop", "web-7f9c", &["app"]), r(sockets)),
+                NamespaceReport::new(identity::named("evil\x1b[2J\nx"), r(sockets)),
             ],
             skipped: Vec::new(),
         };
         let mut out = Vec::new();
         namespaces(&mut out, &doc(false), false).unwrap();
         let (head, rows) = parse(&String::from_utf8(out).unwrap());
-        assert_eq!(head[0], "netns");
-        assert_eq!(head[1..], *GROUP_HEADER);
-        let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-        // A control character is shown, never written: one record per line.
-        assert_eq!(labels, ["blue", "pid:1 (a,b)", "pid:2 (\\x1b[2J\\nx)", ""]);
+        assert_eq!(head[..4], *NETNS_HEADER);
+        assert_eq!(head[4..], *GROUP_HEADER);
+        let who: Vec<[&str; 4]> = rows
+            .iter()
+            .map(|r| [r[0].as_str(), r[1].as_str(), r[2].as_str(), r[3].as_str()])
+            .collect();
+        assert_eq!(
+            who,
+            [
+                ["blue", "", "", ""],
+                ["web,1", "web,1", "", ""],
+                ["shop/web-7f9c", "app", "web-7f9c", "shop"],
+                // A control character is shown, never written: one record per line.
+                ["evil\\x1b[2J\\nx", "", "", ""],
+                ["", "", "", ""],
+            ]
+        );
 
         let mut out = Vec::new();
         namespaces(&mut out, &doc(true), false).unwrap();
         let (head, rows) = parse(&String::from_utf8(out).unwrap());
-        assert_eq!(head[1..], *SOCKET_HEADER);
-        assert_eq!(rows.len(), 6, "two sockets per namespace, no totals");
+        assert_eq!(head[4..], *SOCKET_HEADER);
+        assert_eq!(rows.len(), 8, "two sockets per namespace, no totals");
     }
 }

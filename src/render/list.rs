@@ -41,9 +41,11 @@ fn table_report(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) 
 }
 
 /// Writes `doc`. Several namespaces: JSON is the totals with a `namespaces`
-/// array; the table is one summary per namespace, then the totals (when there
-/// is more than one); CSV leads with a `netns` column, the totals under an
-/// empty one; Prometheus labels every series with `netns`.
+/// array; the table is one summary per namespace under a heading that says
+/// whose it is, then the totals (when there is more than one); CSV leads with
+/// `netns`, `container`, `pod` and `pod_namespace` columns, the totals under
+/// empty ones; Prometheus labels every series with `netns` and, where known,
+/// `container`, `pod` and `pod_namespace`.
 pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<()> {
     let ListRender {
         format,
@@ -60,7 +62,12 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
                 if i > 0 {
                     writeln!(w)?;
                 }
-                writeln!(w, "Network namespace {}", Visible(&n.netns))?;
+                writeln!(
+                    w,
+                    "Network namespace {} ({})",
+                    Visible(&n.netns),
+                    Visible(&n.identity.describe())
+                )?;
                 table_report(w, &n.report, style, explain)?;
             }
             // One namespace: its report is the total.
@@ -77,7 +84,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
             let items: Vec<_> = d
                 .namespaces
                 .iter()
-                .map(|n| (Some(n.netns.as_str()), &n.report))
+                .map(|n| (Some(&n.identity), &n.report))
                 .collect();
             prometheus::list(w, &items)
         }
@@ -88,6 +95,7 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
 mod tests {
     use super::*;
     use crate::aggregate::GroupBy;
+    use crate::host::identity::fixtures as identity;
     use crate::report::{Counted, ListReport, NamespaceReport, NetnsListReport, fixtures};
     use crate::socket::{Family, SocketRecord};
     use crate::state::{StateSet, TcpState};
@@ -108,10 +116,7 @@ mod tests {
             total: report(names.len() * 2, counted),
             namespaces: names
                 .iter()
-                .map(|n| NamespaceReport {
-                    netns: n.to_string(),
-                    report: report(2, counted),
-                })
+                .map(|n| NamespaceReport::new(identity::named(n), report(2, counted)))
                 .collect(),
             skipped: Vec::new(),
         })
@@ -172,7 +177,14 @@ mod tests {
 
     #[test]
     fn namespaces_as_a_table_then_the_totals() {
-        let t = render(&doc(&["blue", "red"], StateSet::all()), ListFormat::Table);
+        let mut d = doc(&["blue", "red"], StateSet::all());
+        if let ListDocument::Namespaces(n) = &mut d {
+            n.namespaces[1] = NamespaceReport::new(
+                identity::pod("shop", "web-7f9c", &["app", "side\x1bcar"]),
+                report(2, StateSet::all()),
+            );
+        }
+        let t = render(&d, ListFormat::Table);
         let heads: Vec<&str> = t
             .lines()
             .filter(|l| l.starts_with("Network namespace") || l.starts_with("All "))
@@ -180,8 +192,9 @@ mod tests {
         assert_eq!(
             heads,
             [
-                "Network namespace blue",
-                "Network namespace red",
+                "Network namespace blue (/run/netns/blue; inode 4026532004)",
+                "Network namespace shop/web-7f9c (pod web-7f9c in namespace shop, \
+uid 1234abcd-0000-4000-8000-0123456789ab; containers app, side\\x1bcar; inode 4026532200)",
                 "All 2 network namespaces"
             ]
         );

@@ -7,6 +7,11 @@
 //! groups and port-pressure destinations are cut to `--top` in the report, and
 //! the cut TIME_WAIT groups are summed into one `peer="other"` series so the
 //! groups add up to the total. States that were not counted have no series.
+//!
+//! With several namespaces every series carries `netns` (the stable label)
+//! and, where known, `container`, `pod` and `pod_namespace`: names that stay
+//! the same when a container restarts, so series do not churn.
+//! `tw_inspect_netns_info` gives each namespace's kind, runtime and ids.
 
 use std::fmt::{Display, Write as _};
 use std::io::Write;
@@ -14,7 +19,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::escape::visible;
-use crate::report::{ConntrackReport, ListReport};
+use crate::report::{ConntrackReport, ListReport, NsIdentity};
 use crate::state::TcpState;
 
 /// The metric types tw-inspect writes.
@@ -96,25 +101,41 @@ pub fn escape_into(out: &mut String, v: &str) {
     }
 }
 
-/// `netns` (when there is one) first, then the series' own labels.
-fn labels<'a>(netns: Option<&'a str>, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    netns
-        .map(|n| ("netns", n))
-        .into_iter()
+/// A namespace's labels: `netns`, then `container`, `pod`, `pod_namespace` where known.
+struct NsLabels(Vec<(&'static str, String)>);
+
+impl NsLabels {
+    fn of(id: Option<&NsIdentity>) -> NsLabels {
+        NsLabels(match id {
+            None => Vec::new(),
+            Some(i) => std::iter::once(("netns", i.name.clone()))
+                .chain(i.prometheus_labels())
+                .collect(),
+        })
+    }
+}
+
+/// The namespace's labels first, then the series' own.
+fn labels<'a>(ns: &'a NsLabels, pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    ns.0.iter()
+        .map(|(k, v)| (*k, v.as_str()))
         .chain(pairs.iter().copied())
         .collect()
 }
 
 const UP_HELP: &str = "1 when the sockets were read from the kernel, 0 when reading failed.";
 
-/// `list`'s metrics for one report per namespace; a label adds a `netns` label
+/// `list`'s metrics for one report per namespace; an identity adds its labels
 /// to every series of that report (`--netns`, `--all-netns`). The groups must
 /// be TIME_WAIT by peer and port, as the plan for this format makes them.
-pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<()> {
+pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -> Result<()> {
+    let names: Vec<NsLabels> = reports.iter().map(|(id, _)| NsLabels::of(*id)).collect();
+    let items: Vec<(&NsLabels, &ListReport)> =
+        names.iter().zip(reports.iter().map(|(_, r)| *r)).collect();
     let mut x = Exposition::new(w);
     x.family("tw_inspect_up", Kind::Gauge, UP_HELP)?;
-    for (netns, _) in items {
-        x.sample(&labels(*netns, &[]), 1)?;
+    for (netns, _) in &items {
+        x.sample(&labels(netns, &[]), 1)?;
     }
 
     x.family(
@@ -122,11 +143,11 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
         Kind::Gauge,
         "TCP sockets matching the filters, by state and address family; states not counted have no series.",
     )?;
-    for (netns, r) in items {
+    for (netns, r) in &items {
         for (fi, fam) in ["ipv4", "ipv6"].iter().enumerate() {
             for st in r.counted.states.iter() {
                 let n = r.family_states[fi][st.index()];
-                x.sample(&labels(*netns, &[("state", st.name()), ("family", fam)]), n)?;
+                x.sample(&labels(netns, &[("state", st.name()), ("family", fam)]), n)?;
             }
         }
     }
@@ -136,7 +157,7 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
         Kind::Gauge,
         "TIME_WAIT sockets per peer address and port: the largest groups, the rest summed in peer=\"other\".",
     )?;
-    for (netns, r) in items {
+    for (netns, r) in &items {
         if !r.counted.states.contains(TcpState::TimeWait) {
             continue;
         }
@@ -144,12 +165,12 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
             let peer = g.peer.map(|a| a.to_string()).unwrap_or_default();
             let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
             x.sample(
-                &labels(*netns, &[("peer", &peer), ("peer_port", &port)]),
+                &labels(netns, &[("peer", &peer), ("peer_port", &port)]),
                 g.count,
             )?;
         }
         x.sample(
-            &labels(*netns, &[("peer", "other"), ("peer_port", "other")]),
+            &labels(netns, &[("peer", "other"), ("peer_port", "other")]),
             r.other_groups.count,
         )?;
     }
@@ -159,7 +180,7 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
         Kind::Gauge,
         "Share of the usable ephemeral ports held by outgoing sockets to one destination (1 = exhausted), busiest destinations.",
     )?;
-    for (netns, r) in items {
+    for (netns, r) in &items {
         for p in &r.port_pressure {
             let (local, peer, port) = (
                 p.local.to_string(),
@@ -168,7 +189,7 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
             );
             x.sample(
                 &labels(
-                    *netns,
+                    netns,
                     &[("local", &local), ("peer", &peer), ("peer_port", &port)],
                 ),
                 p.ratio,
@@ -181,10 +202,37 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
         Kind::Gauge,
         "Time spent reading the sockets from the kernel.",
     )?;
-    for (netns, r) in items {
-        x.sample(&labels(*netns, &[]), r.collect_ms / 1e3)?;
+    for (netns, r) in &items {
+        x.sample(&labels(netns, &[]), r.collect_ms / 1e3)?;
     }
-    let cts: Vec<(Option<&str>, &ConntrackReport)> = items
+
+    let ids: Vec<&NsIdentity> = reports.iter().filter_map(|(id, _)| *id).collect();
+    if !ids.is_empty() {
+        x.family(
+            "tw_inspect_netns_info",
+            Kind::Gauge,
+            "Who each network namespace belongs to (always 1): kind (host, named, container, pod, unknown), runtime, container id, pod uid.",
+        )?;
+        for id in ids {
+            let ns = NsLabels::of(Some(id));
+            let c = id.container.as_ref().or(id.containers.first());
+            let runtime = c.and_then(|c| c.runtime).map_or("", |r| r.name());
+            let container_id = c.map_or("", |c| c.id.as_str());
+            let pod_uid = id.pod.as_ref().and_then(|p| p.uid.as_deref()).unwrap_or("");
+            let mut extra: Vec<(&str, &str)> = vec![("kind", id.kind.name())];
+            for (k, v) in [
+                ("runtime", runtime),
+                ("container_id", container_id),
+                ("pod_uid", pod_uid),
+            ] {
+                if !v.is_empty() {
+                    extra.push((k, v));
+                }
+            }
+            x.sample(&labels(&ns, &extra), 1)?;
+        }
+    }
+    let cts: Vec<(&NsLabels, &ConntrackReport)> = items
         .iter()
         .filter_map(|(n, r)| Some((*n, r.conntrack.as_ref()?)))
         .collect();
@@ -198,13 +246,13 @@ pub fn list(w: &mut dyn Write, items: &[(Option<&str>, &ListReport)]) -> Result<
 /// counters), TCP entries per conntrack state, TIME_WAIT entries per top
 /// destination (the rest summed in `destination="other"`). Values not read
 /// have no series.
-fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> Result<()> {
+fn conntrack(x: &mut Exposition, items: &[(&NsLabels, &ConntrackReport)]) -> Result<()> {
     let gauge =
         |x: &mut Exposition, name, help, get: fn(&ConntrackReport) -> Option<u64>| -> Result<()> {
             x.family(name, Kind::Gauge, help)?;
             for (netns, c) in items {
                 if let Some(v) = get(c) {
-                    x.sample(&labels(*netns, &[]), v)?;
+                    x.sample(&labels(netns, &[]), v)?;
                 }
             }
             Ok(())
@@ -241,7 +289,7 @@ fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> 
     for (netns, c) in items {
         for (name, v) in c.stats.iter().flat_map(|s| s.pairs()) {
             if let Some(v) = v {
-                x.sample(&labels(*netns, &[("event", name)]), v)?;
+                x.sample(&labels(netns, &[("event", name)]), v)?;
             }
         }
     }
@@ -253,7 +301,7 @@ fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> 
     for (netns, c) in items {
         for row in c.entries.iter().flat_map(|e| &e.states) {
             x.sample(
-                &labels(*netns, &[("state", row.state.name())]),
+                &labels(netns, &[("state", row.state.name())]),
                 row.conntrack,
             )?;
         }
@@ -268,12 +316,12 @@ fn conntrack(x: &mut Exposition, items: &[(Option<&str>, &ConntrackReport)]) -> 
         for g in &e.destinations {
             let (addr, port) = (g.address.to_string(), g.port.unwrap_or(0).to_string());
             x.sample(
-                &labels(*netns, &[("destination", &addr), ("port", &port)]),
+                &labels(netns, &[("destination", &addr), ("port", &port)]),
                 g.time_wait,
             )?;
         }
         x.sample(
-            &labels(*netns, &[("destination", "other"), ("port", "other")]),
+            &labels(netns, &[("destination", "other"), ("port", "other")]),
             e.other_destinations.time_wait,
         )?;
     }
@@ -342,7 +390,7 @@ mod tests {
         fixtures::pressure(&records(), (32768, 60999))
     }
 
-    fn render(items: &[(Option<&str>, &ListReport)]) -> String {
+    fn render(items: &[(Option<&NsIdentity>, &ListReport)]) -> String {
         let mut out = Vec::new();
         list(&mut out, items).unwrap();
         String::from_utf8(out).unwrap()
@@ -427,15 +475,43 @@ mod tests {
 
     #[test]
     fn namespaces_label_every_series() {
+        use crate::host::identity::fixtures as identity;
         let r = report(StateSet::all(), 10);
-        let text = render(&[(Some("blue"), &r), (Some("red\"x"), &r)]);
+        let (blue, red) = (identity::named("blue"), identity::named("red\"x"));
+        let (web, pod) = (
+            identity::container("web1"),
+            identity::pod("shop", "web-7f9c", &["app"]),
+        );
+        let text = render(&[
+            (Some(&blue), &r),
+            (Some(&red), &r),
+            (Some(&web), &r),
+            (Some(&pod), &r),
+        ]);
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(
-                l.contains("{netns=\"blue\"") || l.contains("{netns=\"red\\\"x\""),
+                l.contains("{netns=\"blue\"")
+                    || l.contains("{netns=\"red\\\"x\"")
+                    || l.contains("{netns=\"web1\",container=\"web1\"")
+                    || l.contains(
+                        "{netns=\"shop/web-7f9c\",container=\"app\",pod=\"web-7f9c\",pod_namespace=\"shop\""
+                    ),
                 "{l}"
             );
         }
         assert_eq!(text.matches("# HELP tw_inspect_up ").count(), 1);
+        assert!(
+            text.contains("tw_inspect_netns_info{netns=\"blue\",kind=\"named\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "tw_inspect_netns_info{{netns=\"web1\",container=\"web1\",kind=\"container\",runtime=\"podman\",container_id=\"{}\"}} 1\n",
+            "e4".repeat(32)
+        )));
+        assert!(text.contains("pod_namespace=\"shop\",kind=\"pod\",runtime=\"containerd\","));
+        // One namespace's own report (no --netns): no namespace labels, no info.
+        let alone = render(&[(None, &r)]);
+        assert!(!alone.contains("netns") && !alone.contains("tw_inspect_netns_info"));
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Serialize for Change<'_> {
 #[derive(Clone, Debug, Serialize)]
 pub struct NsLine {
     pub netns: String,
+    /// Who the namespace belongs to (README, "Containers and pods").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::host::identity::NsIdentity>,
     pub total: u64,
     pub states: Counts,
 }

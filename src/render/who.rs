@@ -11,6 +11,7 @@ use super::prometheus::{Exposition, Kind};
 use super::table::{grouped, new_table, num, write_table};
 use super::{Style, json};
 use crate::escape::Visible;
+use crate::host::identity::ContainerRef;
 use crate::trace::attribute::{By, ProcessReport, WhoReport};
 
 /// The formats `who` writes.
@@ -126,6 +127,10 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
         )?;
     } else {
         let any_netns = r.processes.iter().any(|p| p.netns.is_some());
+        let any_container = r
+            .processes
+            .iter()
+            .any(|p| p.container.is_some() || p.pod.is_some());
         let mut header = match r.by {
             By::Command => vec!["COMMAND", "PIDS"],
             By::Pid => vec!["PID", "COMMAND"],
@@ -138,6 +143,9 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
             "PASSIVE",
             "CLOSED ON",
         ]);
+        if any_container {
+            header.push("CONTAINER");
+        }
         if any_netns {
             header.push("NETNS");
         }
@@ -160,6 +168,11 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
                 num(grouped(p.passive_closes)),
                 comfy_table::Cell::new(closed_on(p)),
             ]);
+            if any_container {
+                row.push(comfy_table::Cell::new(
+                    Visible(&container_cell(p)).to_string(),
+                ));
+            }
             if any_netns {
                 row.push(comfy_table::Cell::new(Visible(
                     p.netns.as_deref().unwrap_or("-"),
@@ -206,6 +219,17 @@ fn table(w: &mut dyn Write, r: &WhoReport, style: Style) -> Result<()> {
         None => writeln!(w, "{}", r.note)?,
     }
     Ok(())
+}
+
+/// `NAME`, or `POD_NAMESPACE/POD NAME` for a pod's container; `-` outside containers.
+fn container_cell(p: &ProcessReport) -> String {
+    let c = p.container.as_ref().map(ContainerRef::label);
+    match (&p.pod, c) {
+        (Some(pod), Some(c)) => format!("{} {c}", pod.label()),
+        (Some(pod), None) => pod.label(),
+        (None, Some(c)) => c,
+        (None, None) => "-".into(),
+    }
 }
 
 /// One command's sums over its processes.
@@ -256,8 +280,59 @@ const PER_COMM: [PerCommFamily; 3] = [
     },
 ];
 
-/// Per command, not per pid, so that restarts do not create series; the `top`
-/// busiest commands keep their name and the rest are summed as `other`.
+/// The labels of one row of who's metrics: the command, and the container
+/// and pod its processes run in (when any), which stay the same across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Who {
+    comm: String,
+    container: String,
+    pod: String,
+    pod_namespace: String,
+}
+
+impl Who {
+    fn of(p: &ProcessReport) -> Who {
+        let pod = p.pod.as_ref();
+        Who {
+            comm: p.comm.clone(),
+            container: p
+                .container
+                .as_ref()
+                .map(ContainerRef::label)
+                .unwrap_or_default(),
+            pod: pod
+                .and_then(|p| p.name.clone().or_else(|| p.uid.as_ref().map(|_| p.label())))
+                .unwrap_or_default(),
+            pod_namespace: pod.and_then(|p| p.namespace.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn other() -> Who {
+        Who {
+            comm: "other".into(),
+            ..Who::default()
+        }
+    }
+
+    /// `comm`, then `container`, `pod` and `pod_namespace` where known.
+    fn labels(&self) -> Vec<(&str, &str)> {
+        let mut v = vec![("comm", self.comm.as_str())];
+        for (k, val) in [
+            ("container", &self.container),
+            ("pod", &self.pod),
+            ("pod_namespace", &self.pod_namespace),
+        ] {
+            if !val.is_empty() {
+                v.push((k, val.as_str()));
+            }
+        }
+        v
+    }
+}
+
+/// Per command (and container or pod), not per pid, so that restarts do not
+/// create series; the `top` busiest keep their labels and the rest are summed
+/// as `comm="other"`.
 fn prometheus(
     w: &mut dyn Write,
     r: &WhoReport,
@@ -265,28 +340,28 @@ fn prometheus(
     top: usize,
     window: Window,
 ) -> Result<()> {
-    let mut by_comm: BTreeMap<&str, PerComm> = BTreeMap::new();
+    let mut by_comm: BTreeMap<Who, PerComm> = BTreeMap::new();
     for p in all {
-        by_comm.entry(p.comm.as_str()).or_default().add(PerComm {
+        by_comm.entry(Who::of(p)).or_default().add(PerComm {
             active: p.active_closes,
             aborts: p.aborts,
             passive: p.passive_closes,
             time_wait: p.time_wait_now,
         });
     }
-    let mut rows: Vec<(&str, PerComm)> = by_comm.into_iter().collect();
+    let mut rows: Vec<(Who, PerComm)> = by_comm.into_iter().collect();
     rows.sort_by(|a, b| {
         b.1.active
             .cmp(&a.1.active)
             .then(b.1.time_wait.cmp(&a.1.time_wait))
-            .then(a.0.cmp(b.0))
+            .then(a.0.cmp(&b.0))
     });
     if top > 0 && rows.len() > top {
         let mut other = PerComm::default();
         for (_, v) in rows.split_off(top) {
             other.add(v);
         }
-        rows.push(("other", other));
+        rows.push((Who::other(), other));
     }
     let mut x = Exposition::new(w);
     for f in PER_COMM {
@@ -302,8 +377,8 @@ fn prometheus(
                 &format!("{} Counted since tw_inspect_who_start_time_seconds.", f.help),
             )?,
         }
-        for (comm, v) in &rows {
-            x.sample(&[("comm", comm)], (f.pick)(v))?;
+        for (who, v) in &rows {
+            x.sample(&who.labels(), (f.pick)(v))?;
         }
     }
     x.family(
@@ -311,8 +386,8 @@ fn prometheus(
         Kind::Gauge,
         "TIME_WAIT sockets present at the end of recording that this command closed.",
     )?;
-    for (comm, v) in &rows {
-        x.sample(&[("comm", comm)], v.time_wait)?;
+    for (who, v) in &rows {
+        x.sample(&who.labels(), v.time_wait)?;
     }
     x.family(
         "tw_inspect_who_time_wait_unattributed",
@@ -366,6 +441,8 @@ mod tests {
             pids: vec![pid],
             process_count: 1,
             cgroup: None,
+            container: None,
+            pod: None,
             active_closes: active,
             aborts: 0,
             passive_closes: 0,
@@ -394,6 +471,42 @@ mod tests {
             other_netns_closes: None,
             note: NOTE,
         }
+    }
+
+    #[test]
+    fn prometheus_names_the_container_and_pod_of_each_command() {
+        use crate::host::identity::PodRef;
+        let ctr = |id: char, name: &str| ContainerRef {
+            id: id.to_string().repeat(64),
+            name: Some(name.into()),
+            runtime: None,
+            sandbox: false,
+        };
+        let mut all = vec![
+            proc(1, "httpd", 4),
+            proc(2, "httpd", 3),
+            proc(3, "httpd", 2),
+            proc(4, "curl", 1),
+        ];
+        all[0].container = Some(ctr('a', "web1"));
+        all[1].container = Some(ctr('a', "web1"));
+        all[2].container = Some(ctr('b', "app"));
+        all[2].pod = Some(PodRef {
+            namespace: Some("shop".into()),
+            name: Some("web-7f9c".into()),
+            uid: None,
+        });
+        let mut out = Vec::new();
+        prometheus(&mut out, &report(all.clone()), &all, 0, Window::Once).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        for want in [
+            "tw_inspect_who_fin_closes{comm=\"httpd\",container=\"web1\"} 7\n",
+            "tw_inspect_who_fin_closes{comm=\"httpd\",container=\"app\",pod=\"web-7f9c\",pod_namespace=\"shop\"} 2\n",
+            "tw_inspect_who_fin_closes{comm=\"curl\"} 1\n",
+        ] {
+            assert!(s.contains(want), "{want} in\n{s}");
+        }
+        assert_eq!(s.matches("tw_inspect_who_fin_closes{").count(), 3);
     }
 
     #[test]

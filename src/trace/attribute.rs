@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::host::identity::{ContainerRef, PodRef};
 use crate::socket::{SocketRecord, canonical};
 use crate::state::TcpState;
 use crate::trace::record::StateChange;
@@ -159,6 +160,11 @@ pub fn parse_cgroup(text: &str) -> Option<String> {
     entries.first().map(|(_, p)| p.to_string())
 }
 
+/// The container id a process's cgroup names, if any.
+fn container_of(st: &ProcStats) -> Option<String> {
+    crate::host::containers::parse_path(st.cgroup.as_deref()?).container_id
+}
+
 /// How long a recorded close can still explain a TIME_WAIT socket, in seconds
 /// of trace clock: TIME_WAIT lasts 60 s (TCP_TIMEWAIT_LEN), FIN_WAIT2 before it
 /// up to `tcp_fin_timeout` (60 s by default), plus a margin. Older four-tuples
@@ -208,6 +214,14 @@ pub struct Attribution {
     /// Pids the tracer could not name, and the names their exits gave.
     unnamed: HashSet<u32>,
     exits: HashMap<u32, String>,
+    /// The parent of each process created while recording, and whether it
+    /// got a network namespace of its own: a process that exits before /proc
+    /// shows its cgroup and namespace started in its parent's.
+    parent_of: HashMap<u32, (u32, bool)>,
+    /// The cgroup each process was last moved to (hierarchy, path), when the
+    /// path names a container or pod: how a runtime puts what it starts
+    /// into a container.
+    moved: HashMap<u32, (i32, String)>,
     /// Latest trace timestamp seen.
     now: f64,
     pub events: u64,
@@ -263,7 +277,10 @@ impl Attribution {
         if comm == UNNAMED {
             self.unnamed.insert(pid);
         }
-        let netns = if pid == 0 { None } else { info.netns(pid) };
+        let netns = match pid {
+            0 => None,
+            _ => info.netns(pid).or_else(|| self.traced_netns(pid, info)),
+        };
         // A process gone before its namespace was read is kept for now: its
         // TIME_WAIT sockets place it (see `build`).
         if let Some(want) = self.only_netns
@@ -276,7 +293,10 @@ impl Attribution {
         let idx = match self.index.get(&key) {
             Some(i) => *i,
             None => {
-                let cgroup = if pid == 0 { None } else { info.cgroup(pid) };
+                let cgroup = match pid {
+                    0 => None,
+                    _ => info.cgroup(pid).or_else(|| self.traced_cgroup(pid, info)),
+                };
                 self.procs.insert(
                     key.clone(),
                     ProcStats {
@@ -314,6 +334,69 @@ impl Attribution {
             self.thread_of.clear();
         }
         self.thread_of.insert(thread, tgid);
+    }
+
+    /// A process was created by process `parent` (`new_netns`: with a
+    /// network namespace of its own).
+    pub fn on_new_process(&mut self, parent: u32, child: u32, new_netns: bool) {
+        if self.parent_of.len() >= MAX_THREADS {
+            self.parent_of.clear();
+        }
+        self.parent_of.insert(child, (parent, new_netns));
+    }
+
+    /// The network namespace of a process /proc no longer shows: its
+    /// parent's, up to the first ancestor still running, unless one on the
+    /// way got a namespace of its own or was moved into a container (a
+    /// runtime's child enters the container's namespace after it starts).
+    fn traced_netns(&self, pid: u32, info: &mut dyn ProcInfo) -> Option<u64> {
+        let mut p = pid;
+        for _ in 0..16 {
+            if self.moved.contains_key(&p) {
+                return None;
+            }
+            let (parent, new_netns) = *self.parent_of.get(&p)?;
+            if new_netns {
+                return None;
+            }
+            if let Some(n) = info.netns(parent) {
+                return Some(n);
+            }
+            p = parent;
+        }
+        None
+    }
+
+    /// A process moved to another cgroup: kept when the path names a
+    /// container or pod; a later move elsewhere in the same hierarchy forgets it.
+    pub fn on_attach(&mut self, pid: u32, root: i32, path: &str) {
+        if !crate::host::containers::parse_path(path).is_empty() {
+            if self.moved.len() >= MAX_THREADS {
+                self.moved.clear();
+            }
+            self.moved.insert(pid, (root, path.to_string()));
+        } else if self.moved.get(&pid).is_some_and(|(r, _)| *r == root) {
+            self.moved.remove(&pid);
+        }
+    }
+
+    /// The cgroup of a process /proc no longer shows: where it was moved to
+    /// while recording, else (it stayed where it started) its parent's, and
+    /// so on up to the first ancestor that was moved or is still running.
+    fn traced_cgroup(&self, pid: u32, info: &mut dyn ProcInfo) -> Option<String> {
+        let mut p = pid;
+        for _ in 0..16 {
+            if let Some((_, path)) = self.moved.get(&p) {
+                return Some(path.clone());
+            }
+            if p != pid
+                && let Some(c) = info.cgroup(p)
+            {
+                return Some(c);
+            }
+            p = self.parent_of.get(&p)?.0;
+        }
+        None
     }
 
     /// A task exited: keep its command in case the tracer could not name it.
@@ -371,6 +454,49 @@ impl Attribution {
     pub fn settle(&mut self, info: &mut dyn ProcInfo) {
         for (e, kind) in std::mem::take(&mut self.pending) {
             self.apply(&e, kind, info);
+        }
+        // Cgroups of processes that exited first, from what was traced since
+        // (events of other CPUs can arrive late).
+        let missing: Vec<ProcKey> = self
+            .procs
+            .iter()
+            .filter(|(k, st)| st.cgroup.is_none() && k.pid != 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in missing {
+            let c = self.traced_cgroup(k.pid, info);
+            if let Some(st) = self.procs.get_mut(&k) {
+                st.cgroup = c;
+            }
+        }
+        // With --netns, a gone process is placed by its TIME_WAIT sockets instead.
+        let missing: Vec<ProcKey> = self
+            .procs
+            .iter()
+            .filter(|(k, st)| st.netns.is_none() && k.pid != 0 && self.only_netns.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in missing {
+            let n = self.traced_netns(k.pid, info);
+            if let Some(st) = self.procs.get_mut(&k) {
+                st.netns = n;
+            }
+        }
+        // Still unknown (a runtime's child, gone): the namespace of the
+        // processes seen in the same container, as `exec` into a container
+        // joins its namespaces.
+        if self.only_netns.is_none() {
+            let mut of_container: HashMap<String, u64> = HashMap::new();
+            for st in self.procs.values() {
+                if let (Some(n), Some(id)) = (st.netns, container_of(st)) {
+                    of_container.entry(id).or_insert(n);
+                }
+            }
+            for st in self.procs.values_mut() {
+                if st.netns.is_none() {
+                    st.netns = container_of(st).and_then(|id| of_container.get(&id).copied());
+                }
+            }
         }
     }
 
@@ -520,6 +646,12 @@ pub struct ProcessReport {
     pub process_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// The container its cgroup names (filled in by the command, from the runtimes' files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
+    /// The pod its cgroup names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
     /// Connections closed first with a FIN (one per connection); these make TIME_WAIT here.
     pub active_closes: u64,
     /// Connections ended with a reset sent instead (SO_LINGER 0, unread data): no TIME_WAIT.
@@ -659,10 +791,17 @@ impl WhoReport {
         let rows: Vec<Row> = {
             // By pid, a process seen under two names (before and after an
             // exec) is one row under its final name.
-            let mut m: HashMap<(Option<u32>, String, Option<String>), Row> = HashMap::new();
+            // By command, one row per container too: the containers of a
+            // pod share a namespace, and may run the same command.
+            type Key = (Option<u32>, String, Option<String>, Option<String>);
+            let mut m: HashMap<Key, Row> = HashMap::new();
             for r in per_pid {
                 let pid = (by == By::Pid).then_some(r.pid);
-                match m.entry((pid, r.comm.clone(), r.netns.clone())) {
+                let container = r
+                    .cgroup
+                    .as_deref()
+                    .and_then(|c| crate::host::containers::parse_path(c).container_id);
+                match m.entry((pid, r.comm.clone(), r.netns.clone(), container)) {
                     std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(r),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(r);
@@ -685,6 +824,8 @@ impl WhoReport {
                     pids: r.pids,
                     process_count: count,
                     cgroup: r.cgroup,
+                    container: None,
+                    pod: None,
                     active_closes: r.active,
                     aborts: r.aborts,
                     passive_closes: r.passive,
@@ -815,6 +956,130 @@ mod tests {
             peer: "127.0.0.2".parse().unwrap(),
             peer_port: 80,
         }
+    }
+
+    /// Only pid 100 (a server's main process, in container A) is still running.
+    struct Gone;
+    const A: &str = "/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str =
+        "/libpod_parent/libpod-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    impl ProcInfo for Gone {
+        fn tgid(&mut self, _: u32) -> Option<u32> {
+            None
+        }
+        fn comm(&mut self, _: u32) -> Option<String> {
+            None
+        }
+        fn cgroup(&mut self, pid: u32) -> Option<String> {
+            (pid == 100).then(|| A.to_string())
+        }
+        fn netns(&mut self, pid: u32) -> Option<u64> {
+            (pid == 100).then_some(7)
+        }
+    }
+
+    #[test]
+    fn exited_processes_take_the_cgroup_they_were_moved_to_or_their_parents() {
+        use TcpState::*;
+        let mut a = Attribution::new();
+        let g = &mut Gone;
+        // A forked worker (101, a child of 100) and its own child (102) exit
+        // before /proc is read: they are in 100's cgroup.
+        a.on_new_process(100, 101, false);
+        a.on_new_process(101, 102, false);
+        a.on_event(
+            &change("httpd", 101, Some(101), Established, FinWait1, 1),
+            g,
+        );
+        a.on_event(&change("cgi", 102, Some(102), Established, FinWait1, 2), g);
+        // A process a runtime started (parent 1, outside) and moved into container B.
+        a.on_new_process(1, 200, false);
+        a.on_attach(200, 0, B);
+        a.on_attach(200, 3, "/");
+        a.on_event(&change("wget", 200, Some(200), Established, FinWait1, 3), g);
+        // Moved in, then out again in the same hierarchy: not in B any more.
+        a.on_attach(300, 0, B);
+        a.on_attach(300, 0, "/system.slice/x.service");
+        a.on_event(&change("left", 300, Some(300), Established, FinWait1, 4), g);
+        // Events seen before the process's creation (another CPU's buffer):
+        // settled once it arrives.
+        a.on_event(&change("late", 400, Some(400), Established, FinWait1, 5), g);
+        a.on_new_process(100, 400, false);
+        a.settle(g);
+        let r = WhoReport::build(&a, 1.0, 0, By::Pid, &none);
+        let cg = |c: &str| row_of(&r, c).cgroup.clone();
+        assert_eq!(cg("httpd").as_deref(), Some(A));
+        assert_eq!(cg("cgi").as_deref(), Some(A));
+        assert_eq!(cg("wget").as_deref(), Some(B));
+        assert_eq!(cg("left"), None, "never guessed");
+        assert_eq!(cg("late").as_deref(), Some(A));
+        // The namespace likewise: the parent's, but not across a move into a
+        // container (a runtime's child enters the container's namespace later).
+        let label = |ino: u64| Some(format!("net:[{ino}]"));
+        let r = WhoReport::build(&a, 1.0, 0, By::Pid, &label);
+        let ns = |c: &str| row_of(&r, c).netns.clone();
+        assert_eq!(ns("httpd").as_deref(), Some("net:[7]"));
+        assert_eq!(ns("cgi").as_deref(), Some("net:[7]"));
+        assert_eq!(ns("late").as_deref(), Some("net:[7]"));
+        assert_eq!(ns("wget"), None, "nothing else seen in container B");
+        // Another process seen in container B gives B's namespace to the gone one.
+        struct InB;
+        impl ProcInfo for InB {
+            fn tgid(&mut self, _: u32) -> Option<u32> {
+                None
+            }
+            fn comm(&mut self, _: u32) -> Option<String> {
+                None
+            }
+            fn cgroup(&mut self, pid: u32) -> Option<String> {
+                (pid == 600).then(|| B.to_string())
+            }
+            fn netns(&mut self, pid: u32) -> Option<u64> {
+                (pid == 600).then_some(8)
+            }
+        }
+        a.on_event(
+            &change("sh", 600, Some(600), Established, FinWait1, 7),
+            &mut InB,
+        );
+        a.settle(&mut InB);
+        let r = WhoReport::build(&a, 1.0, 0, By::Pid, &label);
+        assert_eq!(row_of(&r, "wget").netns.as_deref(), Some("net:[8]"));
+        // A child made with a namespace of its own is not in its parent's.
+        let mut b = Attribution::new();
+        b.on_new_process(100, 500, true);
+        b.on_event(
+            &change("unshared", 500, Some(500), Established, FinWait1, 6),
+            g,
+        );
+        b.settle(g);
+        let r = WhoReport::build(&b, 1.0, 0, By::Pid, &label);
+        assert_eq!(row_of(&r, "unshared").netns, None);
+    }
+
+    #[test]
+    fn by_command_one_row_per_container() {
+        use TcpState::*;
+        let mut a = Attribution::new();
+        let g = &mut Gone;
+        a.on_attach(10, 0, A);
+        a.on_attach(11, 0, B);
+        a.on_attach(12, 0, B);
+        for (pid, port) in [(10, 1), (11, 2), (12, 3)] {
+            a.on_event(
+                &change("curl", pid, Some(pid), Established, FinWait1, port),
+                g,
+            );
+        }
+        a.settle(g);
+        let r = WhoReport::build(&a, 1.0, 0, By::Command, &none);
+        let mut rows: Vec<(Option<String>, u64)> = r
+            .processes
+            .iter()
+            .map(|p| (p.cgroup.clone(), p.active_closes))
+            .collect();
+        rows.sort();
+        assert_eq!(rows, vec![(Some(A.into()), 1), (Some(B.into()), 2)]);
     }
 
     #[test]

@@ -71,8 +71,24 @@ pub enum Line {
         creator_tgid: Option<u32>,
         thread: u32,
     },
-    /// A task that is not a thread (a new process): nothing to learn.
-    NewProcess,
+    /// A new process (`task:task_newtask` without CLONE_THREAD), made by
+    /// process `parent` (the creator's process when the tracer knew it):
+    /// it starts in its parent's cgroup, which names its container if it
+    /// exits before /proc can be read.
+    NewProcess {
+        parent: u32,
+        child: u32,
+        /// Made with CLONE_NEWNET: in a namespace of its own, not its parent's.
+        new_netns: bool,
+    },
+    /// A process moved to another cgroup (`cgroup:cgroup_attach_task`), as a
+    /// container runtime moves what it starts into the container's: the path
+    /// in hierarchy `root`.
+    Attach {
+        pid: u32,
+        root: i32,
+        path: String,
+    },
     /// An empty line or a `#` annotation.
     Ignored,
 }
@@ -80,12 +96,20 @@ pub enum Line {
 /// The event that tells a new thread's process, as tracefs names its directory.
 pub const NEWTASK_EVENT: &str = "task/task_newtask";
 const NEWTASK_MARKER: &str = ": task_newtask: ";
+/// `clone_flags` bit of a new network namespace (include/uapi/linux/sched.h).
+const CLONE_NEWNET: u64 = 0x4000_0000;
 /// `clone_flags` bit of a thread (include/uapi/linux/sched.h).
 const CLONE_THREAD: u64 = 0x0001_0000;
 
 /// The event that names exiting tasks, as tracefs names its directory.
 pub const EXIT_EVENT: &str = "sched/sched_process_exit";
 const EXIT_MARKER: &str = ": sched_process_exit: ";
+
+/// The event that tells a process's new cgroup, as tracefs names its directory.
+pub const ATTACH_EVENT: &str = "cgroup/cgroup_attach_task";
+const ATTACH_MARKER: &str = ": cgroup_attach_task: ";
+/// The longest command the kernel keeps (TASK_COMM_LEN less its NUL).
+const MAX_COMM: usize = 15;
 
 fn bad<T>(line: &str, why: &str) -> Result<T, FormatError> {
     let mut shown: String = line.chars().take(160).collect();
@@ -109,6 +133,10 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
     if let Some(at) = t.find(EXIT_MARKER) {
         return parse_exit(&t[at + EXIT_MARKER.len()..])
             .map_or_else(|| bad(line, "exit record"), Ok);
+    }
+    if let Some(at) = t.find(ATTACH_MARKER) {
+        return parse_attach(&t[at + ATTACH_MARKER.len()..])
+            .map_or_else(|| bad(line, "cgroup attach record"), Ok);
     }
     if let Some(at) = t.find(NEWTASK_MARKER) {
         let h = parse_head(&t[..at], line)?;
@@ -296,8 +324,41 @@ fn parse_newtask(body: &str, creator: u32, creator_tgid: Option<u32>) -> Option<
             thread: pid,
         }
     } else {
-        Line::NewProcess
+        Line::NewProcess {
+            parent: creator_tgid.filter(|t| *t != 0).unwrap_or(creator),
+            child: pid,
+            new_netns: flags & CLONE_NEWNET != 0,
+        }
     })
+}
+
+/// `dst_root=0 dst_id=5 dst_level=2 dst_path=/docker/ab pid=42 comm=sh`. A
+/// path may hold spaces and any text, so the split is the first ` pid=N comm=`
+/// whose command fits the kernel's 15 bytes: a path that spells ` pid=` is
+/// followed by the real ` pid=N comm=...`, too long to be a command.
+fn parse_attach(body: &str) -> Option<Line> {
+    let rest = body.strip_prefix("dst_root=")?;
+    let (root, rest) = rest.split_once(' ')?;
+    let root: i32 = root.parse().ok()?;
+    let at = rest.find(" dst_path=")?;
+    let rest = &rest[at + 10..];
+    let mut from = 0;
+    while let Some(i) = rest[from..].find(" pid=") {
+        let at = from + i;
+        let tail = &rest[at + 5..];
+        if let Some((pid, comm)) = tail.split_once(" comm=")
+            && comm.len() <= MAX_COMM
+            && let Ok(pid) = pid.parse::<u32>()
+        {
+            return Some(Line::Attach {
+                pid,
+                root,
+                path: rest[..at].to_string(),
+            });
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// `1 [LOST 12 EVENTS]` (after the `CPU:` prefix).
@@ -347,9 +408,12 @@ impl Rejoin {
                 }
                 // The other records (a task's exit, a new thread) carry no
                 // command to measure: a piece shorter than the column joins.
-                Ok(l @ (Line::Exit { .. } | Line::NewThread { .. } | Line::NewProcess))
-                    if self.pending.len() < NAME_COLUMN =>
-                {
+                Ok(
+                    l @ (Line::Exit { .. }
+                    | Line::NewThread { .. }
+                    | Line::NewProcess { .. }
+                    | Line::Attach { .. }),
+                ) if self.pending.len() < NAME_COLUMN => {
                     self.pending.clear();
                     return out(Ok(l));
                 }
@@ -536,7 +600,14 @@ mod tests {
             }
         );
         let fork = "bash-7 (7) [000] ..... 1.0: task_newtask: pid=8 comm=my sh clone_flags=1200000 oom_score_adj=0";
-        assert_eq!(parse_line(fork, EV).unwrap(), Line::NewProcess);
+        assert_eq!(
+            parse_line(fork, EV).unwrap(),
+            Line::NewProcess {
+                parent: 7,
+                child: 8,
+                new_netns: false
+            }
+        );
         assert!(
             parse_line(
                 "a-1 [0] . 1.0: task_newtask: pid=x comm=a clone_flags=1 oom_score_adj=0",
@@ -544,6 +615,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn cgroup_attaches() {
+        let l = "runc:[2:INIT]-9 (9) [001] ..... 5.0: cgroup_attach_task: dst_root=0 dst_id=77 dst_level=2 \
+dst_path=/libpod_parent/libpod-e4 pid=9 comm=runc:[2:INIT]";
+        assert_eq!(
+            parse_line(l, EV).unwrap(),
+            Line::Attach {
+                pid: 9,
+                root: 0,
+                path: "/libpod_parent/libpod-e4".into()
+            }
+        );
+        // A path that spells the fields itself, and a command with a space.
+        let l = "a-1 [0] . 1.0: cgroup_attach_task: dst_root=3 dst_id=1 dst_level=1 \
+dst_path=/x pid=5 comm=evil pid=12 comm=my sh";
+        assert_eq!(
+            parse_line(l, EV).unwrap(),
+            Line::Attach {
+                pid: 12,
+                root: 3,
+                path: "/x pid=5 comm=evil".into()
+            }
+        );
+        assert!(parse_line("a-1 [0] . 1.0: cgroup_attach_task: dst_root=x", EV).is_err());
     }
 
     #[test]

@@ -84,7 +84,12 @@ pub fn record(
                 creator_tgid,
                 thread,
             }) => attr.on_new_thread(creator, creator_tgid, thread, &mut procfs),
-            Ok(Line::NewProcess) => {}
+            Ok(Line::NewProcess {
+                parent,
+                child,
+                new_netns,
+            }) => attr.on_new_process(parent, child, new_netns),
+            Ok(Line::Attach { pid, root, path }) => attr.on_attach(pid, root, &path),
             Ok(Line::Ignored) => {}
             Err(e) => {
                 attr.unparsed += 1;
