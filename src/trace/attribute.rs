@@ -222,6 +222,10 @@ pub struct Attribution {
     /// path names a container or pod: how a runtime puts what it starts
     /// into a container.
     moved: HashMap<u32, (i32, String)>,
+    /// Processes that ran a new program while recording: one may have entered
+    /// another network namespace first (`ip netns exec`), so it does not take
+    /// its parent's.
+    execed: HashSet<u32>,
     /// Latest trace timestamp seen.
     now: f64,
     pub events: u64,
@@ -343,16 +347,29 @@ impl Attribution {
             self.parent_of.clear();
         }
         self.parent_of.insert(child, (parent, new_netns));
+        // A pid used again is a new process: what the old one did is not its.
+        self.moved.remove(&child);
+        self.execed.remove(&child);
+    }
+
+    /// A process ran a new program.
+    pub fn on_exec(&mut self, pid: u32) {
+        if self.execed.len() >= MAX_THREADS {
+            self.execed.clear();
+        }
+        self.execed.insert(pid);
     }
 
     /// The network namespace of a process /proc no longer shows: its
-    /// parent's, up to the first ancestor still running, unless one on the
-    /// way got a namespace of its own or was moved into a container (a
-    /// runtime's child enters the container's namespace after it starts).
+    /// parent's, up to the first ancestor still running, when each one on the
+    /// way was only forked: not made with a namespace of its own, not moved
+    /// into a container (a runtime's child enters the container's namespace
+    /// after it starts), and not running a new program (`ip netns exec` and
+    /// `nsenter` enter a namespace, then exec).
     fn traced_netns(&self, pid: u32, info: &mut dyn ProcInfo) -> Option<u64> {
         let mut p = pid;
         for _ in 0..16 {
-            if self.moved.contains_key(&p) {
+            if self.moved.contains_key(&p) || self.execed.contains(&p) {
                 return None;
             }
             let (parent, new_netns) = *self.parent_of.get(&p)?;
@@ -1001,6 +1018,11 @@ mod tests {
         a.on_attach(300, 0, B);
         a.on_attach(300, 0, "/system.slice/x.service");
         a.on_event(&change("left", 300, Some(300), Established, FinWait1, 4), g);
+        // A child that ran a program (`ip netns exec` enters a namespace,
+        // then execs): its cgroup is still its parent's, its namespace unknown.
+        a.on_new_process(100, 700, false);
+        a.on_exec(700);
+        a.on_event(&change("curl", 700, Some(700), Established, FinWait1, 8), g);
         // Events seen before the process's creation (another CPU's buffer):
         // settled once it arrives.
         a.on_event(&change("late", 400, Some(400), Established, FinWait1, 5), g);
@@ -1021,6 +1043,9 @@ mod tests {
         assert_eq!(ns("httpd").as_deref(), Some("net:[7]"));
         assert_eq!(ns("cgi").as_deref(), Some("net:[7]"));
         assert_eq!(ns("late").as_deref(), Some("net:[7]"));
+        // Not from its parent, but from the other processes of its container.
+        assert_eq!(ns("curl").as_deref(), Some("net:[7]"));
+        assert_eq!(cg("curl").as_deref(), Some(A));
         assert_eq!(ns("wget"), None, "nothing else seen in container B");
         // Another process seen in container B gives B's namespace to the gone one.
         struct InB;
@@ -1052,8 +1077,18 @@ mod tests {
             &change("unshared", 500, Some(500), Established, FinWait1, 6),
             g,
         );
+        // Nor one that ran a program (`ip netns exec` enters a namespace, then
+        // execs), with nothing else known in its container.
+        b.on_new_process(100, 501, false);
+        b.on_exec(501);
+        b.on_event(&change("curl", 501, Some(501), Established, FinWait1, 9), g);
         b.settle(g);
         let r = WhoReport::build(&b, 1.0, 0, By::Pid, &label);
+        assert_eq!(
+            row_of(&r, "curl").netns,
+            None,
+            "after an exec, never guessed"
+        );
         assert_eq!(row_of(&r, "unshared").netns, None);
     }
 

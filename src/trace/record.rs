@@ -81,6 +81,12 @@ pub enum Line {
         /// Made with CLONE_NEWNET: in a namespace of its own, not its parent's.
         new_netns: bool,
     },
+    /// A process ran a new program (`sched:sched_process_exec`): it may have
+    /// entered another network namespace first (`ip netns exec`, `nsenter`),
+    /// so its parent's no longer tells its own.
+    Exec {
+        pid: u32,
+    },
     /// A process moved to another cgroup (`cgroup:cgroup_attach_task`), as a
     /// container runtime moves what it starts into the container's: the path
     /// in hierarchy `root`.
@@ -104,6 +110,10 @@ const CLONE_THREAD: u64 = 0x0001_0000;
 /// The event that names exiting tasks, as tracefs names its directory.
 pub const EXIT_EVENT: &str = "sched/sched_process_exit";
 const EXIT_MARKER: &str = ": sched_process_exit: ";
+
+/// The event that tells a process ran a new program, as tracefs names its directory.
+pub const EXEC_EVENT: &str = "sched/sched_process_exec";
+const EXEC_MARKER: &str = ": sched_process_exec: ";
 
 /// The event that tells a process's new cgroup, as tracefs names its directory.
 pub const ATTACH_EVENT: &str = "cgroup/cgroup_attach_task";
@@ -133,6 +143,10 @@ pub fn parse_line(line: &str, event: &str) -> Result<Line, FormatError> {
     if let Some(at) = t.find(EXIT_MARKER) {
         return parse_exit(&t[at + EXIT_MARKER.len()..])
             .map_or_else(|| bad(line, "exit record"), Ok);
+    }
+    if let Some(at) = t.find(EXEC_MARKER) {
+        return parse_exec(&t[at + EXEC_MARKER.len()..])
+            .map_or_else(|| bad(line, "exec record"), Ok);
     }
     if let Some(at) = t.find(ATTACH_MARKER) {
         return parse_attach(&t[at + ATTACH_MARKER.len()..])
@@ -332,6 +346,15 @@ fn parse_newtask(body: &str, creator: u32, creator_tgid: Option<u32>) -> Option<
     })
 }
 
+/// `filename=/usr/bin/curl pid=42 old_pid=42`: the file name may hold spaces,
+/// so the pid is found from the right (` old_pid=` does not contain ` pid=`).
+fn parse_exec(body: &str) -> Option<Line> {
+    let rest = body.strip_prefix("filename=")?;
+    let at = rest.rfind(" pid=")?;
+    let pid = rest[at + 5..].split_whitespace().next()?.parse().ok()?;
+    Some(Line::Exec { pid })
+}
+
 /// `dst_root=0 dst_id=5 dst_level=2 dst_path=/docker/ab pid=42 comm=sh`. A
 /// path may hold spaces and any text, so the split is the first ` pid=N comm=`
 /// whose command fits the kernel's 15 bytes: a path that spells ` pid=` is
@@ -412,6 +435,7 @@ impl Rejoin {
                     l @ (Line::Exit { .. }
                     | Line::NewThread { .. }
                     | Line::NewProcess { .. }
+                    | Line::Exec { .. }
                     | Line::Attach { .. }),
                 ) if self.pending.len() < NAME_COLUMN => {
                     self.pending.clear();
@@ -615,6 +639,13 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn execs() {
+        let l = "curl-42 (42) [001] ..... 5.0: sched_process_exec: filename=/tmp/a pid=7 dir/curl pid=42 old_pid=42";
+        assert_eq!(parse_line(l, EV).unwrap(), Line::Exec { pid: 42 });
+        assert!(parse_line("a-1 [0] . 1.0: sched_process_exec: filename=/x", EV).is_err());
     }
 
     #[test]

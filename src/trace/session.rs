@@ -90,6 +90,7 @@ pub fn record(
                 new_netns,
             }) => attr.on_new_process(parent, child, new_netns),
             Ok(Line::Attach { pid, root, path }) => attr.on_attach(pid, root, &path),
+            Ok(Line::Exec { pid }) => attr.on_exec(pid),
             Ok(Line::Ignored) => {}
             Err(e) => {
                 attr.unparsed += 1;

@@ -16,10 +16,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use crate::trace::format::EventFormat;
-use crate::trace::record::{ATTACH_EVENT, EXIT_EVENT, NEWTASK_EVENT};
+use crate::trace::record::{ATTACH_EVENT, EXEC_EVENT, EXIT_EVENT, NEWTASK_EVENT};
 
 /// Recorded beside [`EVENT`] when the kernel has them.
-const AUX_EVENTS: [&str; 3] = [NEWTASK_EVENT, EXIT_EVENT, ATTACH_EVENT];
+const AUX_EVENTS: [&str; 4] = [NEWTASK_EVENT, EXIT_EVENT, ATTACH_EVENT, EXEC_EVENT];
 
 /// Where tracefs lives on current systems, and where we mount it if absent.
 pub const DEFAULT_MOUNT: &str = "/sys/kernel/tracing";
@@ -213,8 +213,8 @@ impl Instance {
         // learnt (a server's short-lived worker threads); exits name the
         // processes whose command it forgot (many short-lived clients).
         // Without them such closes read `?`, never a wrong process. New
-        // processes and cgroup moves name the container of a process that
-        // exits before /proc can show its cgroup.
+        // processes, execs and cgroup moves name the container and namespace
+        // of a process that exits before /proc can show them.
         for aux in AUX_EVENTS {
             if inst.write(&format!("events/{aux}/enable"), "1").is_ok() {
                 inst.aux.push(aux);
