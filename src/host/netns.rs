@@ -407,13 +407,10 @@ fn select(arg: &str, names: &mut Resolver) -> Result<Namespace> {
     let inode = match identity::find(&ids, arg) {
         Found::One(id) => id.inode,
         Found::Ambiguous(v) => {
-            let labels: Vec<String> = v
-                .iter()
-                .map(|i| crate::escape::visible(&i.name).into_owned())
-                .collect();
+            // The message is shown escaped, as every error is.
+            let labels: Vec<&str> = v.iter().map(|i| i.name.as_str()).collect();
             return Err(UsageError(format!(
-                "--netns: '{}' names {} network namespaces ({}); give one of those labels",
-                crate::escape::visible(arg),
+                "--netns: '{arg}' names {} network namespaces ({}); give one of those labels",
                 v.len(),
                 labels.join(", ")
             ))
@@ -437,7 +434,7 @@ fn select(arg: &str, names: &mut Resolver) -> Result<Namespace> {
         ),
         Entry::Skip(reason) => anyhow!(
             "network namespace '{}' ({}): {}",
-            crate::escape::visible(&ns.label),
+            ns.label,
             ns.path.display(),
             reason.text()
         ),
@@ -473,14 +470,14 @@ fn unknown(arg: &str, ids: &[NsIdentity]) -> UsageError {
     let mut known: Vec<String> = sorted
         .iter()
         .take(SHOW_KNOWN)
-        .map(|i| crate::escape::visible(&i.name).into_owned())
+        .map(|i| i.name.clone())
         .collect();
     if ids.len() > SHOW_KNOWN {
         known.push(format!("and {} more", ids.len() - SHOW_KNOWN));
     }
+    // The message is shown escaped, as every error is.
     UsageError(format!(
-        "--netns: no network namespace, container or pod '{}'; known: {} (all of them, with containers and pods: tw-inspect list --all-netns --format json); or give a path such as /proc/PID/ns/net",
-        crate::escape::visible(arg),
+        "--netns: no network namespace, container or pod '{arg}'; known: {} (all of them, with containers and pods: tw-inspect list --all-netns --format json); or give a path such as /proc/PID/ns/net",
         known.join(", ")
     ))
 }
