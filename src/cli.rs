@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Count TCP sockets by state and group TIME_WAIT by peer and port
+    /// Count TCP sockets by state and show where TIME_WAIT comes from: incoming by local port, outgoing by destination
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
     /// Explain TCP states in plain terms, and this host's TIME_WAIT settings
@@ -50,12 +50,14 @@ pub enum Command {
 }
 
 const LIST_EXAMPLES: &str = "Examples:
-  tw-inspect list                                   summary: every state, top TIME_WAIT peers
+  tw-inspect list                                   summary: every state, TIME_WAIT incoming and outgoing
+  tw-inspect list --by peer+port                    TIME_WAIT per peer address and port (the former default)
   tw-inspect list --state time-wait --by local-port  TIME_WAIT per local port
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
   tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
+  tw-inspect list --format prometheus --prom-port 443,80   ports 443 and 80 always as their own series
   tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
   tw-inspect list --watch 0.5 --count 10 --format json   ten JSON lines, one per sample
   sudo tw-inspect list --all-netns                  every network namespace (host, containers, pods), then the total
@@ -112,7 +114,9 @@ pub const CHECK_EXAMPLES: &str = "Examples:
   tw-inspect check -w time-wait=20000 -c time-wait=50000
   tw-inspect check -w port-pressure=50 -c port-pressure=80 --peer 10.0.0.7
   tw-inspect check -w time-wait:port=443=5000 -c time-wait:port=443=20000
+  tw-inspect check -w time-wait:incoming=20000 -c time-wait:outgoing=20000
   tw-inspect check -c port-pressure:peer=10.0.0.5:5432=80
+  tw-inspect check -c TcpExtTCPTimeWaitOverflow=0       any overflow since boot is critical
   tw-inspect check -w established=10: -c established=1:     alert when fewer connections
   sudo tw-inspect check -w close-wait=100 -c close-wait=1000 --all-netns
   tw-inspect check -w conntrack-fill=75 -c conntrack-fill=90 -w conntrack-drops=0
@@ -163,13 +167,15 @@ pub enum WhoFormat {
 /// Which socket fields form a group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GroupKeyArg {
+    /// Incoming by local address and port, outgoing by peer address and port (default)
+    Role,
     /// One group per state
     State,
     /// Peer address
     Peer,
     /// Peer port
     PeerPort,
-    /// Peer address and port (default)
+    /// Peer address and port
     #[value(name = "peer+port")]
     PeerAndPort,
     /// Local address
@@ -223,9 +229,13 @@ pub struct ListArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given
+    /// Group by these fields [default: role: incoming by local port, outgoing by destination]; groups cover TIME_WAIT unless --state is given
     #[arg(short = 'b', long, value_enum, value_name = "KEY")]
     pub by: Option<GroupKeyArg>,
+
+    /// With --format prometheus: these local ports' incoming TIME_WAIT are always series of their own, beside the top N (comma-separated or repeated, at most 64)
+    #[arg(long, value_name = "PORTS")]
+    pub prom_port: Vec<String>,
 
     /// Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows
     #[arg(short = 'n', long, value_name = "N", allow_hyphen_values = true)]

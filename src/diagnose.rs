@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::aggregate::conntrack::CtAggregate;
-use crate::aggregate::{Aggregate, HeldWhy, PortUse, Pressure};
+use crate::aggregate::{Aggregate, CloseWaitOwner, HeldWhy, PortUse, Pressure};
 use crate::conntrack::CtState;
 use crate::host::conntrack::CtTable;
-use crate::host::procs::ProcessRef;
+use crate::host::counters::Readings;
 use crate::host::sysctl::Sysctls;
 use crate::state::TcpState;
 
@@ -62,6 +62,25 @@ pub const CONNTRACK_ENTRY_BYTES: u64 = 256;
 
 /// At most this many findings of one kind (the busiest first).
 pub const MAX_PER_KIND: usize = 5;
+/// Connections reset instead of closed, per second: a warning from this rate
+/// (measured over at least [`ABORT_MIN_WINDOW_S`]); any at all is information.
+pub const ABORTS_PER_S: f64 = 10.0;
+/// A rate from a shorter window is too noisy to warn on.
+pub const ABORT_MIN_WINDOW_S: f64 = 1.0;
+
+/// The counters behind the `aborts` finding: resets sent where a close would
+/// have been (checked on Linux 6.18: SO_LINGER 0 counts as TCPAbortOnData).
+pub const ABORT_COUNTERS: [(&str, &str); 3] = [
+    (
+        "TcpExtTCPAbortOnData",
+        "close() with SO_LINGER 0, or data arriving after close()",
+    ),
+    ("TcpExtTCPAbortOnClose", "close() with unread data"),
+    (
+        "TcpExtTCPAbortOnLinger",
+        "FIN_WAIT2 cut short by a negative TCP_LINGER2",
+    ),
+];
 
 /// Everything the diagnoses read.
 pub struct Inputs<'a> {
@@ -69,9 +88,11 @@ pub struct Inputs<'a> {
     pub pressure: Option<&'a Pressure>,
     pub sysctls: &'a Sysctls,
     /// From [`Teardown::close_wait_owners`](crate::aggregate::Teardown::close_wait_owners).
-    pub close_wait: &'a [(Option<ProcessRef>, u64)],
+    pub close_wait: &'a [CloseWaitOwner],
     /// From [`Teardown::server_time_wait`](crate::aggregate::Teardown::server_time_wait).
     pub server_time_wait: &'a [(u16, u64)],
+    /// Two readings of the kernel's counters: growth between them is evidence.
+    pub counters: Option<&'a Readings>,
 }
 
 /// The findings, most severe first. Empty when nothing is wrong.
@@ -81,11 +102,33 @@ pub fn diagnose(i: &Inputs) -> Vec<Diagnosis> {
         out.extend(port_pressure(p, i.sysctls));
     }
     out.extend(close_wait(i.close_wait, i.agg.count(TcpState::CloseWait)));
-    out.extend(tw_buckets(i.agg, i.sysctls));
+    out.extend(tw_buckets(i.agg, i.sysctls, i.counters));
+    out.extend(aborts(i.counters));
     out.extend(orphan_fin_wait2(i.agg, i.sysctls));
     out.extend(server_time_wait(i.server_time_wait));
     out.sort_by_key(|d| std::cmp::Reverse(d.severity));
     out
+}
+
+/// True when TIME_WAIT (with orphaned FIN_WAIT2) fills `tcp_max_tw_buckets`
+/// to the critical share: then whether closes overflow it now is worth a
+/// second reading of the counters a moment later.
+pub fn tw_buckets_near_full(agg: &Aggregate, s: &Sysctls) -> bool {
+    let Some(max) = s.tcp_max_tw_buckets.filter(|m| *m > 0) else {
+        return false;
+    };
+    let used = agg.count(TcpState::TimeWait) + agg.orphaned[TcpState::FinWait2.index()];
+    pct(used, max) >= TW_BUCKETS.1
+}
+
+/// A duration in words for messages: `850 ms`, `1.0 s`, `2m05s`.
+pub fn age_words(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms} ms"),
+        1000..60_000 => format!("{:.1} s", ms as f64 / 1e3),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
 }
 
 fn pct(n: u64, of: u64) -> f64 {
@@ -253,23 +296,28 @@ fn port_pressure(p: &Pressure, s: &Sysctls) -> Vec<Diagnosis> {
         .collect()
 }
 
-fn close_wait(owners: &[(Option<ProcessRef>, u64)], total: u64) -> Vec<Diagnosis> {
+fn close_wait(owners: &[CloseWaitOwner], total: u64) -> Vec<Diagnosis> {
     owners
         .iter()
-        .filter(|(_, n)| *n >= CLOSE_WAIT.0)
+        .filter(|o| o.count >= CLOSE_WAIT.0)
         .take(MAX_PER_KIND)
-        .map(|(p, n)| {
-            let severity = if *n >= CLOSE_WAIT.1 { Severity::Critical } else { Severity::Warning };
-            match p {
+        .map(|o| {
+            let n = o.count;
+            let severity = if n >= CLOSE_WAIT.1 { Severity::Critical } else { Severity::Warning };
+            let oldest = o
+                .oldest_ms
+                .map(|ms| format!(" The oldest has waited {} since its peer closed.", age_words(ms.into())))
+                .unwrap_or_default();
+            match &o.owner {
                 Some(p) => Diagnosis {
                     kind: "close-wait",
                     severity,
                     message: format!(
                         "{n} CLOSE_WAIT sockets held by {} (pid {}), of {total} in all: their peers closed and this process \
-has not closed its ends, the likely leak. They stay until it closes them or exits.",
+has not closed its ends, the likely leak. They stay until it closes them or exits.{oldest}",
                         p.comm, p.pid
                     ),
-                    data: json!({ "pid": p.pid, "comm": p.comm, "count": n, "total": total }),
+                    data: json!({ "pid": p.pid, "comm": p.comm, "count": n, "total": total, "oldest_ms": o.oldest_ms }),
                 },
                 None => Diagnosis {
                     kind: "close-wait",
@@ -277,28 +325,52 @@ has not closed its ends, the likely leak. They stay until it closes them or exit
                     message: format!(
                         "{n} CLOSE_WAIT sockets, of {total} in all, held by processes that could not be identified \
 (sockets from a snapshot, processes in another PID namespace, or no permission to read /proc/PID/fd: run as root): their peers closed and the \
-application has not closed its ends, the likely leak."
+application has not closed its ends, the likely leak.{oldest}"
                     ),
-                    data: json!({ "pid": null, "comm": null, "count": n, "total": total }),
+                    data: json!({ "pid": null, "comm": null, "count": n, "total": total, "oldest_ms": o.oldest_ms }),
                 },
             }
         })
         .collect()
 }
 
-fn tw_buckets(agg: &Aggregate, s: &Sysctls) -> Option<Diagnosis> {
+fn tw_buckets(agg: &Aggregate, s: &Sysctls, counters: Option<&Readings>) -> Option<Diagnosis> {
     let max = s.tcp_max_tw_buckets.filter(|m| *m > 0)?;
     let tw = agg.count(TcpState::TimeWait);
     let fw2 = agg.orphaned[TcpState::FinWait2.index()];
     let used = tw + fw2;
     let share = pct(used, max);
-    let severity = level(share, TW_BUCKETS)?;
+    const OVERFLOW: &str = "TcpExtTCPTimeWaitOverflow";
+    let total = counters.and_then(|r| r.last.get(OVERFLOW));
+    let (growth, window) = match counters.map(Readings::growth) {
+        Some((g, w)) => (g.get(OVERFLOW), Some(w)),
+        None => (None, None),
+    };
+    // Overflow growing is the kernel saying so itself: critical, whatever
+    // the count shows now (a burst may have passed).
+    let severity = match growth {
+        Some(g) if g > 0 => Severity::Critical,
+        _ => level(share, TW_BUCKETS)?,
+    };
+    let evidence = match (growth, window, total) {
+        (Some(g), Some(w), Some(t)) if g > 0 => format!(
+            " The kernel refused TIME_WAIT to {g} closing connections in the last {} (TCPTimeWaitOverflow, {t} in all): \
+the table is full now.",
+            age_words((w * 1e3) as u64)
+        ),
+        (Some(_), Some(w), Some(t)) => format!(
+            " TCPTimeWaitOverflow did not grow in the last {} ({t} since the namespace began).",
+            age_words((w * 1e3) as u64)
+        ),
+        (_, _, Some(t)) => format!(" TCPTimeWaitOverflow: {t} since the namespace began."),
+        _ => String::new(),
+    };
     Some(Diagnosis {
         kind: "tw-buckets",
         severity,
         message: format!(
             "{used} timewait sockets ({tw} TIME_WAIT, {fw2} orphaned FIN_WAIT2) of tcp_max_tw_buckets = {max} ({share:.0}%): \
-beyond {max}, closing connections skip TIME_WAIT and the kernel logs \"TCP: time wait bucket table overflow\". \
+beyond {max}, closing connections skip TIME_WAIT and the kernel logs \"TCP: time wait bucket table overflow\".{evidence} \
 Reuse connections so fewer close, or raise tcp_max_tw_buckets (256 bytes each)."
         ),
         data: json!({
@@ -307,6 +379,51 @@ Reuse connections so fewer close, or raise tcp_max_tw_buckets (256 bytes each)."
             "used": used,
             "max": max,
             "percent": (share * 10.0).round() / 10.0,
+            "overflow_total": total,
+            "overflow_growth": growth,
+            "overflow_window_s": window,
+        }),
+    })
+}
+
+/// Connections reset instead of closed, from the growth of the abort counters
+/// between two readings.
+fn aborts(counters: Option<&Readings>) -> Option<Diagnosis> {
+    let (growth, window) = counters?.growth();
+    let parts: Vec<(&str, &str, u64)> = ABORT_COUNTERS
+        .iter()
+        .filter_map(|(name, why)| Some((*name, *why, growth.get(name).filter(|g| *g > 0)?)))
+        .collect();
+    let n: u64 = parts.iter().map(|p| p.2).sum();
+    if n == 0 {
+        return None;
+    }
+    let rate = n as f64 / window.max(1e-3);
+    let severity = if window >= ABORT_MIN_WINDOW_S && rate >= ABORTS_PER_S {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    let list: Vec<String> = parts
+        .iter()
+        .map(|(name, why, g)| format!("{g} by {why} ({})", name.trim_start_matches("TcpExt")))
+        .collect();
+    Some(Diagnosis {
+        kind: "aborts",
+        severity,
+        message: format!(
+            "{n} connections reset instead of closed in the last {} ({rate:.1}/s): {}. Each peer got a reset \
+(ECONNRESET) and no TIME_WAIT was left, so anything still in flight was lost. Read what the peer sent before \
+close(), and leave SO_LINGER 0 for connections that must be dropped; if it is meant to avoid TIME_WAIT, see \
+`tw-inspect explain time-wait`.",
+            age_words((window * 1e3) as u64),
+            list.join(", ")
+        ),
+        data: json!({
+            "count": n,
+            "window_s": window,
+            "per_second": (rate * 100.0).round() / 100.0,
+            "counters": parts.iter().map(|(name, _, g)| ((*name).to_string(), json!(g))).collect::<serde_json::Map<_, _>>(),
         }),
     })
 }
@@ -474,6 +591,7 @@ mod tests {
     use std::collections::HashMap;
 
     use crate::aggregate::{GroupBy, ReusePolicy, Teardown};
+    use crate::host::procs::ProcessRef;
     use crate::socket::{Family, Sink, SocketRecord};
     use crate::state::StateSet;
 
@@ -508,7 +626,7 @@ mod tests {
         a: &Aggregate,
         p: Option<&Pressure>,
         s: &Sysctls,
-        cw: &[(Option<ProcessRef>, u64)],
+        cw: &[CloseWaitOwner],
         stw: &[(u16, u64)],
     ) -> Vec<Diagnosis> {
         diagnose(&Inputs {
@@ -517,6 +635,7 @@ mod tests {
             sysctls: s,
             close_wait: cw,
             server_time_wait: stw,
+            counters: None,
         })
     }
 
@@ -759,7 +878,7 @@ mod tests {
         let mut owners: HashMap<u32, ProcessRef> = (1..=50).map(|i| (i, app.clone())).collect();
         owners.extend((51..=59).map(|i| (i, other.clone())));
         let cw = t.close_wait_owners(&owners);
-        assert_eq!(cw[0], (Some(app), 50));
+        assert_eq!((&cw[0].owner, cw[0].count), (&Some(app), 50));
         let d = run(&a, None, &s, &cw, &[]);
         // 9 for "fine" and 1 unknown stay under the threshold of 10.
         assert_eq!(d.len(), 1, "{d:?}");
@@ -770,7 +889,17 @@ mod tests {
             d[0].message
                 .starts_with("50 CLOSE_WAIT sockets held by leaky (pid 42), of 60")
         );
-        let crit = run(&a, None, &s, &[(None, 1000)], &[]);
+        let many = CloseWaitOwner {
+            owner: None,
+            count: 1000,
+            oldest_ms: Some(200_000),
+        };
+        let crit = run(&a, None, &s, &[many], &[]);
+        assert!(
+            crit[0]
+                .message
+                .ends_with("The oldest has waited 3m20s since its peer closed.")
+        );
         assert_eq!(crit[0].severity, Severity::Critical);
     }
 

@@ -7,10 +7,11 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use crate::aggregate::conntrack::{CtAggregate, CtGroup};
-use crate::aggregate::{Aggregate, GroupKey, GroupStats, Pressure};
+use crate::aggregate::{Aggregate, CloseWaitGroup, GroupKey, GroupStats, Pressure, Role};
 use crate::conntrack::CtState;
 use crate::diagnose::Diagnosis;
 use crate::host::conntrack::{CtStats, CtTable};
+use crate::host::counters::{COUNTERS, Counters, Readings};
 pub use crate::host::identity::NsIdentity;
 pub use crate::host::netns::Skipped;
 pub use crate::host::procs::ProcessRef;
@@ -130,6 +131,9 @@ pub struct Families {
 /// One group: the grouping keys that apply, its count and its timer spread.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct GroupRow {
+    /// In the role view (the default): `incoming` or `outgoing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<TcpState>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,13 +149,108 @@ pub struct GroupRow {
     pub soonest_ms: Option<u32>,
     /// Latest timer expiry in the group, ms.
     pub latest_ms: Option<u32>,
+    /// Incoming groups: whether a listener holds this address and port now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listening: Option<bool>,
+    /// Incoming groups: the listening process, when found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef>,
+    /// The listener's socket inode, to look its process up (0: none).
+    #[serde(skip)]
+    pub listener_inode: u32,
+    /// Outgoing groups: ephemeral ports still free towards this destination
+    /// (the usable ports minus those held from the busiest local address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<u64>,
 }
 
 /// What the top-N cut left out, so groups add up to the grouped total.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Default)]
 pub struct OtherGroups {
     pub groups: u64,
     pub count: u64,
+}
+
+/// What the top-N cut left out of each role (the role view).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Default)]
+pub struct RoleOthers {
+    pub incoming: OtherGroups,
+    pub outgoing: OtherGroups,
+}
+
+impl RoleOthers {
+    pub fn get(&self, r: Role) -> OtherGroups {
+        match r {
+            Role::Incoming => self.incoming,
+            Role::Outgoing => self.outgoing,
+        }
+    }
+}
+
+/// Sockets per role for each state: the JSON `roles` object, a state not
+/// counted is `null`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleCounts {
+    /// Indexed by [`Role::index`], then [`TcpState::index`].
+    pub counts: [[u64; MAX_STATE]; 2],
+    pub counted: StateSet,
+}
+
+impl Serialize for RoleCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Pair {
+            incoming: u64,
+            outgoing: u64,
+        }
+        let mut m = s.serialize_map(Some(MAX_STATE))?;
+        for st in TcpState::ALL {
+            let pair = self.counted.contains(st).then(|| Pair {
+                incoming: self.counts[0][st.index()],
+                outgoing: self.counts[1][st.index()],
+            });
+            m.serialize_entry(st.name(), &pair)?;
+        }
+        m.end()
+    }
+}
+
+/// The kernel's counters, every one tw-inspect reads: `nstat` name → value,
+/// `null` where this kernel lacks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterValues(pub Counters);
+
+impl Serialize for CounterValues {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(COUNTERS.len()))?;
+        for c in COUNTERS {
+            m.serialize_entry(c.nstat, &self.0.get(c.nstat))?;
+        }
+        m.end()
+    }
+}
+
+/// How much the counters grew between two readings.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CounterChange {
+    /// Seconds between the readings.
+    pub interval_s: f64,
+    /// `nstat` name → growth (counters only, not gauges).
+    pub growth: Counters,
+}
+
+/// CLOSE_WAIT sockets of one local port and process (incoming), or of one
+/// process's outgoing connections.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CloseWaitRow {
+    pub role: Role,
+    /// `null` for outgoing connections (one ephemeral port each).
+    pub local_port: Option<u16>,
+    pub count: u64,
+    /// The longest wait since the peer closed (`tcpi_last_ack_recv`), ms;
+    /// `null` when not known.
+    pub oldest_ms: Option<u32>,
+    pub process: Option<ProcessRef>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -198,6 +297,29 @@ pub struct ListReport {
     pub group_states: Vec<TcpState>,
     pub groups: Vec<GroupRow>,
     pub other_groups: OtherGroups,
+    /// The role view: what the cut left out of each role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_roles: Option<RoleOthers>,
+    /// Sockets per role for each counted state, when the listeners were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RoleCounts>,
+    /// CLOSE_WAIT per local port and process (busiest first, cut to `--top`),
+    /// when CLOSE_WAIT was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_wait: Option<Vec<CloseWaitRow>>,
+    /// What the cut left out of `close_wait`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_wait_other: Option<OtherGroups>,
+    /// The longest any CLOSE_WAIT socket has waited since its peer closed, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_wait_oldest_ms: Option<u32>,
+    /// The kernel's TCP counters (the last reading), when read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CounterValues>,
+    /// Their growth between two readings (before and after the dumps; the
+    /// previous sample with `--watch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters_change: Option<CounterChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets: Option<Vec<SocketRow>>,
     pub diagnoses: Vec<Diagnosis>,
@@ -258,8 +380,16 @@ pub struct SnapshotInfo {
     pub note: Option<String>,
 }
 
-fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
+fn group_row(agg: &Aggregate, k: &GroupKey, s: &GroupStats) -> GroupRow {
+    let listener = match (k.role, k.local_port) {
+        (Some(Role::Incoming), Some(port)) => Some(match k.local {
+            Some(a) => agg.roles.listener(a, port),
+            None => agg.roles.listener_on_port(port),
+        }),
+        _ => None,
+    };
     GroupRow {
+        role: k.role,
         state: k.state,
         peer: k.peer,
         peer_port: k.peer_port,
@@ -268,7 +398,82 @@ fn group_row(k: &GroupKey, s: &GroupStats) -> GroupRow {
         count: s.count,
         soonest_ms: s.expires_min_ms,
         latest_ms: s.expires_max_ms,
+        listening: listener.map(|l| l.is_some()),
+        process: listener.flatten().and_then(|l| l.process.clone()),
+        listener_inode: listener.flatten().map_or(0, |l| l.inode),
+        headroom: None,
     }
+}
+
+/// The groups kept by the top-N cut, and what it left out. In the role view
+/// the cut is per role (incoming first), and the incoming groups of `keep`
+/// ports are always kept (as 0 when there are none).
+fn cut_groups(
+    agg: &Aggregate,
+    top: u32,
+    keep: &[u16],
+) -> (Vec<GroupRow>, OtherGroups, Option<RoleOthers>) {
+    let sorted = agg.sorted_groups();
+    let take = |v: &[(GroupKey, GroupStats)]| -> (Vec<GroupRow>, OtherGroups) {
+        let n = if top == 0 {
+            v.len()
+        } else {
+            (top as usize).min(v.len())
+        };
+        let rest = &v[n..];
+        (
+            v[..n].iter().map(|(k, s)| group_row(agg, k, s)).collect(),
+            OtherGroups {
+                groups: rest.len() as u64,
+                count: rest.iter().map(|(_, s)| s.count).sum(),
+            },
+        )
+    };
+    if !agg.by.role {
+        let (rows, other) = take(&sorted);
+        return (rows, other, None);
+    }
+    let mut rows = Vec::new();
+    let mut others = RoleOthers::default();
+    for role in Role::ALL {
+        let mine: Vec<(GroupKey, GroupStats)> = sorted
+            .iter()
+            .filter(|(k, _)| k.role == Some(role))
+            .copied()
+            .collect();
+        let kept = |k: &GroupKey| {
+            role == Role::Incoming && k.local_port.is_some_and(|p| keep.contains(&p))
+        };
+        let (pinned, free): (Vec<_>, Vec<_>) = mine.into_iter().partition(|(k, _)| kept(k));
+        let (mut r, other) = take(&free);
+        if role == Role::Incoming {
+            for p in keep {
+                if let Some((k, s)) = pinned.iter().find(|(k, _)| k.local_port == Some(*p)) {
+                    r.push(group_row(agg, k, s));
+                } else {
+                    let k = GroupKey {
+                        role: Some(Role::Incoming),
+                        peer: None,
+                        peer_port: None,
+                        local: None,
+                        local_port: Some(*p),
+                        state: None,
+                    };
+                    r.push(group_row(agg, &k, &GroupStats::EMPTY));
+                }
+            }
+        }
+        rows.extend(r);
+        match role {
+            Role::Incoming => others.incoming = other,
+            Role::Outgoing => others.outgoing = other,
+        }
+    }
+    let total = OtherGroups {
+        groups: others.incoming.groups + others.outgoing.groups,
+        count: others.incoming.count + others.outgoing.count,
+    };
+    (rows, total, Some(others))
 }
 
 pub fn socket_row(r: &SocketRecord) -> SocketRow {
@@ -302,13 +507,20 @@ impl ListReport {
         collect_ms: f64,
         counted: Counted,
     ) -> ListReport {
-        let sorted = agg.sorted_groups();
-        let keep = if top == 0 {
-            sorted.len()
-        } else {
-            (top as usize).min(sorted.len())
-        };
-        let other = &sorted[keep..];
+        ListReport::new_keeping(agg, top, &[], sockets, collect_ms, counted)
+    }
+
+    /// As [`ListReport::new`], always keeping the incoming groups of `keep`
+    /// ports (Prometheus' `--prom-port`).
+    pub fn new_keeping(
+        agg: &Aggregate,
+        top: u32,
+        keep: &[u16],
+        sockets: Option<&[SocketRecord]>,
+        collect_ms: f64,
+        counted: Counted,
+    ) -> ListReport {
+        let (groups, other_groups, other_roles) = cut_groups(agg, top, keep);
         ListReport {
             source: "netlink".into(),
             total: agg.total,
@@ -330,14 +542,18 @@ impl ListReport {
             ),
             group_by: agg.by.name(),
             group_states: agg.group_states.iter().collect(),
-            groups: sorted[..keep]
-                .iter()
-                .map(|(k, s)| group_row(k, s))
-                .collect(),
-            other_groups: OtherGroups {
-                groups: other.len() as u64,
-                count: other.iter().map(|(_, s)| s.count).sum(),
-            },
+            groups,
+            other_groups,
+            other_roles,
+            roles: agg.roles.known().then_some(RoleCounts {
+                counts: agg.role_states,
+                counted: counted.states,
+            }),
+            close_wait: None,
+            close_wait_other: None,
+            close_wait_oldest_ms: None,
+            counters: None,
+            counters_change: None,
             sockets: sockets.map(|v| v.iter().map(socket_row).collect()),
             diagnoses: Vec::new(),
             processes: false,
@@ -350,11 +566,25 @@ impl ListReport {
     }
 
     /// Adds the destinations' share of `usable` ephemeral ports (unknown or 0:
-    /// none); `top` = 0 keeps every destination.
+    /// none), and the headroom of each outgoing group; `top` = 0 keeps every
+    /// destination.
     pub fn with_pressure(mut self, p: &Pressure, usable: Option<u64>, top: u32) -> ListReport {
         let Some(usable) = usable.filter(|n| *n > 0) else {
             return self;
         };
+        // Held ports per (peer, port), from the local address that holds most.
+        let mut held: std::collections::HashMap<(IpAddr, u16), u64> =
+            std::collections::HashMap::new();
+        for (d, u) in &p.per_destination {
+            let e = held.entry((d.peer, d.peer_port)).or_insert(0);
+            *e = (*e).max(u.held());
+        }
+        for g in &mut self.groups {
+            if let (Some(Role::Outgoing), Some(peer), Some(port)) = (g.role, g.peer, g.peer_port) {
+                let h = held.get(&(peer, port)).copied().unwrap_or(0);
+                g.headroom = Some(usable.saturating_sub(h));
+            }
+        }
         let mut dests = p.sorted();
         if top > 0 {
             dests.truncate(top as usize);
@@ -368,6 +598,56 @@ impl ListReport {
                 ratio: n.held() as f64 / usable as f64,
             })
             .collect();
+        self
+    }
+
+    /// Adds the kernel's counters: the last reading, and the growth between
+    /// the two when they differ in time.
+    pub fn with_counters(mut self, r: Option<&Readings>) -> ListReport {
+        if let Some(r) = r {
+            self.counters = Some(CounterValues(r.last.clone()));
+            let (growth, interval_s) = r.growth();
+            if r.last_at > r.first_at {
+                self.counters_change = Some(CounterChange { interval_s, growth });
+            }
+        }
+        self
+    }
+
+    /// Adds CLOSE_WAIT per local port and process, cut to `top` (0 keeps all),
+    /// and the oldest age. Only when CLOSE_WAIT was counted.
+    pub fn with_close_wait(
+        mut self,
+        groups: &[CloseWaitGroup],
+        oldest: Option<u32>,
+        top: u32,
+    ) -> ListReport {
+        if !self.counted.states.contains(TcpState::CloseWait) {
+            return self;
+        }
+        let n = if top == 0 {
+            groups.len()
+        } else {
+            (top as usize).min(groups.len())
+        };
+        self.close_wait = Some(
+            groups[..n]
+                .iter()
+                .map(|g| CloseWaitRow {
+                    role: g.role,
+                    local_port: g.local_port,
+                    count: g.count,
+                    oldest_ms: g.oldest_ms,
+                    process: g.owner.clone(),
+                })
+                .collect(),
+        );
+        let rest = &groups[n..];
+        self.close_wait_other = Some(OtherGroups {
+            groups: rest.len() as u64,
+            count: rest.iter().map(|g| g.count).sum(),
+        });
+        self.close_wait_oldest_ms = oldest;
         self
     }
 }

@@ -2,15 +2,19 @@
 //! port pressure, optional sockets and TIME_WAIT cookies, per namespace.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::aggregate::conntrack::CtAggregate;
-use crate::aggregate::{Aggregate, Fused, GroupBy, Pressure, ReusePolicy, Teardown};
+use crate::aggregate::{
+    Aggregate, CloseWaitSock, Fused, GroupBy, Pressure, ReusePolicy, Roles, Teardown,
+};
 use crate::diag::{self, Options};
 use crate::filter::Query;
 use crate::host::conntrack::CtTable;
+use crate::host::counters::{self, Counters, Readings};
 use crate::host::identity::NsIdentity;
 use crate::host::netns::{Ran, Scope, Skipped};
 use crate::host::sysctl::Sysctls;
@@ -34,8 +38,36 @@ pub struct Spec {
     pub keep_raw: bool,
     /// Gather what the diagnoses need: sysctls and listening ports.
     pub diagnose: bool,
+    /// Tell incoming from outgoing sockets (reads the listeners and the
+    /// ephemeral range first).
+    pub roles: bool,
+    /// Read the kernel's TCP counters before and after the dumps.
+    pub counters: bool,
+    /// When CLOSE_WAIT sockets were counted, dump them again with
+    /// `INET_DIAG_INFO` to learn how long each has waited.
+    pub close_wait_ages: bool,
     /// How much of the conntrack table to read.
     pub conntrack: CtWant,
+}
+
+impl Spec {
+    /// Only the counts per state: nothing else read, nothing kept.
+    pub fn counts(query: Query) -> Spec {
+        Spec {
+            query,
+            by: GroupBy::default(),
+            group_states: StateSet::EMPTY,
+            sockets: false,
+            pressure: false,
+            tw_cookies: false,
+            keep_raw: false,
+            diagnose: false,
+            roles: false,
+            counters: false,
+            close_wait_ages: false,
+            conntrack: CtWant::Off,
+        }
+    }
 }
 
 /// How much of the conntrack table a collection reads.
@@ -91,6 +123,9 @@ pub struct Sample {
     pub source: &'static str,
     /// The conntrack table, when the spec asked for it.
     pub conntrack: Option<CtSample>,
+    /// The kernel's counters: two readings around the dumps (live), or the
+    /// one a snapshot holds (then `first` and `last` are the same).
+    pub counters: Option<Readings>,
 }
 
 /// Counts and pressure: fused into one map where the grouping allows it.
@@ -179,11 +214,19 @@ impl Sink for SampleSink {
     }
 }
 
+/// A second reading of the counters comes this long after the first when the
+/// tw-buckets diagnosis needs to know whether the table overflows now.
+pub const OVERFLOW_WINDOW: Duration = Duration::from_secs(1);
+
 /// Collects in the calling thread's network namespace. Sysctls are read here
 /// too: /proc/sys/net shows the namespace of the thread that reads it.
 pub fn collect(spec: &Spec) -> Result<Sample> {
-    // Read once, for the pressure sink and for the diagnoses.
-    let sysctls = (spec.pressure || spec.diagnose).then(Sysctls::read_host);
+    let first = spec
+        .counters
+        .then(|| counters::read().map(|c| (c, Instant::now())))
+        .flatten();
+    // Read once, for the pressure sink, the roles and the diagnoses.
+    let sysctls = (spec.pressure || spec.diagnose || spec.roles).then(Sysctls::read_host);
     // An empty range (1, 0) makes the pressure sink ignore every socket.
     let range = sysctls
         .as_ref()
@@ -192,18 +235,29 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         .unwrap_or((1, 0));
     let opts = Options {
         keep_raw: spec.keep_raw,
+        ..Options::default()
     };
     // Listeners first (a LISTEN-only dump skips the connection table, so it is
-    // cheap): the diagnoses then count TIME_WAIT on listening ports only.
-    let listening = match spec.diagnose {
+    // cheap): the diagnoses then count TIME_WAIT on listening ports only, and
+    // roles tell the server side from the client side.
+    let listening = match spec.diagnose || spec.roles {
         true => crate::diag::listen::listeners().ok(),
         false => None,
     };
+    let roles = Arc::new(match spec.roles {
+        true => Roles::new(
+            listening.as_deref(),
+            sysctls.as_ref().and_then(|s| s.ip_local_port_range),
+        ),
+        false => Roles::default(),
+    });
     let ports: Vec<u16> = listening.iter().flatten().map(|l| l.port).collect();
     // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
     let reuse = policy(sysctls.as_ref());
-    let (c, source) = diag::collect_any(&spec.query, opts, || sink(spec, range, reuse, &ports))
-        .context("reading sockets from the kernel")?;
+    let (c, source) = diag::collect_any(&spec.query, opts, || {
+        sink(spec, range, reuse, &ports, &roles)
+    })
+    .context("reading sockets from the kernel")?;
     if let Some(w) = source.warning() {
         crate::output::warn(&w);
     }
@@ -214,18 +268,57 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         ))
         .into());
     }
+    let (agg, pressure) = c.sink.counts.finish();
+    let mut teardown = c.sink.teardown.unwrap_or_default();
+    // Ages only where there is CLOSE_WAIT to age, and only from sock_diag.
+    let mut close_wait_aged = false;
+    if spec.close_wait_ages
+        && source == diag::Source::Netlink
+        && agg.count(TcpState::CloseWait) > 0
+        && let Ok(aged) = close_wait_dump(&spec.query)
+    {
+        teardown.close_wait = aged;
+        close_wait_aged = true;
+    }
+    let counters = first.map(|(first, first_at)| {
+        let full = spec.diagnose
+            && sysctls
+                .as_ref()
+                .is_some_and(|s| crate::diagnose::tw_buckets_near_full(&agg, s));
+        if full {
+            // The count alone does not say whether closes are being refused
+            // TIME_WAIT now: give the overflow counter a second to move.
+            std::thread::sleep(
+                (first_at + OVERFLOW_WINDOW).saturating_duration_since(Instant::now()),
+            );
+        }
+        let last = counters::read().unwrap_or_else(|| first.clone());
+        Readings {
+            first,
+            first_at,
+            last,
+            last_at: Instant::now(),
+        }
+    });
     let capture = if spec.keep_raw {
         // The listeners read for the diagnoses serve the snapshot too.
-        Some(crate::snapshot::capture(
-            &spec.query,
-            c.raw,
-            c.elapsed,
-            listening.clone(),
-        )?)
+        let mut captured =
+            crate::snapshot::capture(&spec.query, c.raw, c.elapsed, listening.clone())?;
+        captured.meta.counters = counters.as_ref().map(|r| r.last.clone());
+        if close_wait_aged {
+            let mut ages: Vec<(u32, u32)> = teardown
+                .close_wait
+                .iter()
+                .filter_map(|s| Some((s.inode, s.age_ms?)))
+                .collect();
+            ages.sort_by(|a, b| b.1.cmp(&a.1));
+            ages.truncate(crate::snapshot::format::MAX_CLOSE_WAIT_AGES);
+            captured.meta.close_wait_ages = Some(ages);
+        }
+        Some(captured)
     } else {
         None
     };
-    let (agg, pressure) = c.sink.counts.finish();
     let conntrack = collect_conntrack(spec, &agg);
     Ok(Sample {
         agg,
@@ -238,7 +331,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture,
-        teardown: c.sink.teardown.unwrap_or_default(),
+        teardown,
         // Where sock_diag is refused (the /proc fallback) there are no listeners,
         // and the diagnoses that need them are skipped.
         facts: match spec.diagnose {
@@ -247,6 +340,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         },
         source: source.name(),
         conntrack,
+        counters,
     })
 }
 
@@ -288,6 +382,35 @@ fn collect_conntrack(spec: &Spec, sockets: &Aggregate) -> Option<CtSample> {
     })
 }
 
+/// The CLOSE_WAIT sockets that `query` selects, dumped again with
+/// `INET_DIAG_INFO`: a second walk of the table, made only when the first
+/// found CLOSE_WAIT, so the summary costs nothing more where there is none.
+fn close_wait_dump(query: &Query) -> Result<Vec<CloseWaitSock>> {
+    let mut q = query.clone();
+    q.states = StateSet::from_states(&[TcpState::CloseWait]);
+    let opts = Options {
+        info: true,
+        ..Options::default()
+    };
+    let c = diag::collect(&q, opts, CloseWaitList::default)?;
+    Ok(c.sink.0)
+}
+
+/// The CLOSE_WAIT sockets of a dump, kept small.
+#[derive(Default)]
+struct CloseWaitList(Vec<CloseWaitSock>);
+
+impl Sink for CloseWaitList {
+    fn push(&mut self, r: &SocketRecord) {
+        if r.state == TcpState::CloseWait {
+            self.0.push(CloseWaitSock::of(r));
+        }
+    }
+    fn absorb(&mut self, mut other: Self) {
+        self.0.append(&mut other.0);
+    }
+}
+
 /// How connect() reuses TIME_WAIT ports under these settings.
 fn policy(s: Option<&Sysctls>) -> ReusePolicy {
     s.map_or(ReusePolicy::default(), |s| {
@@ -295,16 +418,21 @@ fn policy(s: Option<&Sysctls>) -> ReusePolicy {
     })
 }
 
-fn sink(spec: &Spec, range: (u16, u16), policy: ReusePolicy, listening: &[u16]) -> SampleSink {
+fn sink(
+    spec: &Spec,
+    range: (u16, u16),
+    policy: ReusePolicy,
+    listening: &[u16],
+    roles: &Arc<Roles>,
+) -> SampleSink {
     SampleSink {
         counts: Counts::new(
-            Aggregate::new(spec.by, spec.group_states),
+            Aggregate::new(spec.by, spec.group_states).with_roles(Arc::clone(roles)),
             Pressure::with_policy(range, policy),
         ),
         sockets: spec.sockets.then(Vec::new),
         tw_cookies: spec.tw_cookies.then(HashSet::new),
-        teardown: spec
-            .diagnose
+        teardown: (spec.diagnose || spec.close_wait_ages)
             .then(|| Teardown::watching(listening.iter().copied())),
     }
 }
@@ -321,8 +449,33 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
     let facts = snap.host_facts();
     let ports: Vec<u16> = facts.listening.iter().flatten().map(|l| l.port).collect();
     let reuse = policy(sysctls.as_ref());
-    let c = snap.collect(&spec.query, || sink(spec, range, reuse, &ports))?;
+    let roles = Arc::new(match spec.roles {
+        // An `ss -D` dump has no metadata: its own listening sockets, if it holds any.
+        true => {
+            let found = match &facts.listening {
+                Some(_) => None,
+                None => Some(snap.listeners()?),
+            };
+            Roles::new(
+                facts.listening.as_deref().or(found.as_deref()),
+                sysctls.as_ref().and_then(|s| s.ip_local_port_range),
+            )
+        }
+        false => Roles::default(),
+    });
+    let c = snap.collect(&spec.query, || sink(spec, range, reuse, &ports, &roles))?;
     let (agg, pressure) = c.sink.counts.finish();
+    let mut teardown = c.sink.teardown.unwrap_or_default();
+    snap.apply_close_wait_ages(&mut teardown);
+    let counters = snap.counters().filter(|_| spec.counters).map(|c| {
+        let at = Instant::now();
+        Readings {
+            first: c.clone(),
+            first_at: at,
+            last: c,
+            last_at: at,
+        }
+    });
     Ok(Sample {
         agg,
         pressure,
@@ -333,7 +486,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture: None,
-        teardown: c.sink.teardown.unwrap_or_default(),
+        teardown,
         facts: match spec.diagnose {
             true => facts,
             false => HostFacts::default(),
@@ -341,6 +494,7 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         source: "snapshot",
         // A snapshot holds no conntrack table (the plan refuses --conntrack with --load).
         conntrack: None,
+        counters,
     })
 }
 
@@ -412,4 +566,14 @@ pub fn total(samples: &[(Option<NsIdentity>, Sample)], spec: &Spec) -> Aggregate
         agg.absorb(s.agg.clone());
     }
     agg
+}
+
+/// The counters summed over namespaces (the last readings), when every
+/// namespace has them.
+pub fn total_counters(samples: &[(Option<NsIdentity>, Sample)]) -> Option<Counters> {
+    let readings: Option<Vec<&Counters>> = samples
+        .iter()
+        .map(|(_, s)| s.counters.as_ref().map(|r| &r.last))
+        .collect();
+    Counters::sum(readings?)
 }

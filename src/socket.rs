@@ -98,6 +98,22 @@ pub struct SocketRecord {
     pub recv_q: u32,
     pub send_q: u32,
     pub ifindex: u32,
+    /// From `INET_DIAG_INFO` (`struct tcp_info`), when the dump asked for it:
+    /// only the dump of CLOSE_WAIT sockets does.
+    pub tcp_times: Option<TcpTimes>,
+}
+
+/// The receive times of `struct tcp_info` (include/uapi/linux/tcp.h), in ms
+/// before the dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpTimes {
+    /// `tcpi_last_data_recv`: since the last segment that carried data. A
+    /// bare FIN carries none, so this does not move when the peer closes.
+    pub last_data_recv_ms: u32,
+    /// `tcpi_last_ack_recv`: since the last acceptable ACK from the peer. Its
+    /// FIN carries one, so in CLOSE_WAIT this is the time since the peer
+    /// closed (unless it sent anything later).
+    pub last_ack_recv_ms: u32,
 }
 
 impl SocketRecord {
@@ -120,6 +136,7 @@ impl SocketRecord {
             recv_q: 0,
             send_q: 0,
             ifindex: 0,
+            tcp_times: None,
         }
     }
 }

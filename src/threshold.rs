@@ -11,7 +11,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::aggregate::Role;
 use crate::exit::{CheckStatus, UsageError};
+use crate::host::counters::{COUNTERS, Counters};
 use crate::state::{StateSet, TcpState, suggest};
 
 /// What a metric counts or measures.
@@ -28,6 +30,9 @@ pub enum Kind {
     /// Packets conntrack lost for want of an entry (its drop and insert_failed
     /// counters, since the namespace started), summed over the namespaces read.
     ConntrackDrops,
+    /// A kernel counter (index into [`COUNTERS`]): its count since the
+    /// namespace began.
+    Counter(usize),
 }
 
 /// Which sockets a metric is restricted to (`:port=443`, `:peer=10.0.0.5:5432`).
@@ -37,6 +42,8 @@ pub enum Scope {
     Port(u16),
     /// Peer address, and port when given: one destination.
     Peer(IpAddr, Option<u16>),
+    /// One side of connections: incoming (a listener's address and port) or outgoing.
+    Role(Role),
 }
 
 /// What a threshold applies to.
@@ -55,6 +62,7 @@ impl Metric {
     pub fn spec(self) -> &'static MetricSpec {
         let name = match self.kind {
             Kind::State(_) => "STATE",
+            Kind::Counter(_) => "COUNTER",
             kind => kind_name(kind),
         };
         METRICS
@@ -68,6 +76,7 @@ impl Metric {
         let base = kind_name(self.kind);
         match self.scope {
             None => base.to_string(),
+            Some(Scope::Role(r)) => format!("{base}:{}", r.name()),
             Some(Scope::Port(p)) => format!("{base}:port={p}"),
             Some(Scope::Peer(a, None)) => format!("{base}:peer={a}"),
             Some(Scope::Peer(a @ IpAddr::V4(_), Some(p))) => format!("{base}:peer={a}:{p}"),
@@ -103,6 +112,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Total => "total",
         Kind::ConntrackFill => "conntrack-fill",
         Kind::ConntrackDrops => "conntrack-drops",
+        Kind::Counter(i) => COUNTERS[i].nstat,
     }
 }
 
@@ -132,13 +142,25 @@ pub const METRICS: &[MetricSpec] = &[
     MetricSpec {
         name: "STATE",
         unit: "",
-        scopes: &["port", "peer"],
+        scopes: &["port", "peer", "incoming", "outgoing"],
         about: "sockets in one state: time-wait, close-wait, established, ... (any state name)",
+    },
+    MetricSpec {
+        name: "time-wait:incoming",
+        unit: "",
+        scopes: &[],
+        about: "TIME_WAIT on the server side: local address and port a listener's (any state takes :incoming)",
+    },
+    MetricSpec {
+        name: "time-wait:outgoing",
+        unit: "",
+        scopes: &[],
+        about: "TIME_WAIT on the client side (any state takes :outgoing)",
     },
     MetricSpec {
         name: "total",
         unit: "",
-        scopes: &["port", "peer"],
+        scopes: &["port", "peer", "incoming", "outgoing"],
         about: "every socket counted",
     },
     MetricSpec {
@@ -159,6 +181,12 @@ pub const METRICS: &[MetricSpec] = &[
         scopes: &[],
         about: "packets conntrack dropped for want of an entry (drop + insert_failed counters, since the namespace started)",
     },
+    MetricSpec {
+        name: "COUNTER",
+        unit: "c",
+        scopes: &[],
+        about: "a kernel counter by its nstat name (TcpExtTW, TcpExtTCPTimeWaitOverflow, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnLinger, TcpActiveOpens, ...): its count since the network namespace began, perfdata unit c so the monitoring system graphs its rate",
+    },
 ];
 
 /// The scopes, for `--help`.
@@ -168,6 +196,11 @@ pub const SCOPES: &[(&str, &str)] = &[
         "peer=ADDR[:PORT]",
         "sockets to that peer address (and port; [v6]:port): one destination",
     ),
+    (
+        "incoming",
+        "sockets whose local address and port are a listener's: the server side",
+    ),
+    ("outgoing", "the other sockets: the client side"),
 ];
 
 /// The metric table as `check --help` (and its man page) shows it: one item
@@ -175,6 +208,8 @@ pub const SCOPES: &[(&str, &str)] = &[
 pub fn help_table() -> String {
     // Blank lines keep each item a paragraph of its own in the man page.
     let mut out = String::from("Metrics (METRIC[:SCOPE]=RANGE):\n\n");
+    // The role rows are examples of STATE with a scope, written out because
+    // they are the questions most asked; the parser reads STATE's scopes.
     for m in METRICS {
         let scopes = if m.scopes.is_empty() {
             "no scope".to_string()
@@ -205,8 +240,13 @@ pub fn valid_metrics() -> String {
         "conntrack-drops",
     ]);
     format!(
-        "{} (add :port=N or :peer=ADDR[:PORT] to restrict)",
-        names.join(", ")
+        "{}, or a kernel counter's nstat name ({}) (add :port=N, :peer=ADDR[:PORT], :incoming or :outgoing to restrict)",
+        names.join(", "),
+        COUNTERS
+            .iter()
+            .map(|c| c.nstat)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -342,9 +382,14 @@ pub struct Threshold {
 
 fn parse_scope(flag: &str, arg: &str, base: &str, s: &str) -> Result<Scope, UsageError> {
     let err = |why: String| UsageError(format!("{flag} '{arg}': {why}"));
+    match s.to_ascii_lowercase().as_str() {
+        "incoming" => return Ok(Scope::Role(Role::Incoming)),
+        "outgoing" => return Ok(Scope::Role(Role::Outgoing)),
+        _ => {}
+    }
     let (key, value) = s.split_once('=').ok_or_else(|| {
         err(format!(
-            "scope '{s}' needs a value: {base}:port=N or {base}:peer=ADDR[:PORT]"
+            "scope '{s}' needs a value: {base}:port=N or {base}:peer=ADDR[:PORT]; or it is {base}:incoming or {base}:outgoing"
         ))
     })?;
     match key {
@@ -366,7 +411,7 @@ fn parse_scope(flag: &str, arg: &str, base: &str, s: &str) -> Result<Scope, Usag
             )))
         }
         other => Err(err(format!(
-            "unknown scope '{other}'; valid: port=N, peer=ADDR[:PORT]"
+            "unknown scope '{other}'; valid: port=N, peer=ADDR[:PORT], incoming, outgoing"
         ))),
     }
 }
@@ -384,21 +429,28 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
         Some((b, s)) => (b, Some(s)),
         None => (m, None),
     };
+    let counter = COUNTERS
+        .iter()
+        .position(|c| c.nstat.eq_ignore_ascii_case(base.trim()));
     let kind = match base.trim().to_ascii_lowercase().as_str() {
         "total" => Kind::Total,
         "port-pressure" | "port_pressure" => Kind::PortPressure,
         "conntrack-fill" | "conntrack_fill" => Kind::ConntrackFill,
         "conntrack-drops" | "conntrack_drops" => Kind::ConntrackDrops,
+        _ if counter.is_some() => Kind::Counter(counter.unwrap_or_default()),
         other => TcpState::parse(other).map(Kind::State).ok_or_else(|| {
             let names = TcpState::ALL.iter().map(|s| s.name());
+            let counters = COUNTERS.iter().map(|c| c.nstat);
             let hint = suggest(
                 base,
-                names.chain([
-                    "port-pressure",
-                    "total",
-                    "conntrack-fill",
-                    "conntrack-drops",
-                ]),
+                names
+                    .chain([
+                        "port-pressure",
+                        "total",
+                        "conntrack-fill",
+                        "conntrack-drops",
+                    ])
+                    .chain(counters),
             )
             .map(|s| format!("did you mean {s}? "))
             .unwrap_or_default();
@@ -414,14 +466,21 @@ pub fn parse_threshold(flag: &str, arg: &str) -> Result<Threshold, UsageError> {
         let key = match s {
             Scope::Port(_) => "port",
             Scope::Peer(..) => "peer",
+            Scope::Role(Role::Incoming) => "incoming",
+            Scope::Role(Role::Outgoing) => "outgoing",
         };
         if !metric.spec().scopes.contains(&key) {
             let takes = match metric.spec().scopes {
-                [] => "no scope (the table is the namespace's)".to_string(),
+                [] => "no scope (it is the namespace's as a whole)".to_string(),
                 s => s.join(", "),
             };
+            let what = if matches!(s, Scope::Role(_)) {
+                format!(":{key}")
+            } else {
+                format!("{key}=")
+            };
             return Err(UsageError(format!(
-                "{flag} '{arg}': {base} takes no {key}= scope; it takes {takes}"
+                "{flag} '{arg}': {base} takes no {what} scope; it takes {takes}"
             )));
         }
     }
@@ -463,6 +522,8 @@ pub struct Values {
     pub counted: StateSet,
     pub total: u64,
     pub port_pressure: Option<f64>,
+    /// The kernel's counters (summed over namespaces), when read.
+    pub counters: Option<Counters>,
     /// Scoped metrics, measured apart.
     pub scoped: Vec<(Metric, Result<f64, &'static str>)>,
     /// Percent of nf_conntrack_max, or why unknown.
@@ -487,6 +548,12 @@ impl Values {
             Kind::PortPressure => self.port_pressure.ok_or("no ephemeral port range"),
             Kind::ConntrackFill => self.conntrack_fill,
             Kind::ConntrackDrops => self.conntrack_drops,
+            Kind::Counter(i) => self
+                .counters
+                .as_ref()
+                .and_then(|c| c.get(COUNTERS[i].nstat))
+                .map(|v| v as f64)
+                .ok_or("not read from the kernel"),
         }
     }
 }
@@ -574,6 +641,7 @@ pub(crate) mod fixtures {
             counted: StateSet::unfiltered(),
             total: tw + 2,
             port_pressure: Some(12.345),
+            counters: None,
             scoped: Vec::new(),
             conntrack_fill: Err("not read"),
             conntrack_drops: Err("not read"),
@@ -625,6 +693,48 @@ mod tests {
         assert!(e.0.contains("unknown scope 'dest'"), "{e}");
         let e = parse_threshold("-w", "time-wait:port=0=10").unwrap_err();
         assert!(e.0.contains("not a port"), "{e}");
+        let e = parse_threshold("-w", "port-pressure:incoming=10").unwrap_err();
+        assert!(e.0.contains("takes no :incoming scope"), "{e}");
+        let e = parse_threshold("-w", "TcpExtTW:port=80=10").unwrap_err();
+        assert!(
+            e.0.contains("takes no port= scope; it takes no scope"),
+            "{e}"
+        );
+        let e = parse_threshold("-w", "TcpExtTCPTimeWaitOverfow=1").unwrap_err();
+        assert!(
+            e.0.contains("did you mean TcpExtTCPTimeWaitOverflow?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn roles_and_counters() {
+        let t = th("-w", "time-wait:incoming=1000");
+        assert_eq!(
+            t.metric.scope,
+            Some(Scope::Role(Role::Incoming)),
+            "{:?}",
+            t.metric
+        );
+        assert_eq!(t.metric.name(), "time-wait:incoming");
+        assert_eq!(t.metric.label(), "time_wait_incoming");
+        assert_eq!(
+            th("-w", "close-wait:OUTGOING=5").metric.name(),
+            "close-wait:outgoing"
+        );
+        let c = th("-c", "tcpexttcptimewaitoverflow=0");
+        assert_eq!(c.metric.name(), "TcpExtTCPTimeWaitOverflow");
+        assert_eq!(c.metric.unit(), "c");
+        let mut v = values(0);
+        assert_eq!(
+            evaluate(&v, &[], std::slice::from_ref(&c)).status,
+            CheckStatus::Unknown,
+            "not read: unknown, never 0"
+        );
+        let mut counters = Counters::default();
+        counters.0.insert("TcpExtTCPTimeWaitOverflow".into(), 3);
+        v.counters = Some(counters);
+        assert_eq!(evaluate(&v, &[], &[c]).status, CheckStatus::Critical);
     }
 
     #[test]

@@ -605,7 +605,10 @@ fn real_files() -> &'static [Vec<u8>] {
 fn make_real_files() -> Vec<Vec<u8>> {
     let c = diag::collect(
         &Query::default(),
-        Options { keep_raw: true },
+        Options {
+            keep_raw: true,
+            ..Options::default()
+        },
         Vec::<SocketRecord>::new,
     )
     .unwrap();

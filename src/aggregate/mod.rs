@@ -2,12 +2,15 @@
 //! number of groups, never with the number of sockets.
 
 pub mod conntrack;
+mod roles;
 mod teardown;
 
-pub use teardown::Teardown;
+pub use roles::{Listening, Role, Roles};
+pub use teardown::{CloseWaitGroup, CloseWaitOwner, CloseWaitSock, Teardown};
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 // One hash per grouped socket is the hottest user-space step of a summary.
 // foldhash is several times faster than SipHash on these 40-byte keys and,
@@ -19,6 +22,11 @@ use crate::socket::{Family, Sink, SocketRecord};
 use crate::state::{MAX_STATE, StateSet, TcpState};
 
 /// Which fields form a group.
+///
+/// With `role` set (the default view), a group is one side of connections:
+/// incoming sockets are grouped by local port (and local address when `local`
+/// is set), outgoing ones by peer address and port; the other fields are then
+/// not used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupBy {
     pub state: bool,
@@ -26,6 +34,7 @@ pub struct GroupBy {
     pub peer_port: bool,
     pub local: bool,
     pub local_port: bool,
+    pub role: bool,
 }
 
 impl GroupBy {
@@ -35,10 +44,32 @@ impl GroupBy {
         peer_port: true,
         local: false,
         local_port: false,
+        role: false,
     };
 
-    /// Name as `--by` spells it (`peer+port`, `local-port`, ...).
+    /// The default view: incoming by local address and port, outgoing by
+    /// destination (peer address and port).
+    pub const ROLES: GroupBy = GroupBy {
+        state: false,
+        peer: true,
+        peer_port: true,
+        local: true,
+        local_port: true,
+        role: true,
+    };
+
+    /// The roles with incoming grouped by local port alone (Prometheus: one
+    /// series per service port, whatever address it was reached on).
+    pub const ROLES_BY_PORT: GroupBy = GroupBy {
+        local: false,
+        ..GroupBy::ROLES
+    };
+
+    /// Name as `--by` spells it (`peer+port`, `local-port`, `role`, ...).
     pub fn name(self) -> String {
+        if self.role {
+            return "role".into();
+        }
         let mut parts = Vec::new();
         if self.state {
             parts.push("state");
@@ -58,8 +89,29 @@ impl GroupBy {
         parts.join(",")
     }
 
-    fn key(self, r: &SocketRecord) -> GroupKey {
+    fn key(self, r: &SocketRecord, role: Role) -> GroupKey {
+        if self.role {
+            return match role {
+                Role::Incoming => GroupKey {
+                    role: Some(role),
+                    peer: None,
+                    peer_port: None,
+                    local: self.local.then_some(r.local),
+                    local_port: Some(r.local_port),
+                    state: self.state.then_some(r.state),
+                },
+                Role::Outgoing => GroupKey {
+                    role: Some(role),
+                    peer: Some(r.peer),
+                    peer_port: Some(r.peer_port),
+                    local: None,
+                    local_port: None,
+                    state: self.state.then_some(r.state),
+                },
+            };
+        }
         GroupKey {
+            role: None,
             peer: self.peer.then_some(r.peer),
             peer_port: self.peer_port.then_some(r.peer_port),
             local: self.local.then_some(r.local),
@@ -70,9 +122,11 @@ impl GroupBy {
 }
 
 /// The values of the grouping fields for one group (`None` = not grouped on).
-/// Field order gives the tie-break: peer address, then port.
+/// Field order gives the tie-break: role, then peer address, then port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GroupKey {
+    /// Set in the role view only.
+    pub role: Option<Role>,
     pub peer: Option<IpAddr>,
     pub peer_port: Option<u16>,
     pub local: Option<IpAddr>,
@@ -90,7 +144,7 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
-    const EMPTY: GroupStats = GroupStats {
+    pub const EMPTY: GroupStats = GroupStats {
         count: 0,
         expires_min_ms: None,
         expires_max_ms: None,
@@ -130,7 +184,11 @@ pub struct Aggregate {
     pub family_states: [[u64; MAX_STATE]; 2],
     /// FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK sockets the application has already closed.
     pub orphaned: [u64; MAX_STATE],
+    /// Per role (incoming, outgoing) and state; meaningful when `roles.known()`.
+    pub role_states: [[u64; MAX_STATE]; 2],
     pub groups: HashMap<GroupKey, GroupStats>,
+    /// The classifier: shared, built once per namespace before the dump.
+    pub roles: Arc<Roles>,
 }
 
 impl Aggregate {
@@ -143,8 +201,26 @@ impl Aggregate {
             by_family: [0; 2],
             family_states: [[0; MAX_STATE]; 2],
             orphaned: [0; MAX_STATE],
+            role_states: [[0; MAX_STATE]; 2],
             groups: HashMap::default(),
+            roles: Arc::new(Roles::default()),
         }
+    }
+
+    /// Classifies sockets with `roles` (the listeners of their namespace).
+    pub fn with_roles(mut self, roles: Arc<Roles>) -> Aggregate {
+        self.roles = roles;
+        self
+    }
+
+    /// Sockets of `s` per role, when roles are known here.
+    pub fn roles_of(&self, s: TcpState) -> Option<[u64; 2]> {
+        self.roles.known().then(|| {
+            [
+                self.role_states[0][s.index()],
+                self.role_states[1][s.index()],
+            ]
+        })
     }
 
     pub fn count(&self, s: TcpState) -> u64 {
@@ -165,8 +241,9 @@ impl Aggregate {
 }
 
 impl Aggregate {
-    /// Counts a socket by state and family, without grouping it.
-    pub fn count_socket(&mut self, r: &SocketRecord) {
+    /// Counts a socket by state, family and role, without grouping it.
+    pub fn count_socket(&mut self, r: &SocketRecord, role: Role) {
+        self.role_states[role.index()][r.state.index()] += 1;
         self.total += 1;
         self.states[r.state.index()] += 1;
         let fam = match r.family {
@@ -181,19 +258,19 @@ impl Aggregate {
     }
 }
 
+impl Aggregate {
+    fn add_to_group(&mut self, r: &SocketRecord, role: Role) {
+        let key = self.by.key(r, role);
+        self.groups.entry(key).or_insert(GroupStats::EMPTY).add(r);
+    }
+}
+
 impl Sink for Aggregate {
     fn push(&mut self, r: &SocketRecord) {
-        self.count_socket(r);
+        let role = self.roles.of(r);
+        self.count_socket(r, role);
         if self.group_states.contains(r.state) {
-            let key = self.by.key(r);
-            self.groups
-                .entry(key)
-                .or_insert(GroupStats {
-                    count: 0,
-                    expires_min_ms: None,
-                    expires_max_ms: None,
-                })
-                .add(r);
+            self.add_to_group(r, role);
         }
     }
 
@@ -204,6 +281,12 @@ impl Sink for Aggregate {
             self.orphaned[i] += other.orphaned[i];
             self.family_states[0][i] += other.family_states[0][i];
             self.family_states[1][i] += other.family_states[1][i];
+            self.role_states[0][i] += other.role_states[0][i];
+            self.role_states[1][i] += other.role_states[1][i];
+        }
+        // A total over namespaces has roles wherever one of them had.
+        if !self.roles.known() && other.roles.known() {
+            self.roles = other.roles;
         }
         self.by_family[0] += other.by_family[0];
         self.by_family[1] += other.by_family[1];
@@ -404,7 +487,8 @@ impl Hash for GroupKey {
                 | u64::from(self.local_port.unwrap_or(0)) << 16
                 | u64::from(self.state.map_or(0, |s| s.number())) << 32
                 | u64::from(self.peer_port.is_some()) << 40
-                | u64::from(self.local_port.is_some()) << 41,
+                | u64::from(self.local_port.is_some()) << 41
+                | u64::from(self.role.map_or(0, |r| r.index() as u8 + 1)) << 42,
         );
     }
 }
@@ -475,9 +559,10 @@ impl Sink for Pressure {
 }
 
 /// [`Aggregate`] and [`Pressure`] fed from one map when the groups are
-/// peer+port: a destination (local, peer, peer port) refines a peer+port group,
-/// so each socket costs one map lookup instead of two. [`Fused::finish`]
-/// folds the map into the two results.
+/// peer+port, or roles (whose outgoing groups are peer+port): a destination
+/// (local, peer, peer port) refines a peer+port group, so each socket costs
+/// one map lookup instead of two. Incoming groups of the role view go to the
+/// aggregate's own map. [`Fused::finish`] folds the map into the two results.
 #[derive(Clone, Debug)]
 pub struct Fused {
     agg: Aggregate,
@@ -486,9 +571,10 @@ pub struct Fused {
 }
 
 impl Fused {
-    /// True when `agg` groups by peer+port and nothing is counted yet.
+    /// True when `agg` groups by peer+port or by role (without state) and
+    /// nothing is counted yet.
     pub fn applies(agg: &Aggregate, pressure: &Pressure) -> bool {
-        agg.by == GroupBy::PEER_PORT_PAIR
+        (agg.by == GroupBy::PEER_PORT_PAIR || (agg.by.role && !agg.by.state))
             && agg.groups.is_empty()
             && pressure.per_destination.is_empty()
     }
@@ -505,9 +591,11 @@ impl Fused {
 
     pub fn finish(self) -> (Aggregate, Pressure) {
         let (mut agg, mut pressure) = (self.agg, self.pressure);
+        let role = agg.by.role.then_some(Role::Outgoing);
         for (d, (g, n)) in self.by_destination {
             if g.count > 0 {
                 let key = GroupKey {
+                    role,
                     peer: Some(d.peer),
                     peer_port: Some(d.peer_port),
                     local: None,
@@ -529,9 +617,14 @@ impl Fused {
 
 impl Sink for Fused {
     fn push(&mut self, r: &SocketRecord) {
-        self.agg.count_socket(r);
-        let grouped = self.agg.group_states.contains(r.state);
+        let role = self.agg.roles.of(r);
+        self.agg.count_socket(r, role);
+        let mut grouped = self.agg.group_states.contains(r.state);
         let outgoing = self.pressure.takes(r);
+        if grouped && self.agg.by.role && role == Role::Incoming {
+            self.agg.add_to_group(r, role);
+            grouped = false;
+        }
         if grouped || outgoing {
             let d = Destination {
                 local: r.local,
@@ -674,6 +767,69 @@ mod tests {
     }
 
     #[test]
+    fn fused_equals_separate_in_the_role_view() {
+        use crate::diag::listen::Listener;
+        let listeners = [Listener {
+            family: "ipv4".into(),
+            local: "0.0.0.0".parse().unwrap(),
+            port: 443,
+            inode: 9,
+            process: None,
+        }];
+        let roles = Arc::new(Roles::new(Some(&listeners), Some((32768, 60999))));
+        let group_states = StateSet::from_states(&[TcpState::TimeWait, TcpState::CloseWait]);
+        for by in [GroupBy::ROLES, GroupBy::ROLES_BY_PORT] {
+            let agg = Aggregate::new(by, group_states).with_roles(Arc::clone(&roles));
+            let policy = ReusePolicy::new(Some(0), Some(1), Some(1000));
+            let fresh = || Pressure::with_policy((32768, 60999), policy);
+            let (mut a, mut p) = (agg.clone(), fresh());
+            let mut f = Fused::new(agg, fresh());
+            for i in 0..3000u32 {
+                // Thirds: to 10.0.0.1:443 (incoming), from our 45000+ to :80, :5432.
+                let mut r = tw("10.0.0.9", [50000, 80, 5432][(i % 3) as usize], i % 60000);
+                r.local = ["10.0.0.1", "10.0.0.2"][(i / 7 % 2) as usize]
+                    .parse()
+                    .unwrap();
+                r.local_port = if i % 3 == 0 { 443 } else { (33000 + i) as u16 };
+                r.peer_port = if i % 3 == 0 {
+                    (40000 + i) as u16
+                } else {
+                    r.peer_port
+                };
+                if i % 11 == 0 {
+                    r.state = TcpState::CloseWait;
+                }
+                a.push(&r);
+                p.push(&r);
+                f.push(&r);
+            }
+            let (fa, fp) = f.finish();
+            assert_eq!(fa.sorted_groups(), a.sorted_groups(), "{by:?}");
+            assert_eq!(fa.role_states, a.role_states);
+            assert_eq!(fp.sorted(), p.sorted());
+            let incoming: u64 = fa
+                .groups
+                .iter()
+                .filter(|(k, _)| k.role == Some(Role::Incoming))
+                .map(|(_, s)| s.count)
+                .sum();
+            let tw_in = fa.roles_of(TcpState::TimeWait).unwrap()[0];
+            let cw_in = fa.roles_of(TcpState::CloseWait).unwrap()[0];
+            assert_eq!(incoming, tw_in + cw_in);
+            assert_eq!(tw_in + cw_in, 1000, "every third socket is on 443");
+            // Incoming keys carry the local address only when asked.
+            assert!(fa.groups.keys().all(|k| k.role.is_some()));
+            assert_eq!(
+                fa.groups
+                    .keys()
+                    .filter(|k| k.role == Some(Role::Incoming))
+                    .all(|k| k.local.is_some()),
+                by.local
+            );
+        }
+    }
+
+    #[test]
     fn time_wait_ports_follow_tcp_twsk_unique() {
         let mut r = tw("10.0.0.2", 80, 30_000);
         r.local = "10.0.0.1".parse().unwrap();
@@ -723,6 +879,7 @@ mod tests {
     #[test]
     fn group_names() {
         assert_eq!(GroupBy::PEER_PORT_PAIR.name(), "peer+port");
+        assert_eq!(GroupBy::ROLES.name(), "role");
         let g = GroupBy {
             state: true,
             local_port: true,

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::aggregate::{Aggregate, GroupBy};
+use crate::aggregate::{Aggregate, GroupBy, Role};
 use crate::diag::{self, Options};
 use crate::filter::{Cond, PortRange, Prefix, Query, Side};
 use crate::host::identity::{NsIdentity, Resolver};
@@ -18,24 +18,20 @@ use crate::plan::CheckPlan;
 use crate::render;
 use crate::sample::{self, CtWant, Sample, Spec};
 use crate::socket::canonical;
-use crate::state::StateSet;
+use crate::state::{StateSet, TcpState};
 use crate::threshold::{Kind, Metric, Scope as MetricScope, Values, evaluate};
 
 pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     let spec = Spec {
-        query: plan.query.clone(),
-        by: GroupBy::default(),
-        group_states: StateSet::EMPTY,
-        sockets: false,
         pressure: plan.pressure,
-        tw_cookies: false,
-        keep_raw: false,
-        diagnose: false,
+        roles: plan.roles,
+        counters: plan.counters,
         conntrack: if plan.conntrack {
             CtWant::Table
         } else {
             CtWant::Off
         },
+        ..Spec::counts(plan.query.clone())
     };
     let scope = super::scope(&plan.netns, &mut Resolver::new())?;
     let ran = sample::collect_scope(&scope, &spec)?;
@@ -52,8 +48,11 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     };
     let mut scoped = Vec::new();
     for &m in &plan.scoped {
-        let value = match m.kind {
-            Kind::PortPressure => scoped_pressure(samples, m).ok_or("no ephemeral port range"),
+        let value = match (m.kind, m.scope) {
+            (Kind::PortPressure, _) => {
+                scoped_pressure(&samples, m).ok_or("no ephemeral port range")
+            }
+            (kind, Some(MetricScope::Role(role))) => role_count(&total, kind, role, &plan.query),
             _ => Ok(count_scoped(&scope, &plan.query, m)?),
         };
         scoped.push((m, value));
@@ -92,6 +91,7 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
         counted: plan.query.states,
         total: total.total,
         port_pressure,
+        counters: sample::total_counters(samples),
         scoped,
         conntrack_fill,
         conntrack_drops,
@@ -104,6 +104,28 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(outcome.status.into()),
         Err(e) => Err(e.into()),
         Ok(()) => Ok(outcome.status.into()),
+    }
+}
+
+/// Sockets of one role: of a state, or of every state counted (`total`).
+fn role_count(
+    total: &Aggregate,
+    kind: Kind,
+    role: Role,
+    query: &Query,
+) -> Result<f64, &'static str> {
+    let count = |s: TcpState| total.roles_of(s).map(|r| r[role.index()]);
+    match kind {
+        Kind::State(s) if !query.states.contains(s) => Err("not counted"),
+        Kind::State(s) => count(s).map(|n| n as f64).ok_or("listeners not read"),
+        Kind::Total => query
+            .states
+            .iter()
+            .map(count)
+            .sum::<Option<u64>>()
+            .map(|n| n as f64)
+            .ok_or("listeners not read"),
+        _ => Err("takes no role"),
     }
 }
 
@@ -120,6 +142,8 @@ fn condition(s: MetricScope) -> Vec<Cond> {
             }
             v
         }
+        // Counted while dumping, never a filter of its own.
+        MetricScope::Role(_) => Vec::new(),
     }
 }
 

@@ -1,13 +1,16 @@
 //! `tw-inspect list`: collect once, aggregate, diagnose, render.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::aggregate::Role;
 use crate::diagnose::{self, Inputs};
 use crate::exit::Exit;
+use crate::host::counters::Counters;
 use crate::host::identity::Resolver;
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
@@ -17,7 +20,8 @@ use crate::plan::list::{Format, Source};
 use crate::render::list::{ListFormat, ListRender};
 use crate::render::{self, Style};
 use crate::report::{
-    ConntrackReport, Counted, ListDocument, ListReport, NamespaceReport, NetnsListReport,
+    ConntrackReport, Counted, CounterValues, ListDocument, ListReport, NamespaceReport,
+    NetnsListReport,
 };
 use crate::sample::{self, CtNotRead, CtSample, CtWant, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
@@ -40,9 +44,14 @@ pub fn run(plan: &ListPlan) -> Result<ExitCode> {
         }
         (Source::Load(_), None) => unreachable!("loaded above"),
     };
-    publish(plan, &origin, save_to, out)?;
+    publish(plan, &origin, save_to, out, &mut CounterHistory::new())?;
     Ok(Exit::Ok.into())
 }
+
+/// The last counter reading of each namespace (by inode; `None` is the
+/// current one), so that each sample of `--watch --output` measures growth
+/// since the one before.
+pub type CounterHistory = HashMap<Option<u64>, (Counters, Instant)>;
 
 /// Collects once from `origin`, writes the report to `out` and finishes it
 /// (a file is renamed into place). When collecting fails in Prometheus format,
@@ -53,6 +62,7 @@ pub fn publish(
     origin: &Origin,
     save_to: Option<Output>,
     mut out: Output,
+    history: &mut CounterHistory,
 ) -> Result<()> {
     let tty = out.is_terminal();
     let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
@@ -65,6 +75,19 @@ pub fn publish(
         }
         Err(e) => return Err(e),
     };
+    // With --watch: growth since the previous sample, not only within this one.
+    for (label, s) in &mut samples.results {
+        if let Some(r) = &mut s.counters {
+            // By inode: a namespace made again (a restarted container) starts
+            // its counters again.
+            let key = label.as_ref().map(|id| id.inode);
+            if let Some((prev, at)) = history.get(&key) {
+                r.first = prev.clone();
+                r.first_at = *at;
+            }
+            history.insert(key, (r.last.clone(), r.last_at));
+        }
+    }
     sample::warn_skipped(&samples.skipped);
     if let Some(file) = save_to {
         let captured = samples
@@ -122,25 +145,43 @@ fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>)
         Some(n) => &v[..v.len().min(n as usize)],
         None => v,
     });
-    let mut r = ListReport::new(
+    let mut r = ListReport::new_keeping(
         &s.agg,
         plan.view.top,
+        &plan.view.prom_ports,
         rows,
         s.elapsed.as_secs_f64() * 1e3,
         counted(plan, origin, s),
     );
     r.source = s.source.into();
     r.snapshot = snap.map(Snapshot::info);
-    if plan.view.format == Format::Prometheus {
+    if plan.spec.pressure {
         r = r.with_pressure(&s.pressure, s.ephemeral_ports, plan.view.top);
     }
+    r = r.with_counters(s.counters.as_ref());
+    let owners = owners(
+        &r,
+        s,
+        matches!(origin, Origin::Live(_)),
+        plan.view.processes,
+    );
+    for g in &mut r.groups {
+        if g.process.is_none() && g.role == Some(Role::Incoming) {
+            g.process = owners.get(&g.listener_inode).cloned();
+        }
+    }
+    if plan.spec.close_wait_ages {
+        let groups = s.teardown.close_wait_groups(&owners, &s.agg.roles);
+        r = r.with_close_wait(&groups, s.teardown.oldest_close_wait(), plan.view.top);
+    }
+    if plan.view.processes {
+        r.processes = true;
+        for row in r.sockets.iter_mut().flatten() {
+            row.process = owners.get(&row.inode).cloned();
+        }
+    }
     if plan.spec.diagnose {
-        diagnose_into(
-            &mut r,
-            s,
-            matches!(origin, Origin::Live(_)),
-            plan.view.processes,
-        );
+        diagnose_into(&mut r, s, &owners);
     }
     if let Some(c) = &s.conntrack {
         r.conntrack = conntrack_report(c, &r, plan);
@@ -184,6 +225,32 @@ fn conntrack_report(c: &CtSample, r: &ListReport, plan: &ListPlan) -> Option<Con
 /// What `list` says of a namespace whose conntrack table is empty.
 pub const NOT_IN_USE: &str = "conntrack not in use in this namespace: its table is empty (no firewall or NAT rule here uses connection tracking, or nothing has matched one yet)";
 
+/// The processes holding the sockets a report names: CLOSE_WAIT sockets, the
+/// listeners of incoming groups, and with `-p` every row. One scan of this
+/// host's /proc, so only for live sockets, and only when something needs it.
+fn owners(
+    r: &ListReport,
+    s: &Sample,
+    live: bool,
+    processes: bool,
+) -> HashMap<u32, procs::ProcessRef> {
+    let mut wanted: HashSet<u32> = HashSet::new();
+    if live {
+        wanted.extend(s.teardown.close_wait.iter().map(|c| c.inode));
+        wanted.extend(
+            r.groups
+                .iter()
+                .filter(|g| g.process.is_none())
+                .map(|g| g.listener_inode),
+        );
+        if processes && let Some(rows) = &r.sockets {
+            wanted.extend(rows.iter().map(|row| row.inode));
+        }
+    }
+    wanted.remove(&0);
+    procs::owners(&wanted)
+}
+
 /// Writes the report of `samples` (one per namespace) in the plan's format.
 fn write_report(
     w: &mut dyn Write,
@@ -220,6 +287,11 @@ fn write_report(
             total_ms,
             Counted::asked(plan.spec.query.states),
         );
+        // A listener belongs to one namespace: the totals name none.
+        for g in &mut total.groups {
+            (g.listening, g.process, g.listener_inode) = (None, None, 0);
+        }
+        total.counters = sample::total_counters(samples).map(CounterValues);
         if plan.spec.sockets {
             total.sockets = Some(
                 namespaces
@@ -248,29 +320,13 @@ fn write_report(
     render::list::write(w, &doc, how)
 }
 
-/// Fills the diagnoses, and with `-p` the socket owners. Owners come from this
-/// host's /proc, so only for live sockets, and only when CLOSE_WAIT sockets or
-/// `-p` need them.
-fn diagnose_into(r: &mut ListReport, s: &Sample, live: bool, processes: bool) {
-    let mut wanted: HashSet<u32> = HashSet::new();
-    if live {
-        wanted.extend(s.teardown.close_wait_inodes.iter().filter(|i| **i != 0));
-        if processes && let Some(rows) = &r.sockets {
-            wanted.extend(rows.iter().map(|row| row.inode).filter(|i| *i != 0));
-        }
-    }
-    let owners = procs::owners(&wanted);
-    if processes {
-        r.processes = true;
-        for row in r.sockets.iter_mut().flatten() {
-            row.process = owners.get(&row.inode).cloned();
-        }
-    }
+/// Fills the diagnoses, from the sample and the owners found for it.
+fn diagnose_into(r: &mut ListReport, s: &Sample, owners: &HashMap<u32, procs::ProcessRef>) {
     let mut teardown = s.teardown.clone();
     for l in s.facts.listening.iter().flatten() {
         teardown.listen_ports.insert(l.port);
     }
-    let close_wait = teardown.close_wait_owners(&owners);
+    let close_wait = teardown.close_wait_owners(owners);
     let server_time_wait = match s.facts.listening {
         Some(_) => teardown.server_time_wait(),
         None => Vec::new(),
@@ -283,5 +339,6 @@ fn diagnose_into(r: &mut ListReport, s: &Sample, live: bool, processes: bool) {
         sysctls: s.facts.sysctls.as_ref().unwrap_or(&none),
         close_wait: &close_wait,
         server_time_wait: &server_time_wait,
+        counters: s.counters.as_ref().filter(|c| c.last_at > c.first_at),
     });
 }

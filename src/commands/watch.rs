@@ -14,7 +14,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use crate::aggregate::Aggregate;
+use crate::commands::list::CounterHistory;
 use crate::exit::Exit;
+use crate::host::counters::Counters;
 use crate::host::identity::Resolver;
 use crate::host::netns::{NetnsChoice, Scope, SkipReason};
 use crate::output::Output;
@@ -65,10 +67,17 @@ pub fn run(plan: &WatchPlan) -> Result<ExitCode> {
             let mut scope = super::scope(choice, &mut names)?;
             let mut next = Instant::now();
             let mut n = 0;
+            let mut history = CounterHistory::new();
             loop {
                 rescope(&mut scope, choice, n, &mut names)?;
                 let out = Output::open(Some(path))?;
-                crate::commands::list::publish(list, &Origin::Live(&scope), None, out)?;
+                crate::commands::list::publish(
+                    list,
+                    &Origin::Live(&scope),
+                    None,
+                    out,
+                    &mut history,
+                )?;
                 n += 1;
                 if plan.count.is_some_and(|c| n >= c) {
                     break;
@@ -108,7 +117,7 @@ fn stream(
     let redraw = terminal(format);
     let style = Style::new(color);
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut prev: Option<(Instant, Counts, HashSet<u64>)> = None;
+    let mut prev: Option<(Instant, Counts, HashSet<u64>, Option<Counters>)> = None;
     let mut next = Instant::now();
     let mut n: u64 = 0;
     loop {
@@ -129,19 +138,28 @@ fn stream(
             cookies.extend(s.tw_cookies.iter().copied());
         }
         let now = counts(&total, counted);
+        let kernel = sample::total_counters(samples);
         let (dt, new) = match &prev {
             None => (None, None),
-            Some((t0, _, k0)) => (
+            Some((t0, _, k0, _)) => (
                 Some(at.duration_since(*t0).as_secs_f64()),
                 counted
                     .contains(TcpState::TimeWait)
                     .then(|| cookies.iter().filter(|c| !k0.contains(c)).count() as u64),
             ),
         };
-        let rate = match (new, dt) {
+        let per_s = |k: Option<u64>| match (k, dt) {
             (Some(k), Some(d)) if d > 0.0 => Some(k as f64 / d),
             _ => None,
         };
+        let rate = per_s(new);
+        // The kernel's own count of sockets entering TIME_WAIT (TcpExtTW),
+        // whatever --state says: it is not a socket count.
+        let growth = match (&prev, &kernel) {
+            (Some((_, _, _, Some(before))), Some(now)) => Some(now.growth_since(before)),
+            _ => None,
+        };
+        let entered = growth.as_ref().and_then(|g| g.get("TcpExtTW"));
         let line = Sample {
             time,
             sample: n,
@@ -150,9 +168,12 @@ fn stream(
             states: &now,
             change: prev
                 .as_ref()
-                .map(|(_, before, _)| Change { now: &now, before }),
+                .map(|(_, before, _, _)| Change { now: &now, before }),
             time_wait_new: new,
             time_wait_rate: rate,
+            time_wait_entered: entered,
+            time_wait_entered_rate: per_s(entered),
+            counters_change: growth.as_ref(),
             namespaces: if scope.labelled() {
                 samples
                     .iter()
@@ -177,7 +198,7 @@ fn stream(
             _ => render::watch::line(&mut w, &line)?,
         }
         w.flush()?;
-        prev = Some((at, now, cookies));
+        prev = Some((at, now, cookies, kernel));
         if plan.count.is_some_and(|c| n >= c) {
             return Ok(());
         }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::parse::{ParseStats, parse_datagram};
 use super::{Options, collect};
 use crate::filter::Query;
+use crate::host::procs::ProcessRef;
 use crate::socket::{Family, SocketRecord};
 use crate::state::{StateSet, TcpState};
 
@@ -20,6 +21,13 @@ pub struct Listener {
     pub family: String,
     pub local: IpAddr,
     pub port: u16,
+    /// Its socket inode, to find its process (0 when unknown: snapshots of
+    /// format version 1 did not keep it).
+    #[serde(default)]
+    pub inode: u32,
+    /// The process holding it, when known (a snapshot records it at capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef>,
 }
 
 /// Listening sockets of the current namespace, from a LISTEN-only dump.
@@ -59,11 +67,22 @@ pub fn listeners_for(query: &Query, raw: &[(Family, Vec<u8>)]) -> Result<Vec<Lis
     Ok(to_listeners(&v))
 }
 
-fn listen_query() -> Query {
+/// The query of a LISTEN-only dump.
+pub fn listen_query() -> Query {
     Query {
         states: StateSet::from_states(&[TcpState::Listen]),
         ..Query::default()
     }
+}
+
+/// The listeners among `recs` (from a replayed dump).
+pub fn from_records(recs: &[SocketRecord]) -> Vec<Listener> {
+    let l: Vec<SocketRecord> = recs
+        .iter()
+        .filter(|r| r.state == TcpState::Listen)
+        .copied()
+        .collect();
+    to_listeners(&l)
 }
 
 /// One entry per family, address and port, in port order.
@@ -74,10 +93,13 @@ fn to_listeners(recs: &[SocketRecord]) -> Vec<Listener> {
             family: r.family.name().into(),
             local: r.local,
             port: r.local_port,
+            inode: r.inode,
+            process: None,
         })
         .collect();
     v.sort_by(|a, b| (a.port, &a.family, a.local).cmp(&(b.port, &b.family, b.local)));
-    v.dedup();
+    // SO_REUSEPORT listeners share an address and port: one entry.
+    v.dedup_by(|a, b| (a.port, &a.family, a.local) == (b.port, &b.family, b.local));
     v
 }
 
@@ -99,14 +121,30 @@ mod tests {
         assert!(has(&listeners().unwrap(), port));
         // Every state: read back from the capture's own datagrams.
         let all = Query::default();
-        let c = collect(&all, Options { keep_raw: true }, Vec::<SocketRecord>::new).unwrap();
+        let c = collect(
+            &all,
+            Options {
+                keep_raw: true,
+                ..Options::default()
+            },
+            Vec::<SocketRecord>::new,
+        )
+        .unwrap();
         assert!(has(&listeners_for(&all, &c.raw).unwrap(), port));
         // TIME_WAIT only: the capture holds no listener, a LISTEN dump runs.
         let tw = Query {
             states: StateSet::from_states(&[TcpState::TimeWait]),
             ..Query::default()
         };
-        let c = collect(&tw, Options { keep_raw: true }, Vec::<SocketRecord>::new).unwrap();
+        let c = collect(
+            &tw,
+            Options {
+                keep_raw: true,
+                ..Options::default()
+            },
+            Vec::<SocketRecord>::new,
+        )
+        .unwrap();
         assert!(has(&listeners_for(&tw, &c.raw).unwrap(), port));
     }
 }

@@ -21,6 +21,7 @@ pub mod request;
 
 pub use parse::TCPDIAG_GETSOCK;
 pub use procfs::{Source, collect_any};
+use request::{EXT_INFO, build_request_both_ext, build_request_ext};
 pub use request::{build_request, build_request_both};
 
 use std::io;
@@ -116,6 +117,15 @@ pub struct Collection<S> {
 pub struct Options {
     /// Keep every datagram as received (for snapshots).
     pub keep_raw: bool,
+    /// Ask for `INET_DIAG_INFO` (`struct tcp_info`) with every full socket:
+    /// a few hundred bytes more per message, so only for small dumps.
+    pub info: bool,
+}
+
+impl Options {
+    fn ext(self) -> u8 {
+        if self.info { EXT_INFO } else { 0 }
+    }
 }
 
 /// Dumps one family, calling `on_socket` for every socket the kernel sends.
@@ -126,7 +136,18 @@ pub fn dump_family(
     raw: Option<&mut Vec<u8>>,
     on_socket: impl FnMut(&SocketRecord),
 ) -> Result<ParseStats, DiagError> {
-    let req = build_request(family, query, bytecode, 1);
+    dump_family_ext(family, query, bytecode, 0, raw, on_socket)
+}
+
+fn dump_family_ext(
+    family: Family,
+    query: &Query,
+    bytecode: &[u8],
+    ext: u8,
+    raw: Option<&mut Vec<u8>>,
+    on_socket: impl FnMut(&SocketRecord),
+) -> Result<ParseStats, DiagError> {
+    let req = build_request_ext(family, query, bytecode, 1, ext);
     dump(family, &req, raw, on_socket)
 }
 
@@ -227,7 +248,7 @@ pub fn collect<S: Sink>(
     // any failure falls back to the per-family dumps, which label errors.
     if families.len() == 2 && !opts.keep_raw {
         let mut sink = make();
-        let req = build_request_both(query, &bc, 1);
+        let req = build_request_both_ext(query, &bc, 1, opts.ext());
         if let Ok(stats) = dump(Family::V4, &req, None, |r| sink.push(r)) {
             return Ok(Collection {
                 sink,
@@ -240,7 +261,9 @@ pub fn collect<S: Sink>(
     let run = |family: Family| -> Result<(S, ParseStats, Option<Vec<u8>>), DiagError> {
         let mut sink = make();
         let mut raw = opts.keep_raw.then(Vec::new);
-        let stats = dump_family(family, query, &bc, raw.as_mut(), |r| sink.push(r))?;
+        let stats = dump_family_ext(family, query, &bc, opts.ext(), raw.as_mut(), |r| {
+            sink.push(r)
+        })?;
         Ok((sink, stats, raw))
     };
     let results: Vec<Result<_, DiagError>> = match families.as_slice() {

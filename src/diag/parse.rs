@@ -14,7 +14,12 @@
 //!   40 u32 if           44 u32 cookie[2] (cookie[0] is the low half)
 //!   52 u32 expires (ms) 56 u32 rqueue    60 u32 wqueue
 //!   64 u32 uid          68 u32 inode
-//! then attributes, which this parser does not need and skips.
+//! then attributes (`struct nlattr`: u16 len, u16 type, payload padded to 4).
+//! Only `INET_DIAG_INFO` (type 2, `struct tcp_info`) is read, and only its
+//! receive times; a dump carries it only when asked (`idiag_ext`).
+//!
+//! struct tcp_info (include/uapi/linux/tcp.h), the fields read:
+//!   52 u32 tcpi_last_data_recv   56 u32 tcpi_last_ack_recv   (ms)
 //! ```
 
 use std::fmt;
@@ -26,13 +31,17 @@ pub use netlink_packet_core::{
     NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
 };
 
-use crate::socket::{Family, SocketRecord, Timer, canonical};
+use crate::socket::{Family, SocketRecord, TcpTimes, Timer, canonical};
 use crate::state::TcpState;
 use crate::wire::{u16_be, u16_ne, u32_ne};
 
 /// `struct nlmsghdr` (netlink-packet-core keeps its own length private).
 pub const NLMSG_HDRLEN: usize = 16;
 pub const INET_DIAG_MSG_LEN: usize = 72;
+/// `INET_DIAG_INFO`: the attribute holding `struct tcp_info`.
+pub const INET_DIAG_INFO: u16 = 2;
+/// `struct tcp_info` up to and including `tcpi_last_ack_recv`.
+const TCP_INFO_TIMES_END: usize = 60;
 pub const SOCK_DIAG_BY_FAMILY: u16 = netlink_packet_sock_diag::constants::SOCK_DIAG_BY_FAMILY;
 /// The original inet_diag request type; its dump covers both families and
 /// its replies carry the same type.
@@ -285,5 +294,83 @@ pub fn parse_inet_diag_msg(body: &[u8], offset: usize) -> Result<Option<SocketRe
         recv_q: u32_ne(body, 56),
         send_q: u32_ne(body, 60),
         ifindex: u32_ne(body, 40),
+        tcp_times: tcp_times(&body[INET_DIAG_MSG_LEN..]),
     }))
+}
+
+/// The receive times from an `INET_DIAG_INFO` attribute among `attrs`, if
+/// there is one long enough. Malformed attributes end the walk quietly: they
+/// carry nothing the record needs. TIME_WAIT messages have no attributes, so
+/// on the summary's hot path this is one length check.
+fn tcp_times(mut attrs: &[u8]) -> Option<TcpTimes> {
+    while attrs.len() >= 4 {
+        let len = u16_ne(attrs, 0) as usize;
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if u16_ne(attrs, 2) == INET_DIAG_INFO {
+            let info = &attrs[4..len];
+            return (info.len() >= TCP_INFO_TIMES_END).then(|| TcpTimes {
+                last_data_recv_ms: u32_ne(info, 52),
+                last_ack_recv_ms: u32_ne(info, 56),
+            });
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `inet_diag_msg` of a CLOSE_WAIT socket, then the attributes the
+    /// kernel puts first (INET_DIAG_SHUTDOWN, u8, padded), then INET_DIAG_INFO.
+    fn msg_with_info(info_len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; INET_DIAG_MSG_LEN];
+        b[0] = libc::AF_INET as u8;
+        b[1] = 8; // TCP_CLOSE_WAIT
+        // nlattr: len 5, type 8 (INET_DIAG_SHUTDOWN), one byte, 3 of padding.
+        b.extend_from_slice(&5u16.to_ne_bytes());
+        b.extend_from_slice(&8u16.to_ne_bytes());
+        b.extend_from_slice(&[1, 0, 0, 0]);
+        b.extend_from_slice(&((4 + info_len) as u16).to_ne_bytes());
+        b.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
+        let mut info = vec![0u8; info_len];
+        if info_len >= TCP_INFO_TIMES_END {
+            info[52..56].copy_from_slice(&5028u32.to_ne_bytes()); // tcpi_last_data_recv
+            info[56..60].copy_from_slice(&3016u32.to_ne_bytes()); // tcpi_last_ack_recv
+        }
+        b.extend_from_slice(&info);
+        b
+    }
+
+    #[test]
+    fn reads_the_receive_times_of_tcp_info() {
+        let r = parse_inet_diag_msg(&msg_with_info(232), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.state, TcpState::CloseWait);
+        assert_eq!(
+            r.tcp_times,
+            Some(TcpTimes {
+                last_data_recv_ms: 5028,
+                last_ack_recv_ms: 3016
+            })
+        );
+        // Too short to hold the times, or no attributes at all: none.
+        let short = parse_inet_diag_msg(&msg_with_info(40), 0).unwrap().unwrap();
+        assert_eq!(short.tcp_times, None);
+        let bare = parse_inet_diag_msg(&msg_with_info(232)[..INET_DIAG_MSG_LEN], 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bare.tcp_times, None);
+        // A length running past the end stops the walk, never panics.
+        let mut bad = msg_with_info(232);
+        bad[INET_DIAG_MSG_LEN..INET_DIAG_MSG_LEN + 2].copy_from_slice(&999u16.to_ne_bytes());
+        assert_eq!(
+            parse_inet_diag_msg(&bad, 0).unwrap().unwrap().tcp_times,
+            None
+        );
+    }
 }

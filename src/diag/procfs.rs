@@ -270,6 +270,7 @@ pub fn parse_line(line: &str, family: Family) -> Result<Option<SocketRecord>, &'
         recv_q: rx,
         send_q: tx,
         ifindex: 0,
+        tcp_times: None,
     }))
 }
 

@@ -48,8 +48,22 @@ fn push_bytecode(body: &mut Vec<u8>, bytecode: &[u8]) {
     body.extend_from_slice(bytecode);
 }
 
+/// `idiag_ext` bit asking for `INET_DIAG_INFO` (`1 << (INET_DIAG_INFO - 1)`).
+pub const EXT_INFO: u8 = 1 << 1;
+
 /// Builds the dump request: nlmsghdr + `inet_diag_req_v2` (+ bytecode attribute).
 pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
+    build_request_ext(family, query, bytecode, seq, 0)
+}
+
+/// [`build_request`] asking for the attributes in `ext` (`idiag_ext` bits, e.g. [`EXT_INFO`]).
+pub fn build_request_ext(
+    family: Family,
+    query: &Query,
+    bytecode: &[u8],
+    seq: u32,
+    ext: u8,
+) -> Vec<u8> {
     let fam = match family {
         Family::V4 => libc::AF_INET as u8,
         Family::V6 => libc::AF_INET6 as u8,
@@ -57,7 +71,7 @@ pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -
     let req = InetRequest {
         family: fam,
         protocol: IPPROTO_TCP,
-        extensions: ExtensionFlags::empty(),
+        extensions: ExtensionFlags::from_bits_retain(ext),
         states: StateFlags::from_bits_retain(query.states.0),
         socket_id: match family {
             Family::V4 => SocketId::new_v4(),
@@ -73,9 +87,15 @@ pub fn build_request(family: Family, query: &Query, bytecode: &[u8], seq: u32) -
 
 /// Builds the both-families request: nlmsghdr + `inet_diag_req` (+ bytecode).
 pub fn build_request_both(query: &Query, bytecode: &[u8], seq: u32) -> Vec<u8> {
+    build_request_both_ext(query, bytecode, seq, 0)
+}
+
+/// [`build_request_both`] asking for the attributes in `ext` (`idiag_ext`, byte 3).
+pub fn build_request_both_ext(query: &Query, bytecode: &[u8], seq: u32, ext: u8) -> Vec<u8> {
     let mut body = vec![0u8; INET_DIAG_REQ_V1_LEN];
     // The kernel ignores the family of this request type (it dumps AF_UNSPEC).
     body[0] = libc::AF_INET as u8;
+    body[3] = ext;
     let states = 4 + 48;
     body[states..states + 4].copy_from_slice(&query.states.0.to_ne_bytes());
     push_bytecode(&mut body, bytecode);
@@ -191,5 +211,16 @@ mod tests {
                 hand_built_v1(q.states.0, bytecode, 1)
             );
         }
+    }
+
+    #[test]
+    fn info_is_asked_in_idiag_ext() {
+        let q = Query::default();
+        let mut v2 = build_request(Family::V4, &q, &[], 1);
+        v2[18] = EXT_INFO; // inet_diag_req_v2.idiag_ext
+        assert_eq!(build_request_ext(Family::V4, &q, &[], 1, EXT_INFO), v2);
+        let mut v1 = build_request_both(&q, &[], 1);
+        v1[19] = EXT_INFO; // inet_diag_req.idiag_ext
+        assert_eq!(build_request_both_ext(&q, &[], 1, EXT_INFO), v1);
     }
 }

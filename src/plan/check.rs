@@ -6,7 +6,7 @@ use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::netns::NetnsChoice;
 use crate::state::TcpState;
-use crate::threshold::{Kind, Threshold, check_pair, parse_threshold};
+use crate::threshold::{Kind, Scope, Threshold, check_pair, parse_threshold};
 
 #[derive(Clone, Debug)]
 pub struct CheckPlan {
@@ -19,8 +19,13 @@ pub struct CheckPlan {
     /// A threshold on the conntrack table: read its size and counters.
     pub conntrack: bool,
     /// Scoped metrics (`time-wait:port=443`), each once: a count is a filtered
-    /// dump of its own, port pressure a look at the destinations counted.
+    /// dump of its own, port pressure a look at the destinations counted, a
+    /// role a count kept while dumping.
     pub scoped: Vec<crate::threshold::Metric>,
+    /// A threshold on a role (`time-wait:incoming`): read the listeners first.
+    pub roles: bool,
+    /// A threshold on a kernel counter: read them.
+    pub counters: bool,
 }
 
 fn thresholds(flag: &str, args: &[String]) -> Result<Vec<Threshold>, UsageError> {
@@ -87,6 +92,9 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
         .iter()
         .chain(&critical)
         .any(|t| t.metric.kind.is_conntrack());
+    let all = || warning.iter().chain(&critical);
+    let roles = all().any(|t| matches!(t.metric.scope, Some(Scope::Role(_))));
+    let counters = all().any(|t| matches!(t.metric.kind, Kind::Counter(_)));
     Ok(CheckPlan {
         netns: values::netns(&a.filter),
         query,
@@ -95,6 +103,8 @@ pub fn build(a: &CheckArgs) -> Result<CheckPlan, UsageError> {
         pressure,
         scoped,
         conntrack,
+        roles,
+        counters,
     })
 }
 

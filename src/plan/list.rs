@@ -15,6 +15,8 @@ use crate::state::{StateSet, TcpState};
 
 /// Groups shown when `--top` is not given.
 pub const DEFAULT_TOP: u32 = 10;
+/// At most this many `--prom-port` ports: each is a series in every scrape.
+pub const MAX_PROM_PORTS: usize = 64;
 
 /// The formats of `list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct View {
     pub explain: bool,
     /// The owning process of each socket row.
     pub processes: bool,
+    /// `--prom-port`: incoming ports always given a series of their own.
+    pub prom_ports: Vec<u16>,
 }
 
 /// `list` once.
@@ -101,9 +105,8 @@ fn group_by(by: Option<GroupKeyArg>) -> GroupBy {
         g
     };
     match by {
-        None | Some(GroupKeyArg::PeerAndPort) | Some(GroupKeyArg::Process) => {
-            GroupBy::PEER_PORT_PAIR
-        }
+        None | Some(GroupKeyArg::Role) => GroupBy::ROLES,
+        Some(GroupKeyArg::PeerAndPort) | Some(GroupKeyArg::Process) => GroupBy::PEER_PORT_PAIR,
         Some(GroupKeyArg::State) => one(|g| g.state = true),
         Some(GroupKeyArg::Peer) => one(|g| g.peer = true),
         Some(GroupKeyArg::PeerPort) => one(|g| g.peer_port = true),
@@ -118,6 +121,7 @@ fn group_by(by: Option<GroupKeyArg>) -> GroupBy {
 
 fn by_name(by: GroupKeyArg) -> &'static str {
     match by {
+        GroupKeyArg::Role => "role",
         GroupKeyArg::State => "state",
         GroupKeyArg::Peer => "peer",
         GroupKeyArg::PeerPort => "peer-port",
@@ -190,13 +194,31 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
         }
     }
     if format == Format::Prometheus
-        && let Some(by) = a.by.filter(|b| *b != GroupKeyArg::PeerAndPort)
+        && let Some(by) =
+            a.by.filter(|b| !matches!(b, GroupKeyArg::Role | GroupKeyArg::PeerAndPort))
     {
         return refuse(
             &format!("--by {}", by_name(by)),
             "--format prometheus",
-            "its TIME_WAIT series are grouped by peer+port: drop --by",
+            "its TIME_WAIT series are by role (or by peer+port, the former series): drop --by",
         );
+    }
+    let prom_ports = prom_ports(&a.prom_port)?;
+    if !prom_ports.is_empty() {
+        if format != Format::Prometheus {
+            return refuse(
+                "--prom-port",
+                &format!("--format {}", format_name(format)),
+                "it chooses Prometheus series: add --format prometheus",
+            );
+        }
+        if a.by == Some(GroupKeyArg::PeerAndPort) {
+            return refuse(
+                "--prom-port",
+                "--by peer+port",
+                "the peer+port series have no incoming series to keep ports in: drop --by",
+            );
+        }
     }
     if a.load.is_some() && a.processes {
         return refuse(
@@ -240,7 +262,12 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
         StateSet::from_states(&[TcpState::TimeWait])
     };
     if format == Format::Prometheus {
-        by = GroupBy::PEER_PORT_PAIR;
+        // Series per service port (whatever address it was reached on), and
+        // per destination; or the former series per peer and port.
+        by = match a.by {
+            Some(GroupKeyArg::PeerAndPort) => GroupBy::PEER_PORT_PAIR,
+            _ => GroupBy::ROLES_BY_PORT,
+        };
         group_states = StateSet::from_states(&[TcpState::TimeWait]);
     }
     let view = View {
@@ -249,7 +276,11 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
         rows: a.top.filter(|n| a.sockets && *n > 0),
         explain: a.explain,
         processes: a.processes,
+        prom_ports,
     };
+    // CLOSE_WAIT ages need a second dump, made only where CLOSE_WAIT is
+    // counted and reported (not for --sockets rows).
+    let close_wait_ages = query.states.contains(TcpState::CloseWait) && !a.sockets;
     let netns = values::netns(&a.filter);
     if a.count.is_some() && a.watch.is_none() {
         return Err(UsageError(
@@ -279,6 +310,9 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                         tw_cookies: false,
                         keep_raw: false,
                         diagnose,
+                        roles: true,
+                        counters: true,
+                        close_wait_ages,
                         conntrack: conntrack_want(a, format),
                     },
                     view,
@@ -309,15 +343,10 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                 WatchMode::Stream {
                     netns,
                     spec: Spec {
-                        query,
-                        by: GroupBy::default(),
-                        group_states: StateSet::EMPTY,
-                        sockets: false,
-                        pressure: false,
                         tw_cookies: true,
-                        keep_raw: false,
-                        diagnose: false,
-                        conntrack: CtWant::Off,
+                        // TcpExtTW: the kernel's own count of TIME_WAIT entries.
+                        counters: true,
+                        ..Spec::counts(query)
                     },
                     format,
                     color,
@@ -347,6 +376,9 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
             tw_cookies: false,
             keep_raw: a.save.is_some(),
             diagnose,
+            roles: true,
+            counters: true,
+            close_wait_ages,
             conntrack: match &a.load {
                 Some(_) => CtWant::Off,
                 None => conntrack_want(a, format),
@@ -433,6 +465,45 @@ fn conntrack_combinations(
         );
     }
     Ok(())
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Csv => "csv",
+        Format::Prometheus => "prometheus",
+    }
+}
+
+/// `--prom-port 443,80` (repeatable): ports 1-65535, each once, at most
+/// [`MAX_PROM_PORTS`].
+fn prom_ports(args: &[String]) -> Result<Vec<u16>, UsageError> {
+    let mut out: Vec<u16> = Vec::new();
+    for a in args {
+        for p in a.split(',') {
+            let port = p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| *n > 0 && p.trim().bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--prom-port: '{p}' is not a port; give ports 1-65535, comma-separated (--prom-port 443,80)"
+                    ))
+                })?;
+            if !out.contains(&port) {
+                out.push(port);
+            }
+        }
+    }
+    if out.len() > MAX_PROM_PORTS {
+        return Err(UsageError(format!(
+            "--prom-port: {} ports given; at most {MAX_PROM_PORTS} (each is a series in every scrape)",
+            out.len()
+        )));
+    }
+    Ok(out)
 }
 
 /// `list --by process --trace D`: the `who` recording, restricted to the

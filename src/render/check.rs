@@ -11,7 +11,9 @@ use crate::threshold::{Item, Metric, Outcome};
 fn shown(m: Metric, v: f64) -> String {
     match m.unit() {
         "" => format!("{v}"),
-        unit => format!("{v:.2}{unit}"),
+        "%" => format!("{v:.2}%"),
+        // `c`: a counter (monitoring-plugins' continuous counter unit).
+        unit => format!("{v}{unit}"),
     }
 }
 

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::aggregate::Role;
 use crate::conntrack::CtState;
 use crate::escape::visible;
 use crate::report::{
@@ -31,6 +32,10 @@ const GROUP_HEADER: &[&str] = &[
     "count",
     "soonest_ms",
     "latest_ms",
+    "role",
+    "headroom",
+    "pid",
+    "process",
 ];
 
 /// The columns of [`SocketCsv`] (without `meaning`, which `--explain` adds).
@@ -124,9 +129,12 @@ impl ConntrackCsv {
     }
 }
 
-/// One group; a grouping key that does not apply is an empty field.
+/// One group; a grouping key that does not apply is an empty field. The
+/// role view adds `role`, the headroom of outgoing groups and the listening
+/// process of incoming ones (columns after the original ones, so positions
+/// stay).
 #[derive(Serialize)]
-struct GroupCsv {
+struct GroupCsv<'a> {
     state: Option<TcpState>,
     peer: Option<IpAddr>,
     peer_port: Option<u16>,
@@ -135,10 +143,14 @@ struct GroupCsv {
     count: u64,
     soonest_ms: Option<u32>,
     latest_ms: Option<u32>,
+    role: Option<Role>,
+    headroom: Option<u64>,
+    pid: Option<u32>,
+    process: Option<Cow<'a, str>>,
 }
 
-impl From<&GroupRow> for GroupCsv {
-    fn from(g: &GroupRow) -> GroupCsv {
+impl<'a> From<&'a GroupRow> for GroupCsv<'a> {
+    fn from(g: &'a GroupRow) -> GroupCsv<'a> {
         GroupCsv {
             state: g.state,
             peer: g.peer,
@@ -148,6 +160,10 @@ impl From<&GroupRow> for GroupCsv {
             count: g.count,
             soonest_ms: g.soonest_ms,
             latest_ms: g.latest_ms,
+            role: g.role,
+            headroom: g.headroom,
+            pid: g.process.as_ref().map(|p| p.pid),
+            process: g.process.as_ref().map(|p| visible(&p.comm)),
         }
     }
 }
@@ -429,7 +445,7 @@ mod tests {
         let text = render(&r, false);
         assert_eq!(
             text,
-            "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms\n,10.0.0.1,80,,,1,30000,30000\n"
+            "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms,role,headroom,pid,process\n,10.0.0.1,80,,,1,30000,30000,,,,\n"
         );
 
         let mut r = fixtures::report(
@@ -494,7 +510,23 @@ mod tests {
             render(&r, false)
         };
         let (_, rows) = parse(&groups);
-        assert_eq!(rows, [["time-wait", "", "", "", "", "1", "30000", "30000"]]);
+        assert_eq!(
+            rows,
+            [[
+                "time-wait",
+                "",
+                "",
+                "",
+                "",
+                "1",
+                "30000",
+                "30000",
+                "",
+                "",
+                "",
+                ""
+            ]]
+        );
     }
 
     #[test]

@@ -62,9 +62,29 @@ pub fn human_ms(ms: u32) -> String {
     }
 }
 
+/// A wait in words for tables: `850ms`, `42s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn human_age(ms: u32) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => human_ms(ms),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(human_age(850), "850ms");
+        assert_eq!(human_age(42_000), "42s");
+        assert_eq!(human_age(192_000), "3m12s");
+        assert_eq!(human_age(7_500_000), "2h05m");
+        assert_eq!(human_age(273_600_000), "3d04h");
+    }
 
     #[test]
     fn formatting_helpers() {

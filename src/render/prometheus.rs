@@ -3,10 +3,12 @@
 //! and `who` use it): each metric family is one block, HELP and TYPE then its
 //! samples for every namespace, as the format requires.
 //!
-//! `list`'s cardinality is bounded: states × families is fixed, TIME_WAIT
-//! groups and port-pressure destinations are cut to `--top` in the report, and
-//! the cut TIME_WAIT groups are summed into one `peer="other"` series so the
-//! groups add up to the total. States that were not counted have no series.
+//! `list`'s cardinality is bounded: states × families is fixed; TIME_WAIT is
+//! given per role, each role cut to `--top` groups in the report plus one
+//! `other` series (so the series add up to the TIME_WAIT total) plus the
+//! `--prom-port` ports; CLOSE_WAIT per local port and process is cut the same
+//! way; port-pressure destinations are cut to `--top`; the kernel counters are
+//! a fixed list. States that were not counted have no series.
 //!
 //! With several namespaces every series carries `netns` (the stable label)
 //! and, where known, `container`, `pod` and `pod_namespace`: names that stay
@@ -18,7 +20,9 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::aggregate::Role;
 use crate::escape::visible;
+use crate::host::counters::{COUNTERS, CounterKind};
 use crate::report::{ConntrackReport, ListReport, NsIdentity};
 use crate::state::TcpState;
 
@@ -127,7 +131,8 @@ const UP_HELP: &str = "1 when the sockets were read from the kernel, 0 when read
 
 /// `list`'s metrics for one report per namespace; an identity adds its labels
 /// to every series of that report (`--netns`, `--all-netns`). The groups must
-/// be TIME_WAIT by peer and port, as the plan for this format makes them.
+/// be TIME_WAIT by role (incoming by local port), or by peer and port (the
+/// former series, `--by peer+port`), as the plan for this format makes them.
 pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -> Result<()> {
     let names: Vec<NsLabels> = reports.iter().map(|(id, _)| NsLabels::of(*id)).collect();
     let items: Vec<(&NsLabels, &ListReport)> =
@@ -152,27 +157,119 @@ pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -
         }
     }
 
+    let by_role = items.iter().any(|(_, r)| r.other_roles.is_some());
     x.family(
         "tw_inspect_time_wait",
         Kind::Gauge,
-        "TIME_WAIT sockets per peer address and port: the largest groups, the rest summed in peer=\"other\".",
+        if by_role {
+            "TIME_WAIT sockets by role: incoming per local port, outgoing per peer address and port; the largest groups of each role, the rest summed in local_port=\"other\" and peer=\"other\"."
+        } else {
+            "TIME_WAIT sockets per peer address and port: the largest groups, the rest summed in peer=\"other\"."
+        },
     )?;
     for (netns, r) in &items {
         if !r.counted.states.contains(TcpState::TimeWait) {
             continue;
         }
-        for g in &r.groups {
-            let peer = g.peer.map(|a| a.to_string()).unwrap_or_default();
-            let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
+        let Some(others) = r.other_roles else {
+            for g in &r.groups {
+                let peer = g.peer.map(|a| a.to_string()).unwrap_or_default();
+                let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
+                x.sample(
+                    &labels(netns, &[("peer", &peer), ("peer_port", &port)]),
+                    g.count,
+                )?;
+            }
             x.sample(
-                &labels(netns, &[("peer", &peer), ("peer_port", &port)]),
+                &labels(netns, &[("peer", "other"), ("peer_port", "other")]),
+                r.other_groups.count,
+            )?;
+            continue;
+        };
+        for g in r.groups.iter().filter(|g| g.role == Some(Role::Incoming)) {
+            let port = g.local_port.map(|p| p.to_string()).unwrap_or_default();
+            x.sample(
+                &labels(netns, &[("role", "incoming"), ("local_port", &port)]),
                 g.count,
             )?;
         }
         x.sample(
-            &labels(netns, &[("peer", "other"), ("peer_port", "other")]),
-            r.other_groups.count,
+            &labels(netns, &[("role", "incoming"), ("local_port", "other")]),
+            others.incoming.count,
         )?;
+        for g in r.groups.iter().filter(|g| g.role == Some(Role::Outgoing)) {
+            let peer = g.peer.map(|a| a.to_string()).unwrap_or_default();
+            let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
+            x.sample(
+                &labels(
+                    *netns,
+                    &[("role", "outgoing"), ("peer", &peer), ("peer_port", &port)],
+                ),
+                g.count,
+            )?;
+        }
+        x.sample(
+            &labels(
+                *netns,
+                &[
+                    ("role", "outgoing"),
+                    ("peer", "other"),
+                    ("peer_port", "other"),
+                ],
+            ),
+            others.outgoing.count,
+        )?;
+    }
+
+    x.family(
+        "tw_inspect_close_wait",
+        Kind::Gauge,
+        "CLOSE_WAIT sockets per local port (\"outgoing\" for this host's own connections) and owning process: the largest, the rest summed in local_port=\"other\".",
+    )?;
+    for (netns, r) in &items {
+        let Some(rows) = &r.close_wait else { continue };
+        // Two processes of one name on one port are one series.
+        let mut merged: Vec<(String, String, u64)> = Vec::new();
+        for c in rows {
+            let port = c.local_port.map_or("outgoing".into(), |p| p.to_string());
+            let comm = c
+                .process
+                .as_ref()
+                .map_or("unknown".into(), |p| p.comm.clone());
+            match merged.iter_mut().find(|(p, n, _)| *p == port && *n == comm) {
+                Some(e) => e.2 += c.count,
+                None => merged.push((port, comm, c.count)),
+            }
+        }
+        for (port, comm, n) in &merged {
+            x.sample(
+                &labels(netns, &[("local_port", port), ("process", comm)]),
+                n,
+            )?;
+        }
+        let other = r.close_wait_other.unwrap_or_default().count;
+        x.sample(
+            &labels(netns, &[("local_port", "other"), ("process", "other")]),
+            other,
+        )?;
+    }
+
+    x.family(
+        "tw_inspect_close_wait_oldest_seconds",
+        Kind::Gauge,
+        "The longest any CLOSE_WAIT socket has waited since its peer closed (0 when there is none).",
+    )?;
+    for (netns, r) in &items {
+        let Some(n) = r.states.get(TcpState::CloseWait) else {
+            continue;
+        };
+        let oldest = match (r.close_wait_oldest_ms, n) {
+            (Some(ms), _) => f64::from(ms) / 1e3,
+            (None, 0) => 0.0,
+            // CLOSE_WAIT there, its age not known: no series, not a 0.
+            (None, _) => continue,
+        };
+        x.sample(&labels(netns, &[]), oldest)?;
     }
 
     x.family(
@@ -194,6 +291,23 @@ pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -
                 ),
                 p.ratio,
             )?;
+        }
+    }
+
+    for c in COUNTERS {
+        let kind = match c.kind {
+            CounterKind::Counter => Kind::Counter,
+            CounterKind::Gauge => Kind::Gauge,
+        };
+        x.family(
+            c.metric,
+            kind,
+            &format!("{} ({}, from the kernel)", c.help, c.nstat),
+        )?;
+        for (netns, r) in &items {
+            if let Some(v) = r.counters.as_ref().and_then(|v| v.0.get(c.nstat)) {
+                x.sample(&labels(netns, &[]), v)?;
+            }
         }
     }
 
@@ -449,6 +563,135 @@ mod tests {
         assert!(text.contains("tw_inspect_collect_duration_seconds 0.0015\n"));
         // Every family is one block: its TYPE line appears once.
         assert_eq!(text.matches("# TYPE tw_inspect_sockets gauge").count(), 1);
+    }
+
+    /// The sum of every `tw_inspect_time_wait` series with `filter` in its labels.
+    fn sum_of(text: &str, filter: &str) -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("tw_inspect_time_wait{") && l.contains(filter))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    }
+
+    #[test]
+    fn role_series_add_up_and_keep_chosen_ports() {
+        use crate::aggregate::{Aggregate, CloseWaitGroup, Roles};
+        use crate::diag::listen::Listener;
+        use crate::socket::Sink;
+        use std::sync::Arc;
+        let listeners: Vec<Listener> = [80u16, 443, 8443]
+            .iter()
+            .map(|p| Listener {
+                family: "ipv4".into(),
+                local: "0.0.0.0".parse().unwrap(),
+                port: *p,
+                inode: 0,
+                process: None,
+            })
+            .collect();
+        let roles = Arc::new(Roles::new(Some(&listeners), Some((32768, 60999))));
+        let mut agg = Aggregate::new(
+            GroupBy::ROLES_BY_PORT,
+            StateSet::from_states(&[TcpState::TimeWait]),
+        )
+        .with_roles(roles);
+        // Incoming: 5 on 80, 3 on 443, 1 on 8443; outgoing: 4 destinations.
+        for (lport, pport, n) in [
+            (80, 50000, 5),
+            (443, 50000, 3),
+            (8443, 50000, 1),
+            (40000, 5432, 6),
+            (40000, 3306, 2),
+            (40000, 6379, 1),
+            (40000, 11211, 1),
+        ] {
+            for i in 0..n {
+                let mut r = tw("10.0.0.2", pport + i);
+                r.local_port = if lport == 40000 { lport + i } else { lport };
+                r.peer_port = if lport == 40000 { pport } else { pport + i };
+                agg.push(&r);
+            }
+        }
+        let mut r = ListReport::new_keeping(
+            &agg,
+            1,
+            &[22, 443],
+            None,
+            1.0,
+            Counted::asked(StateSet::all()),
+        );
+        r = r.with_close_wait(
+            &[
+                CloseWaitGroup {
+                    role: crate::aggregate::Role::Incoming,
+                    local_port: Some(80),
+                    owner: Some(crate::host::procs::ProcessRef {
+                        pid: 7,
+                        comm: "nginx".into(),
+                    }),
+                    count: 2,
+                    oldest_ms: Some(1500),
+                },
+                CloseWaitGroup {
+                    role: crate::aggregate::Role::Incoming,
+                    local_port: Some(80),
+                    owner: Some(crate::host::procs::ProcessRef {
+                        pid: 8,
+                        comm: "nginx".into(),
+                    }),
+                    count: 3,
+                    oldest_ms: Some(900),
+                },
+            ],
+            Some(1500),
+            10,
+        );
+        let text = render(&[(None, &r)]);
+        let total = 5 + 3 + 1 + 6 + 2 + 1 + 1;
+        assert_eq!(sum_of(&text, ""), total, "{text}");
+        assert_eq!(sum_of(&text, "role=\"incoming\""), 9);
+        assert_eq!(sum_of(&text, "role=\"outgoing\""), 10);
+        for line in [
+            "tw_inspect_time_wait{role=\"incoming\",local_port=\"80\"} 5\n",
+            // Kept though not in the top 1: 443 with its 3, 22 with none.
+            "tw_inspect_time_wait{role=\"incoming\",local_port=\"443\"} 3\n",
+            "tw_inspect_time_wait{role=\"incoming\",local_port=\"22\"} 0\n",
+            "tw_inspect_time_wait{role=\"incoming\",local_port=\"other\"} 1\n",
+            "tw_inspect_time_wait{role=\"outgoing\",peer=\"10.0.0.2\",peer_port=\"5432\"} 6\n",
+            "tw_inspect_time_wait{role=\"outgoing\",peer=\"other\",peer_port=\"other\"} 4\n",
+            // Two nginx processes on port 80: one series.
+            "tw_inspect_close_wait{local_port=\"80\",process=\"nginx\"} 5\n",
+            "tw_inspect_close_wait_oldest_seconds 1.5\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert_eq!(text.matches("tw_inspect_time_wait{").count(), 6, "{text}");
+    }
+
+    #[test]
+    fn kernel_counters_are_typed_and_only_those_read() {
+        use crate::host::counters::{Counters, Readings};
+        let mut c = Counters::default();
+        c.0.insert("TcpExtTW".into(), 12);
+        c.0.insert("TcpCurrEstab".into(), 3);
+        let now = std::time::Instant::now();
+        let r = report(StateSet::all(), 10).with_counters(Some(&Readings {
+            first: c.clone(),
+            first_at: now,
+            last: c,
+            last_at: now,
+        }));
+        let blue = crate::host::identity::fixtures::named("blue");
+        let text = render(&[(Some(&blue), &r)]);
+        assert!(text.contains("# TYPE tw_inspect_kernel_timewait_entered_total counter\n"));
+        assert!(text.contains("tw_inspect_kernel_timewait_entered_total{netns=\"blue\"} 12\n"));
+        assert!(text.contains("# TYPE tw_inspect_kernel_curr_estab gauge\n"));
+        assert!(text.contains("tw_inspect_kernel_curr_estab{netns=\"blue\"} 3\n"));
+        // Not read: its family is there, no sample.
+        assert!(
+            !text.contains("tw_inspect_kernel_abort_on_data_total{"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,11 +7,12 @@ use comfy_table::{Attribute, Cell, CellAlignment, Color, Table, presets};
 
 use std::net::SocketAddr;
 
-use super::{Style, human_ms};
+use super::{Style, human_age, human_ms};
+use crate::aggregate::Role;
 use crate::diagnose::Severity;
 use crate::escape::{Visible, visible};
 use crate::report::Skipped;
-use crate::report::{CountedBasis, GroupRow, ListReport, SnapshotInfo, SocketRow};
+use crate::report::{CountedBasis, GroupRow, ListReport, OtherGroups, SnapshotInfo, SocketRow};
 use crate::socket::Timer;
 use crate::state::{StateSet, TcpState};
 
@@ -279,9 +280,12 @@ fn sockets_table(
     Ok(())
 }
 
-/// The group table: the grouping keys that apply, then count and timer spread.
+/// The group table: the grouping keys that apply, then count and timer
+/// spread; incoming groups name their listener, outgoing ones their headroom.
 fn groups_table(w: &mut dyn Write, groups: &[GroupRow], style: Style) -> Result<()> {
     let g0 = &groups[0];
+    let listener = groups.iter().any(|g| g.listening.is_some());
+    let headroom = groups.iter().any(|g| g.headroom.is_some());
     let mut head: Vec<&str> = Vec::new();
     let mut right = Vec::new();
     for (present, name, is_num) in [
@@ -290,9 +294,11 @@ fn groups_table(w: &mut dyn Write, groups: &[GroupRow], style: Style) -> Result<
         (g0.peer_port.is_some(), "Peer port", true),
         (g0.local.is_some(), "Local", false),
         (g0.local_port.is_some(), "Local port", true),
+        (listener, "Listener", false),
         (true, "Count", true),
         (true, "Soonest", true),
         (true, "Latest", true),
+        (headroom, "Headroom", true),
     ] {
         if present {
             head.push(name);
@@ -306,11 +312,129 @@ fn groups_table(w: &mut dyn Write, groups: &[GroupRow], style: Style) -> Result<
         out.extend(g.peer_port.map(|p| p.to_string()));
         out.extend(g.local.map(|a| a.to_string()));
         out.extend(g.local_port.map(|p| p.to_string()));
+        if listener {
+            out.push(match (&g.process, g.listening) {
+                (Some(p), _) => format!("{} ({})", Visible(&p.comm), p.pid),
+                (None, Some(true)) => "listening".into(),
+                _ => "(none now)".into(),
+            });
+        }
         out.push(grouped(g.count));
         out.push(g.soonest_ms.map_or("-".into(), human_ms));
         out.push(g.latest_ms.map_or("-".into(), human_ms));
+        if headroom {
+            out.push(g.headroom.map_or("-".into(), grouped));
+        }
     };
     stream_table(w, style, &head, &right, groups, cells, |g| g.state)
+}
+
+/// The states the groups cover, as the kernel spells them (`TIME_WAIT`).
+fn kernel_names(states: &[TcpState]) -> String {
+    states
+        .iter()
+        .map(|s| s.kernel_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The role view: "TIME_WAIT incoming, by local port", then "TIME_WAIT
+/// outgoing, by destination", each cut to the top N with the rest summed.
+fn role_tables(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<()> {
+    let states = kernel_names(&r.group_states);
+    let others = r.other_roles.unwrap_or_default();
+    for (i, role) in Role::ALL.into_iter().enumerate() {
+        let rows: Vec<GroupRow> = r
+            .groups
+            .iter()
+            .filter(|g| g.role == Some(role))
+            .cloned()
+            .collect();
+        let other: OtherGroups = others.get(role);
+        let how = match role {
+            Role::Incoming => "by local port",
+            Role::Outgoing => "by destination",
+        };
+        if i > 0 {
+            writeln!(w)?;
+        }
+        if rows.is_empty() {
+            writeln!(w, "{states} {}: none", role.name())?;
+            continue;
+        }
+        let total = rows.iter().map(|g| g.count).sum::<u64>() + other.count;
+        writeln!(
+            w,
+            "{states} {}, {how} (top {} of {} groups, {} sockets)",
+            role.name(),
+            rows.len(),
+            rows.len() as u64 + other.groups,
+            grouped(total)
+        )?;
+        groups_table(w, &rows, style)?;
+        if other.groups > 0 {
+            writeln!(
+                w,
+                "... and {} more groups with {} sockets (--top 0 shows all)",
+                grouped(other.groups),
+                grouped(other.count)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// CLOSE_WAIT per local port and process, with the oldest wait.
+fn close_wait_table(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<()> {
+    let Some(rows) = r.close_wait.as_ref().filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let other = r.close_wait_other.unwrap_or_default();
+    let total = rows.iter().map(|c| c.count).sum::<u64>() + other.count;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "CLOSE_WAIT by local port and process ({} sockets; oldest: time since the peer closed)",
+        grouped(total)
+    )?;
+    let head = ["Local port", "Process", "Count", "Oldest"];
+    let right = [true, false, true, true];
+    let cells = |c: &crate::report::CloseWaitRow, out: &mut Vec<String>| {
+        out.clear();
+        out.push(c.local_port.map_or("(outgoing)".into(), |p| p.to_string()));
+        out.push(c.process.as_ref().map_or("(unknown)".into(), |p| {
+            format!("{} ({})", Visible(&p.comm), p.pid)
+        }));
+        out.push(grouped(c.count));
+        out.push(c.oldest_ms.map_or("-".into(), human_age));
+    };
+    stream_table(w, style, &head, &right, rows, cells, |_| None)?;
+    if other.groups > 0 {
+        writeln!(
+            w,
+            "... and {} more with {} sockets (--top 0 shows all)",
+            grouped(other.groups),
+            grouped(other.count)
+        )?;
+    }
+    Ok(())
+}
+
+/// One line of the kernel's counters that speak about teardown.
+fn counters_line(r: &ListReport) -> Option<String> {
+    let c = &r.counters.as_ref()?.0;
+    let entered = c.get("TcpExtTW")?;
+    let overflow = c.get("TcpExtTCPTimeWaitOverflow").unwrap_or(0);
+    let resets: u64 = crate::diagnose::ABORT_COUNTERS
+        .iter()
+        .filter_map(|(n, _)| c.get(n))
+        .sum();
+    Some(format!(
+        "Kernel counters (since the namespace began): {} entered TIME_WAIT, {} refused it (table full), {} reset instead of closed",
+        grouped(entered),
+        grouped(overflow),
+        grouped(resets)
+    ))
 }
 
 /// The default `list` view: states, top groups, diagnoses; or the socket rows.
@@ -371,7 +495,9 @@ pub fn summary(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -
     let grouped_total: u64 = r.groups.iter().map(|g| g.count).sum::<u64>() + r.other_groups.count;
     writeln!(w)?;
     let states = names(&r.group_states);
-    if r.groups.is_empty() {
+    if r.other_roles.is_some() {
+        role_tables(w, r, style)?;
+    } else if r.groups.is_empty() {
         writeln!(w, "No {states} sockets to group.")?;
     } else {
         writeln!(
@@ -392,6 +518,11 @@ pub fn summary(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -
                 grouped(r.other_groups.count)
             )?;
         }
+    }
+    close_wait_table(w, r, style)?;
+    if let Some(line) = counters_line(r) {
+        writeln!(w)?;
+        writeln!(w, "{line}")?;
     }
     Ok(())
 }
@@ -647,6 +778,58 @@ mod tests {
                 .any(|l| l.starts_with("  [CRITICAL] tw-buckets: many") && l.ends_with("words"))
         );
         assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
+    }
+
+    #[test]
+    fn the_role_view_has_a_section_per_role() {
+        use crate::aggregate::{Aggregate, Roles};
+        use crate::diag::listen::Listener;
+        use crate::socket::Sink;
+        use std::sync::Arc;
+        let l = Listener {
+            family: "ipv4".into(),
+            local: "0.0.0.0".parse().unwrap(),
+            port: 80,
+            inode: 5,
+            process: Some(crate::host::procs::ProcessRef {
+                pid: 99,
+                comm: "nginx".into(),
+            }),
+        };
+        let roles = Arc::new(Roles::new(Some(&[l]), Some((32768, 60999))));
+        let mut agg = Aggregate::new(GroupBy::ROLES, StateSet::from_states(&[TcpState::TimeWait]))
+            .with_roles(roles);
+        for i in 0..12u16 {
+            let mut r = SocketRecord::blank(Family::V4, TcpState::TimeWait);
+            r.local = "10.0.0.1".parse().unwrap();
+            r.local_port = 80;
+            r.peer = "10.0.0.9".parse().unwrap();
+            r.peer_port = 40000 + i;
+            r.timer = Timer::TimeWait;
+            r.expires_ms = 30_000 + u32::from(i);
+            agg.push(&r);
+        }
+        let r = ListReport::new(&agg, 10, None, 1.0, Counted::asked(StateSet::unfiltered()));
+        let t = text(&r);
+        assert!(
+            t.contains("TIME_WAIT incoming, by local port (top 1 of 1 groups, 12 sockets)"),
+            "{t}"
+        );
+        let row = t
+            .lines()
+            .find(|l| l.contains("nginx (99)"))
+            .unwrap_or_else(|| panic!("{t}"));
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["10.0.0.1", "80", "nginx", "(99)", "12", "30s", "30s"]
+        );
+        assert!(t.contains("TIME_WAIT outgoing: none"), "{t}");
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["groups"][0]["role"], "incoming");
+        assert_eq!(v["groups"][0]["process"]["comm"], "nginx");
+        assert_eq!(v["roles"]["time-wait"]["incoming"], 12);
+        assert_eq!(v["roles"]["time-wait"]["outgoing"], 0);
+        assert_eq!(v["group_by"], "role");
     }
 
     #[test]

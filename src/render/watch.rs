@@ -10,6 +10,7 @@ use serde::ser::SerializeMap;
 
 use super::Style;
 use super::table::{grouped, grouped_signed, new_table, write_table};
+use crate::host::counters::Counters;
 use crate::state::{MAX_STATE, TcpState};
 
 pub use crate::report::Counts;
@@ -66,12 +67,36 @@ pub struct Sample<'a> {
     pub time_wait_new: Option<u64>,
     /// The same per second.
     pub time_wait_rate: Option<f64>,
+    /// Sockets that entered TIME_WAIT since the previous sample by the
+    /// kernel's own count (`TcpExtTW`, which also counts orphaned FIN_WAIT2
+    /// on their way to TIME_WAIT).
+    pub time_wait_entered: Option<u64>,
+    /// The same per second.
+    pub time_wait_entered_rate: Option<f64>,
+    /// Growth of every kernel counter since the previous sample (`nstat`
+    /// names); null for the first sample.
+    pub counters_change: Option<&'a Counters>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<NsLine>,
     /// `--all-netns`: namespaces found but not read in this sample, with why.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub skipped: &'a [Skipped],
 }
+
+/// Counters shown on the screen when they grew: resets and refused TIME_WAIT.
+const NOTABLE: [(&str, &str); 5] = [
+    (
+        "TcpExtTCPTimeWaitOverflow",
+        "TIME_WAIT refused (table full)",
+    ),
+    (
+        "TcpExtTCPAbortOnData",
+        "resets: SO_LINGER 0 or data after close",
+    ),
+    ("TcpExtTCPAbortOnClose", "resets: closed with unread data"),
+    ("TcpExtTCPAbortOnLinger", "resets: TCP_LINGER2 < 0"),
+    ("TcpExtTWRecycled", "TIME_WAIT taken over by connect()"),
+];
 
 /// `HH:MM:SS` UTC.
 fn clock(t: f64) -> String {
@@ -90,7 +115,7 @@ pub fn csv_row(w: &mut dyn Write, s: &Sample) -> Result<()> {
         let names: Vec<&str> = states.iter().map(|st| st.name()).collect();
         writeln!(
             w,
-            "time,total,{},time_wait_new,time_wait_rate",
+            "time,total,{},time_wait_new,time_wait_rate,time_wait_entered,time_wait_entered_rate",
             names.join(",")
         )?;
     }
@@ -100,12 +125,18 @@ pub fn csv_row(w: &mut dyn Write, s: &Sample) -> Result<()> {
         .collect();
     writeln!(
         w,
-        "{:.3},{},{},{},{}",
+        "{:.3},{},{},{},{},{},{}",
         s.time,
         s.total,
         vals.join(","),
         s.time_wait_new.map(|v| v.to_string()).unwrap_or_default(),
         s.time_wait_rate
+            .map(|r| format!("{r:.2}"))
+            .unwrap_or_default(),
+        s.time_wait_entered
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        s.time_wait_entered_rate
             .map(|r| format!("{r:.2}"))
             .unwrap_or_default()
     )?;
@@ -147,6 +178,20 @@ pub fn screen(w: &mut dyn Write, s: &Sample, every_s: f64, style: Style) -> Resu
         }
         _ => writeln!(w, "Entering TIME_WAIT: measured from the second sample on")?,
     }
+    if let (Some(r), Some(k)) = (s.time_wait_entered_rate, s.time_wait_entered) {
+        writeln!(
+            w,
+            "Kernel counter TW: {r:.1}/s ({} since the last sample)",
+            grouped(k)
+        )?;
+    }
+    if let Some(g) = s.counters_change {
+        for (name, what) in NOTABLE {
+            if let Some(n) = g.get(name).filter(|n| *n > 0) {
+                writeln!(w, "  {what}: +{} ({name})", grouped(n))?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -165,6 +210,16 @@ pub fn line(w: &mut dyn Write, s: &Sample) -> Result<()> {
     }
     if let Some(r) = s.time_wait_rate {
         parts.push(format!("time-wait-rate={r:.1}/s"));
+    }
+    if let Some(r) = s.time_wait_entered_rate {
+        parts.push(format!("tw-counter-rate={r:.1}/s"));
+    }
+    if let Some(g) = s.counters_change {
+        for (name, _) in NOTABLE {
+            if let Some(n) = g.get(name).filter(|n| *n > 0) {
+                parts.push(format!("{name}=+{n}"));
+            }
+        }
     }
     writeln!(w, "{}", parts.join(" "))?;
     Ok(())
@@ -197,6 +252,9 @@ mod tests {
             change: None,
             time_wait_new: None,
             time_wait_rate: None,
+            time_wait_entered: None,
+            time_wait_entered_rate: None,
+            counters_change: None,
             namespaces: Vec::new(),
             skipped: &[],
         };

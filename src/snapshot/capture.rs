@@ -45,13 +45,30 @@ pub fn capture(
             filter: describe_filter(query),
         },
         sysctls: Sysctls::read_host(),
-        listening: match listening {
+        listening: with_processes(match listening {
             Some(l) => l,
             None => listen::listeners_for(query, &raw)?,
-        },
+        }),
         sections: SectionInfo::describe(&raw),
+        counters: None,
+        close_wait_ages: None,
     };
     Ok(Captured { meta, raw })
+}
+
+/// The listeners with the processes holding them, found now in this host's
+/// /proc: a snapshot is read where those processes cannot be looked up.
+fn with_processes(mut listeners: Vec<Listener>) -> Vec<Listener> {
+    let wanted = listeners
+        .iter()
+        .map(|l| l.inode)
+        .filter(|i| *i != 0)
+        .collect();
+    let owners = crate::host::procs::owners(&wanted);
+    for l in &mut listeners {
+        l.process = owners.get(&l.inode).cloned();
+    }
+    listeners
 }
 
 fn read_trimmed(p: &str) -> Option<String> {

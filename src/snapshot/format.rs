@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::Teardown;
 use crate::diag::listen::Listener;
 use crate::diag::parse::{
     INET_DIAG_MSG_LEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, ParseStats,
@@ -25,6 +26,7 @@ use crate::diag::parse::{
 use crate::diag::{self, Collection};
 use crate::exit::UsageError;
 use crate::filter::Query;
+use crate::host::counters::Counters;
 use crate::host::sysctl::Sysctls;
 use crate::report::SnapshotInfo;
 use crate::socket::{Family, Sink, SocketRecord};
@@ -33,8 +35,13 @@ use crate::wire::{u16_le, u16_ne, u32_le, u32_ne, u64_le};
 /// The first 8 bytes of a tw-inspect snapshot. The high first byte and the
 /// trailing newline make a text-mode transfer that mangles the file visible.
 pub const MAGIC: [u8; 8] = *b"\x89TWSNAP\n";
-/// The format version this build writes and the newest it reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes and the newest it reads. Version 2
+/// added the kernel's counters, the CLOSE_WAIT ages and the listeners' inodes
+/// and processes; version 1 files still load (those are then unknown).
+pub const VERSION: u16 = 2;
+/// At most this many CLOSE_WAIT ages are saved (the oldest), so the metadata
+/// stays a few MiB even with a large leak.
+pub const MAX_CLOSE_WAIT_AGES: usize = 100_000;
 /// Magic (8) + version (2) + byte order (1) + reserved (1) + metadata length (4).
 pub const HEADER_LEN: usize = 16;
 /// Family code (4) + reserved (4) + data length (8).
@@ -76,6 +83,14 @@ pub struct Metadata {
     pub listening: Vec<Listener>,
     /// The sections that follow, in order, with their sizes and checksums.
     pub sections: Vec<SectionInfo>,
+    /// The kernel's TCP counters at capture (`nstat` names); version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<Counters>,
+    /// How long each CLOSE_WAIT socket had waited since its peer closed, as
+    /// `[inode, ms]` pairs (the oldest first, at most
+    /// [`MAX_CLOSE_WAIT_AGES`]); version 2, when there was CLOSE_WAIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_wait_ages: Option<Vec<(u32, u32)>>,
 }
 
 /// The filter the capture ran with: a snapshot holds only what it selected.
@@ -285,6 +300,33 @@ impl Snapshot {
             },
             None => HostFacts::default(),
         }
+    }
+
+    /// The listening sockets a snapshot's own data holds (for `ss -D` dumps,
+    /// which carry no metadata).
+    pub fn listeners(&self) -> Result<Vec<Listener>> {
+        let mut v = Vec::<SocketRecord>::new();
+        self.replay(&crate::diag::listen::listen_query(), &mut v)
+            .map_err(|e| bad_file(&self.path, &e))?;
+        Ok(crate::diag::listen::from_records(&v))
+    }
+
+    /// The kernel's counters saved with the snapshot.
+    pub fn counters(&self) -> Option<Counters> {
+        self.meta.as_ref()?.counters.clone()
+    }
+
+    /// Gives the CLOSE_WAIT sockets of `t` the ages saved with the snapshot
+    /// (matched by inode); true when the snapshot has ages.
+    pub fn apply_close_wait_ages(&self, t: &mut Teardown) -> bool {
+        let Some(ages) = self.meta.as_ref().and_then(|m| m.close_wait_ages.as_ref()) else {
+            return false;
+        };
+        let by_inode: std::collections::HashMap<u32, u32> = ages.iter().copied().collect();
+        for s in &mut t.close_wait {
+            s.age_ms = by_inode.get(&s.inode).copied();
+        }
+        true
     }
 
     /// The report's description of this snapshot.
@@ -997,6 +1039,8 @@ mod tests {
             },
             listening: vec![],
             sections: SectionInfo::describe(raw),
+            counters: None,
+            close_wait_ages: None,
         }
     }
 
@@ -1010,7 +1054,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let s = Snapshot::from_bytes(Path::new("s"), file()).unwrap();
-        assert_eq!(s.origin, Origin::TwInspect(1));
+        assert_eq!(s.origin, Origin::TwInspect(VERSION));
         let mut v = Vec::<SocketRecord>::new();
         s.replay(&Query::default(), &mut v).unwrap();
         assert_eq!(v.len(), 1);
