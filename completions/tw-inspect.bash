@@ -342,7 +342,7 @@ _tw_inspect() {
             return 0
             ;;
         tw_inspect__subcmd__list)
-            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --top --sockets --format --explain --processes --output --watch --count --save --load --trace --conntrack --state --color --help"
+            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --prom-port --top --sockets --format --explain --processes --output --watch --count --save --load --trace --conntrack --state --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -388,11 +388,18 @@ _tw_inspect() {
                     return 0
                     ;;
                 --by)
-                    COMPREPLY=($(compgen -W "state peer peer-port peer+port local local-port local+port process" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "role state peer peer-port peer+port local local-port local+port process" -- "${cur}"))
                     return 0
                     ;;
                 -b)
-                    COMPREPLY=($(compgen -W "state peer peer-port peer+port local local-port local+port process" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "role state peer peer-port peer+port local local-port local+port process" -- "${cur}"))
+                    return 0
+                    ;;
+                --prom-port)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --top)

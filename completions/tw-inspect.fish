@@ -30,7 +30,7 @@ never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -s V -l version -d 'Print version'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
+complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "list" -d 'Count TCP sockets by state and show where TIME_WAIT comes from: incoming by local port, outgoing by destination'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
 complete -c tw-inspect -n "__fish_tw_inspect_needs_command" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'
@@ -55,14 +55,16 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer-port
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l peer -d 'Peer address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l local -d 'Local address, ADDR or ADDR/PREFIX; repeat to match any of several (different filter flags must all match)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l netns -d 'Read one network namespace (root): a name under /run/netns, a container\'s name or id, a pod as POD_NAMESPACE/POD, or a path such as /proc/PID/ns/net' -r -F
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s b -l by -d 'Group by these fields [default: peer+port]; groups cover TIME_WAIT unless --state is given' -r -f -a "state\t'One group per state'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s b -l by -d 'Group by these fields [default: role: incoming by local port, outgoing by destination]; groups cover TIME_WAIT unless --state is given' -r -f -a "role\t'Incoming by local address and port, outgoing by peer address and port (default)'
+state\t'One group per state'
 peer\t'Peer address'
 peer-port\t'Peer port'
-peer+port\t'Peer address and port (default)'
+peer+port\t'Peer address and port'
 local\t'Local address'
 local-port\t'Local port'
 local+port\t'Local address and port'
 process\t'The process that closed the connection first (needs --trace, root)'"
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l prom-port -d 'With --format prometheus: these local ports\' incoming TIME_WAIT are always series of their own, beside the top N (comma-separated or repeated, at most 64)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s n -l top -d 'Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document (one line per sample with --watch)'
@@ -158,7 +160,7 @@ complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l step -d '
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -l host -d 'Use the host\'s loopback instead of a private network namespace'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "who" -d 'Find which processes close connections first and so make the TIME_WAIT (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "list" -d 'Count TCP sockets by state and group TIME_WAIT by peer and port'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "list" -d 'Count TCP sockets by state and show where TIME_WAIT comes from: incoming by local port, outgoing by destination'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "check" -d 'Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "explain" -d 'Explain TCP states in plain terms, and this host\'s TIME_WAIT settings'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand help; and not __fish_seen_subcommand_from who list check explain demo help" -f -a "demo" -d 'Open and close loopback connections and show each TIME_WAIT claim as the kernel reports it'

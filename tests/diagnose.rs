@@ -199,9 +199,20 @@ fn close_wait_names_the_holding_process() {
         "{table}"
     );
 
-    // Not on a terminal: the finding is one line, whole, with no color.
+    // Not on a terminal: the finding is one line, whole, with no color. The
+    // oldest age moved on between the two runs: compare up to it.
     let line = table.lines().find(|l| l.contains("[WARNING]")).unwrap();
-    assert_eq!(line, format!("  [WARNING] close-wait: {msg}"), "{table}");
+    let upto = |s: &str| {
+        s.split(" The oldest has waited")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        upto(line),
+        upto(&format!("  [WARNING] close-wait: {msg}")),
+        "{table}"
+    );
     assert!(!table.contains('\x1b'));
 
     // On a terminal (a pseudo-terminal from script(1)) of COLUMNS=50: wrapped
@@ -246,7 +257,7 @@ fn close_wait_names_the_holding_process() {
         .map(|l| l.trim())
         .collect::<Vec<_>>()
         .join(" ");
-    assert_eq!(joined, format!("[WARNING] close-wait: {msg}"));
+    assert_eq!(upto(&joined), upto(&format!("[WARNING] close-wait: {msg}")));
     for l in &lines {
         assert!(!l.ends_with(' '), "trailing space: {l:?}");
     }
@@ -716,4 +727,97 @@ fn all_netns_diagnoses_use_each_namespace_settings() {
         (Some("info"), Some(1), Some(0)),
         "{d_on}"
     );
+}
+
+/// CLOSE_WAIT held for a known time: the peer sends data, then closes 1.5 s
+/// later, and this process keeps its ends open. The age reported is the time
+/// since the peer's FIN (tcpi_last_ack_recv), not since its data
+/// (tcpi_last_data_recv), in JSON, the table, Prometheus and the finding.
+#[test]
+fn close_wait_age_is_the_time_since_the_peers_fin() {
+    if !crate::util::private_netns(
+        module_path!(),
+        "close_wait_age_is_the_time_since_the_peers_fin",
+    ) {
+        return;
+    }
+    const N: usize = 12;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut clients: Vec<TcpStream> = (0..N)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut held: Vec<TcpStream> = (0..N).map(|_| l.accept().unwrap().0).collect();
+    for (c, s) in clients.iter_mut().zip(&mut held) {
+        c.write_all(b"early").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+    }
+    // The data is 1.5 s older than the FIN that follows.
+    std::thread::sleep(Duration::from_millis(1500));
+    let fin_at = Instant::now();
+    drop(clients);
+    let port_s = port.to_string();
+    let args = ["list", "--state", "close-wait", "--format", "json"];
+    poll("12 CLOSE_WAIT", Duration::from_secs(10), || {
+        (tw_json(&args)["states"]["close-wait"] == N as u64).then_some(())
+    });
+    // Held for a known time: 2 s after the FIN.
+    std::thread::sleep((fin_at + Duration::from_secs(2)).saturating_duration_since(Instant::now()));
+    let e0 = fin_at.elapsed().as_millis() as u64;
+    let v = tw_json(&["list", "--format", "json"]);
+    let e1 = fin_at.elapsed().as_millis() as u64;
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let comm = comm.trim_end();
+    let rows = v["close_wait"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v:#}");
+    let r = &rows[0];
+    assert_eq!(r["role"], "incoming");
+    assert_eq!(r["local_port"], port);
+    assert_eq!(r["count"], N);
+    assert_eq!(r["process"]["comm"], comm);
+    let oldest = r["oldest_ms"].as_u64().unwrap();
+    eprintln!("CLOSE_WAIT held {e0}..{e1} ms after the FIN: reported {oldest} ms");
+    // Jiffies (4 ms at HZ=250) and the loopback's delivery: a few ms either side.
+    assert!(
+        oldest + 20 >= e0 && oldest <= e1 + 20,
+        "{oldest} ms not within {e0}..{e1} ms"
+    );
+    assert_eq!(v["close_wait_oldest_ms"], oldest);
+    let d = diagnoses(&v, "close-wait");
+    assert_eq!(d.len(), 1, "{v:#}");
+    assert_eq!(d[0]["data"]["oldest_ms"], oldest);
+    assert!(
+        d[0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("since its peer closed."),
+        "{}",
+        d[0]["message"]
+    );
+    let table = String::from_utf8(tw(&["list"]).stdout).unwrap();
+    assert!(
+        table.contains("CLOSE_WAIT by local port and process (12 sockets"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&port_s))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(comm) && row.contains(" 12 "), "{row}");
+    let p = String::from_utf8(tw(&["list", "--format", "prometheus"]).stdout).unwrap();
+    assert!(
+        p.contains(&format!(
+            "tw_inspect_close_wait{{local_port=\"{port}\",process=\"{comm}\"}} 12\n"
+        )),
+        "{p}"
+    );
+    let secs: f64 = p
+        .lines()
+        .find_map(|l| l.strip_prefix("tw_inspect_close_wait_oldest_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2.0..30.0).contains(&secs), "{secs}");
+    drop(held);
 }

@@ -66,6 +66,50 @@ fn refusals(tmp: &Path) -> Vec<Case> {
             &["--by local-port", "--format prometheus"],
         ),
         both(
+            &["list", "--by", "local-port", "--format", "prometheus"],
+            USAGE,
+            &["--by local-port", "--format prometheus"],
+        ),
+        // list --prom-port: Prometheus series only, and only the role series have incoming ones
+        both(
+            &["list", "--prom-port", "443"],
+            USAGE,
+            &["--prom-port", "--format table"],
+        ),
+        both(
+            &["list", "--prom-port", "443", "--format", "json"],
+            USAGE,
+            &["--prom-port", "--format json"],
+        ),
+        both(
+            &["list", "--prom-port", "443", "--format", "csv"],
+            USAGE,
+            &["--prom-port", "--format csv"],
+        ),
+        both(
+            &[
+                "list",
+                "--prom-port",
+                "443",
+                "--format",
+                "prometheus",
+                "--by",
+                "peer+port",
+            ],
+            USAGE,
+            &["--prom-port", "--by peer+port"],
+        ),
+        both(
+            &["list", "--prom-port", "443,x", "--format", "prometheus"],
+            USAGE,
+            &["--prom-port", "'x'"],
+        ),
+        both(
+            &["list", "--prom-port", "0", "--format", "prometheus"],
+            USAGE,
+            &["--prom-port", "'0'"],
+        ),
+        both(
             &["list", "--explain", "--format", "json"],
             USAGE,
             &["--explain", "--format json"],
@@ -282,7 +326,58 @@ fn refusals(tmp: &Path) -> Vec<Case> {
             &["time-wait", "--state"],
         ),
         both(&["check", "--watch"], UNKNOWN, &["--watch"]),
+        both(
+            &["check", "-w", "port-pressure:incoming=10"],
+            UNKNOWN,
+            &["port-pressure", ":incoming"],
+        ),
+        both(
+            &["check", "-w", "TcpExtTW:outgoing=10"],
+            UNKNOWN,
+            &["TcpExtTW", ":outgoing"],
+        ),
     ]
+}
+
+#[test]
+fn prom_port_keeps_its_ports_and_by_role_is_the_default() {
+    if !private_netns(
+        module_path!(),
+        "prom_port_keeps_its_ports_and_by_role_is_the_default",
+    ) {
+        return;
+    }
+    let (_, _keep) = time_wait_groups(&[("127.0.0.1:0", 3)]);
+    let text = |args: &[&str]| String::from_utf8(run(args).stdout).unwrap();
+    let p = text(&[
+        "list",
+        "--format",
+        "prometheus",
+        "--prom-port",
+        "443,80",
+        "--prom-port",
+        "8443",
+    ]);
+    for port in ["443", "80", "8443"] {
+        assert!(
+            p.contains(&format!(
+                "tw_inspect_time_wait{{role=\"incoming\",local_port=\"{port}\"}} 0\n"
+            )),
+            "{p}"
+        );
+    }
+    // --by role is the default, spelled out or not.
+    let with = text(&["list", "--by", "role", "--format", "json"]);
+    let v: Value = serde_json::from_str(&with).unwrap();
+    assert_eq!(v["group_by"], "role");
+    assert_eq!(v["groups"][0]["role"], "outgoing");
+    assert_eq!(
+        text(&["list", "--by", "role", "--format", "prometheus"])
+            .lines()
+            .filter(|l| l.starts_with("tw_inspect_time_wait{"))
+            .count(),
+        3
+    );
 }
 
 #[test]

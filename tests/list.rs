@@ -290,14 +290,15 @@ fn csv_and_table_show_the_same_groups() {
     });
     let csv = String::from_utf8(run(&["list", "--format", "csv"]).stdout).unwrap();
     let mut lines = csv.lines();
+    // The former columns first, at their places; the role view adds its own after them.
     assert_eq!(
         lines.next().unwrap(),
-        "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms"
+        "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms,role,headroom,pid,process"
     );
     let row: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(
-        (row[1], row[2], row[5]),
-        ("127.0.0.1", port.to_string().as_str(), "4")
+        (row[1], row[2], row[5], row[8]),
+        ("127.0.0.1", port.to_string().as_str(), "4", "outgoing")
     );
     let table = String::from_utf8(run(&["list"]).stdout).unwrap();
     assert!(

@@ -25,7 +25,7 @@ fn tw(args: &[&str]) -> Output {
         .expect("run tw-inspect")
 }
 
-fn root() -> bool {
+pub(crate) fn root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
@@ -34,12 +34,12 @@ fn root() -> bool {
 }
 
 /// A named network namespace made with `ip netns add`, loopback up; deleted on drop.
-struct NetNs {
-    name: String,
+pub(crate) struct NetNs {
+    pub(crate) name: String,
 }
 
 impl NetNs {
-    fn new(tag: &str) -> NetNs {
+    pub(crate) fn new(tag: &str) -> NetNs {
         let name = format!("twi5-{}-{tag}", std::process::id());
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
@@ -59,12 +59,12 @@ impl NetNs {
         ns
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         format!("/run/netns/{}", self.name)
     }
 
     /// Runs `f` on a thread inside this namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let file = File::open(self.path()).unwrap();
         std::thread::scope(|s| {
             s.spawn(move || {
@@ -86,7 +86,7 @@ impl Drop for NetNs {
 }
 
 /// One connection closed by the client first: leaves the client socket in TIME_WAIT.
-fn one_time_wait(l: &TcpListener) {
+pub(crate) fn one_time_wait(l: &TcpListener) {
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (mut s, _) = l.accept().unwrap();
     c.shutdown(Shutdown::Write).unwrap();
@@ -121,7 +121,7 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
-fn promtool_check(text: &str) -> bool {
+pub(crate) fn promtool_check(text: &str) -> bool {
     let Ok(mut child) = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -255,8 +255,11 @@ fn prometheus_output_passes_promtool_with_ipv6_and_escaped_labels() {
         format!("tw_inspect_sockets{{{label},state=\"time-wait\",family=\"ipv4\"}} 3\n"),
         format!("tw_inspect_sockets{{{label},state=\"time-wait\",family=\"ipv6\"}} 2\n"),
         format!("tw_inspect_sockets{{{label},state=\"close-wait\",family=\"ipv6\"}} 0\n"),
-        format!("tw_inspect_time_wait{{{label},peer=\"::1\","),
-        format!("tw_inspect_time_wait{{{label},peer=\"other\",peer_port=\"other\"}} 0\n"),
+        format!("tw_inspect_time_wait{{{label},role=\"outgoing\",peer=\"::1\","),
+        format!(
+            "tw_inspect_time_wait{{{label},role=\"outgoing\",peer=\"other\",peer_port=\"other\"}} 0\n"
+        ),
+        format!("tw_inspect_time_wait{{{label},role=\"incoming\",local_port=\"other\"}} 0\n"),
         format!("tw_inspect_port_pressure_ratio{{{label},local=\"127.0.0.1\",peer=\"127.0.0.1\","),
         format!("tw_inspect_up{{{label}}} 1\n"),
     ] {
@@ -279,11 +282,12 @@ fn prometheus_output_passes_promtool_with_ipv6_and_escaped_labels() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(sum, 5);
+    // One outgoing group and the rest of each role.
     assert_eq!(
         cut.lines()
             .filter(|l| l.starts_with("tw_inspect_time_wait{"))
             .count(),
-        2
+        3
     );
     if !promtool_check(&text) {
         return;
