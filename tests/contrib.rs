@@ -302,7 +302,7 @@ fn dashboard_and_alerts_use_valid_promql_over_real_metrics() {
             )
         })
         .collect();
-    assert_eq!(alert_exprs.len(), 3);
+    assert_eq!(alert_exprs.len(), 4);
     let mut used = BTreeSet::new();
     for (what, expr) in queries.iter().chain(&alert_exprs) {
         let names = metric_names(expr);
