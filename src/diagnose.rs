@@ -469,7 +469,8 @@ fn server_time_wait(per_port: &[(u16, u64)]) -> Option<Diagnosis> {
         message: format!(
             "{total} TIME_WAIT sockets on listening ports {}: this host's server closes connections first, so TIME_WAIT \
 stays here rather than on the clients. Each holds one client's address and port for 60 s, which rarely limits a \
-server, but a client reconnecting from the same port is refused meanwhile. Usual remedies: keep connections alive \
+server: a client reconnecting from the same port ends it when its SYN is newer (a later sequence number or \
+timestamp). Usual remedies: keep connections alive \
 and let clients close first; keep SO_REUSEADDR on the listener so a restart can bind the port.",
             ports.join(", ")
         ),

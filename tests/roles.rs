@@ -158,7 +158,9 @@ http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path
     let on_80 = ss_time_wait(&srv.ns, "sport = :80");
     // ab may open a connection or two beyond -n and close them itself unused.
     let ab_extra = ss_time_wait(&srv.ns, "dport = :80");
-    assert_eq!(on_80, REQUESTS, "nginx closed every connection first");
+    // nginx closed every connection first; a client port ab reuses within
+    // the minute ends that TIME_WAIT early (a SYN on its four-tuple).
+    assert!(on_80 > REQUESTS * 9 / 10 && on_80 <= REQUESTS, "{on_80}");
     let incoming = group(&v, "incoming", "local_port", &80.into())
         .unwrap_or_else(|| panic!("no incoming group for port 80: {v:#}"));
     assert_eq!(incoming["count"], on_80, "{incoming}");
