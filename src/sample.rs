@@ -311,7 +311,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
                 .iter()
                 .filter_map(|s| Some((s.inode, s.age_ms?)))
                 .collect();
-            ages.sort_by(|a, b| b.1.cmp(&a.1));
+            ages.sort_by_key(|a| std::cmp::Reverse(a.1));
             ages.truncate(crate::snapshot::format::MAX_CLOSE_WAIT_AGES);
             captured.meta.close_wait_ages = Some(ages);
         }

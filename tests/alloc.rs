@@ -13,8 +13,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, OnceLock};
+
 use tw_inspect::aggregate::conntrack::CtAggregate;
-use tw_inspect::aggregate::{Aggregate, GroupBy};
+use tw_inspect::aggregate::{Aggregate, GroupBy, Roles};
+use tw_inspect::diag::listen::Listener;
 use tw_inspect::diag::{self, Options};
 use tw_inspect::filter::Query;
 use tw_inspect::state::{StateSet, TcpState};
@@ -58,11 +61,22 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The default summary's sink: TIME_WAIT by role, each socket judged against
+/// the listeners (built once, before the dump, as `sample` does).
 fn summary_sink() -> Aggregate {
-    Aggregate::new(
-        GroupBy::PEER_PORT_PAIR,
-        StateSet::from_states(&[TcpState::TimeWait]),
-    )
+    static ROLES: OnceLock<Arc<Roles>> = OnceLock::new();
+    let roles = ROLES.get_or_init(|| {
+        let l = Listener {
+            family: "ipv4".into(),
+            local: "0.0.0.0".parse().unwrap(),
+            port: 443,
+            inode: 0,
+            process: None,
+        };
+        Arc::new(Roles::new(Some(&[l]), Some((32768, 60999))))
+    });
+    Aggregate::new(GroupBy::ROLES, StateSet::from_states(&[TcpState::TimeWait]))
+        .with_roles(Arc::clone(roles))
 }
 
 /// Allocations made by one summary collection, and the TIME_WAIT count it saw.

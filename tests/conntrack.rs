@@ -244,9 +244,15 @@ fn time_wait_entries_match_conntrack_and_nf_conntrack_count() {
     let out = run(&["list", "--conntrack"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
+    // The conntrack state's row (the socket part has "TIME_WAIT incoming, ..." headings).
     let row = text
         .lines()
-        .find(|l| l.trim_start().starts_with("TIME_WAIT"))
+        .find(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some("TIME_WAIT")
+                && f.next()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit() || b == b','))
+        })
         .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(
         row.split_whitespace().collect::<Vec<_>>(),
