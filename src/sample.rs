@@ -46,6 +46,10 @@ pub struct Spec {
     /// When CLOSE_WAIT sockets were counted, dump them again with
     /// `INET_DIAG_INFO` to learn how long each has waited.
     pub close_wait_ages: bool,
+    /// When TIME_WAIT nearly fills `tcp_max_tw_buckets`, take the second
+    /// counter reading [`OVERFLOW_WINDOW`] after the first (a single `list`;
+    /// `--watch` compares with the previous sample instead).
+    pub overflow_window: bool,
     /// How much of the conntrack table to read.
     pub conntrack: CtWant,
 }
@@ -65,6 +69,7 @@ impl Spec {
             roles: false,
             counters: false,
             close_wait_ages: false,
+            overflow_window: false,
             conntrack: CtWant::Off,
         }
     }
@@ -282,6 +287,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     }
     let counters = first.map(|(first, first_at)| {
         let full = spec.diagnose
+            && spec.overflow_window
             && sysctls
                 .as_ref()
                 .is_some_and(|s| crate::diagnose::tw_buckets_near_full(&agg, s));
@@ -332,8 +338,6 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
         elapsed: c.elapsed,
         capture,
         teardown,
-        // Where sock_diag is refused (the /proc fallback) there are no listeners,
-        // and the diagnoses that need them are skipped.
         facts: match spec.diagnose {
             true => HostFacts { sysctls, listening },
             false => HostFacts::default(),

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::Options;
 use super::parse::{ParseStats, parse_datagram};
-use super::{Options, collect};
 use crate::filter::Query;
 use crate::host::procs::ProcessRef;
 use crate::socket::{Family, SocketRecord};
@@ -30,9 +30,11 @@ pub struct Listener {
     pub process: Option<ProcessRef>,
 }
 
-/// Listening sockets of the current namespace, from a LISTEN-only dump.
+/// Listening sockets of the current namespace, from a LISTEN-only dump (or
+/// from /proc/net/tcp where the main collection falls back to it, so roles
+/// and the diagnoses that need listeners work there too).
 pub fn listeners() -> Result<Vec<Listener>> {
-    let c = collect(
+    let (c, _) = super::collect_any(
         &listen_query(),
         Options::default(),
         Vec::<SocketRecord>::new,
@@ -108,6 +110,7 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
+    use crate::diag::collect;
 
     fn has(v: &[Listener], port: u16) -> bool {
         v.iter()

@@ -313,6 +313,8 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                         roles: true,
                         counters: true,
                         close_wait_ages,
+                        // Each sample measures growth since the one before.
+                        overflow_window: false,
                         conntrack: conntrack_want(a, format),
                     },
                     view,
@@ -379,6 +381,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
             roles: true,
             counters: true,
             close_wait_ages,
+            overflow_window: true,
             conntrack: match &a.load {
                 Some(_) => CtWant::Off,
                 None => conntrack_want(a, format),
