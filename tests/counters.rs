@@ -175,6 +175,7 @@ fn overflow_rises_by_each_refused_close_and_the_finding_cites_it() {
         stop.store(true, Ordering::Relaxed);
         let n = closer.join().unwrap();
         let d = diagnosis(&v, "tw-buckets").unwrap_or_else(|| panic!("{v:#}"));
+        eprintln!("tw-buckets finding while full: {}", d["message"]);
         let grew = d["data"]["overflow_growth"].as_u64().unwrap();
         assert!(grew > 0, "{d}");
         assert!(
@@ -186,8 +187,13 @@ fn overflow_rises_by_each_refused_close_and_the_finding_cites_it() {
         n
     });
     let end = nstat();
+    let refused =
+        end["TcpExtTCPTimeWaitOverflow"] - before.get("TcpExtTCPTimeWaitOverflow").unwrap_or(&0);
+    eprintln!(
+        "tcp_max_tw_buckets 100: 300 closes, then {made} more while full: TCPTimeWaitOverflow +{refused}"
+    );
     assert_eq!(
-        end["TcpExtTCPTimeWaitOverflow"] - before.get("TcpExtTCPTimeWaitOverflow").unwrap_or(&0),
+        refused,
         200 + made,
         "every close past the 100th was refused TIME_WAIT"
     );
@@ -254,6 +260,7 @@ fn linger_zero_resets_count_as_abort_on_data_and_are_a_finding() {
     });
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let d = diagnosis(&v, "aborts").unwrap_or_else(|| panic!("{v:#}"));
+    eprintln!("aborts finding: {}", d["message"]);
     let n = d["data"]["counters"]["TcpExtTCPAbortOnData"]
         .as_u64()
         .unwrap();
