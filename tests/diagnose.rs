@@ -819,5 +819,27 @@ fn close_wait_age_is_the_time_since_the_peers_fin() {
         .parse()
         .unwrap();
     assert!((2.0..30.0).contains(&secs), "{secs}");
-    drop(held);
+
+    // 60 more, closed now: 72 in all, past the 64 asked for one by one, so
+    // they are dumped again instead. The 12 are still the oldest.
+    let more: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let held_more: Vec<TcpStream> = (0..60).map(|_| l.accept().unwrap().0).collect();
+    drop(more);
+    poll("72 CLOSE_WAIT", Duration::from_secs(10), || {
+        (tw_json(&args)["states"]["close-wait"] == 72).then_some(())
+    });
+    let e0 = fin_at.elapsed().as_millis() as u64;
+    let v = tw_json(&["list", "--format", "json"]);
+    let e1 = fin_at.elapsed().as_millis() as u64;
+    let r = &v["close_wait"][0];
+    assert_eq!(r["count"], 72, "{v:#}");
+    let oldest = r["oldest_ms"].as_u64().unwrap();
+    eprintln!("72 CLOSE_WAIT (dumped again): oldest {oldest} ms, within {e0}..{e1} ms");
+    assert!(
+        oldest + 20 >= e0 && oldest <= e1 + 20,
+        "{oldest} ms not within {e0}..{e1} ms"
+    );
+    drop((held, held_more));
 }

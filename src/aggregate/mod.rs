@@ -6,7 +6,7 @@ mod roles;
 mod teardown;
 
 pub use roles::{Listening, Role, Roles};
-pub use teardown::{CloseWaitGroup, CloseWaitOwner, CloseWaitSock, Teardown};
+pub use teardown::{CLOSE_WAIT_IDS, CloseWaitGroup, CloseWaitOwner, CloseWaitSock, Teardown};
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;

@@ -67,7 +67,13 @@ pub struct Teardown {
     time_wait_by_port: foldhash::HashMap<u16, u64>,
     pub listen_ports: BTreeSet<u16>,
     pub close_wait: Vec<CloseWaitSock>,
+    /// The first [`CLOSE_WAIT_IDS`] CLOSE_WAIT sockets whole, so that a few
+    /// can be asked for again by exact id instead of by a second dump.
+    pub close_wait_ids: Vec<SocketRecord>,
 }
+
+/// At most this many CLOSE_WAIT sockets are kept whole for exact lookups.
+pub const CLOSE_WAIT_IDS: usize = 64;
 
 impl Sink for Teardown {
     fn push(&mut self, r: &SocketRecord) {
@@ -83,7 +89,12 @@ impl Sink for Teardown {
             TcpState::Listen => {
                 self.listen_ports.insert(r.local_port);
             }
-            TcpState::CloseWait => self.close_wait.push(CloseWaitSock::of(r)),
+            TcpState::CloseWait => {
+                self.close_wait.push(CloseWaitSock::of(r));
+                if self.close_wait_ids.len() < CLOSE_WAIT_IDS {
+                    self.close_wait_ids.push(*r);
+                }
+            }
             _ => {}
         }
     }
@@ -94,6 +105,9 @@ impl Sink for Teardown {
         }
         self.listen_ports.extend(other.listen_ports);
         self.close_wait.extend(other.close_wait);
+        let room = CLOSE_WAIT_IDS.saturating_sub(self.close_wait_ids.len());
+        self.close_wait_ids
+            .extend(other.close_wait_ids.into_iter().take(room));
     }
 }
 

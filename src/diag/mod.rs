@@ -234,6 +234,61 @@ fn dump(
     }
 }
 
+/// Asks the kernel for each socket of `ids` by its exact id (see
+/// [`request::build_exact`]), one request at a time on one netlink socket, and
+/// feeds the answers to `on_socket`. A socket gone meanwhile is skipped. Each
+/// lookup is a hash lookup in the kernel: for a few sockets this is much
+/// cheaper than a dump, which walks the whole table.
+pub fn lookup_each(
+    ids: &[SocketRecord],
+    opts: Options,
+    mut on_socket: impl FnMut(&SocketRecord),
+) -> Result<(), DiagError> {
+    let Some(first) = ids.first() else {
+        return Ok(());
+    };
+    let family = first.family;
+    let io_err = |what, err| DiagError::Io {
+        what,
+        family: Some(family),
+        err,
+    };
+    let _plain = NetAdminLowered::new();
+    let sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| io_err("socket", e))?;
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut stats = ParseStats::default();
+    for (i, id) in ids.iter().enumerate() {
+        let seq = i as u32 + 1;
+        let req = request::build_exact(id, seq, opts.ext());
+        sock.send_to(&req, &SocketAddr::new(0, 0), 0)
+            .map_err(|e| io_err("send", e))?;
+        let n = loop {
+            let mut slice = &mut buf[..];
+            match sock.recv(&mut slice, libc::MSG_TRUNC) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("recv", e)),
+            }
+        };
+        if n > buf.len() {
+            return Err(DiagError::Truncated {
+                family: id.family,
+                len: n,
+            });
+        }
+        match parse_datagram(&buf[..n], Some(seq), &mut stats, &mut on_socket) {
+            Ok(_) | Err(ParseError::Kernel(libc::ENOENT)) => {}
+            Err(err) => {
+                return Err(DiagError::Reply {
+                    family: id.family,
+                    err,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Collects the sockets that match `query` into sinks made by `make`, one
 /// family per thread, and merges them.
 pub fn collect<S: Sink>(

@@ -8,9 +8,11 @@ use netlink_packet_core::{Emitable, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader};
 use netlink_packet_sock_diag::constants::IPPROTO_TCP;
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 
+use std::net::IpAddr;
+
 use super::parse::{NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK};
 use crate::filter::Query;
-use crate::socket::Family;
+use crate::socket::{Family, SocketRecord};
 
 /// `INET_DIAG_REQ_BYTECODE`: the attribute carrying the filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
@@ -83,6 +85,44 @@ pub fn build_request_ext(
     req.emit(&mut body);
     push_bytecode(&mut body, bytecode);
     message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, &body)
+}
+
+/// The 16 address bytes of `inet_diag_sockid` for `addr` in a dump of
+/// `family`: IPv4 in the first 4; an IPv4 address of an IPv6 socket (shown
+/// canonical, it was IPv4-mapped) mapped back to `::ffff:a.b.c.d`.
+fn sockid_addr(family: Family, addr: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match (family, addr) {
+        (Family::V4, IpAddr::V4(a)) => b[..4].copy_from_slice(&a.octets()),
+        (Family::V6, IpAddr::V4(a)) => b = a.to_ipv6_mapped().octets(),
+        (_, IpAddr::V6(a)) => b = a.octets(),
+    }
+    b
+}
+
+/// Asks for one socket by its exact id (addresses, ports, interface and
+/// cookie, as a dump reported it): nlmsghdr + `inet_diag_req_v2`, no
+/// `NLM_F_DUMP`. The kernel finds it by hash lookup, without walking its
+/// table, and answers with that one socket (and the attributes in `ext`), or
+/// `ENOENT` when it is gone or its cookie no longer matches.
+pub fn build_exact(r: &SocketRecord, seq: u32, ext: u8) -> Vec<u8> {
+    let mut b = [0u8; INET_DIAG_REQ_LEN];
+    b[0] = match r.family {
+        Family::V4 => libc::AF_INET as u8,
+        Family::V6 => libc::AF_INET6 as u8,
+    };
+    b[1] = libc::IPPROTO_TCP as u8;
+    b[2] = ext;
+    b[4..8].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    // inet_diag_sockid: ports in network order, then src, dst, if, cookie.
+    b[8..10].copy_from_slice(&r.local_port.to_be_bytes());
+    b[10..12].copy_from_slice(&r.peer_port.to_be_bytes());
+    b[12..28].copy_from_slice(&sockid_addr(r.family, r.local));
+    b[28..44].copy_from_slice(&sockid_addr(r.family, r.peer));
+    b[44..48].copy_from_slice(&r.ifindex.to_ne_bytes());
+    b[48..52].copy_from_slice(&(r.cookie as u32).to_ne_bytes());
+    b[52..56].copy_from_slice(&((r.cookie >> 32) as u32).to_ne_bytes());
+    message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, &b)
 }
 
 /// Builds the both-families request: nlmsghdr + `inet_diag_req` (+ bytecode).
@@ -211,6 +251,41 @@ mod tests {
                 hand_built_v1(q.states.0, bytecode, 1)
             );
         }
+    }
+
+    #[test]
+    fn an_exact_request_names_one_socket() {
+        use crate::state::TcpState;
+        let mut r = SocketRecord::blank(Family::V6, TcpState::CloseWait);
+        r.local = "127.0.0.1".parse().unwrap(); // IPv4-mapped in an IPv6 dump
+        r.local_port = 8080;
+        r.peer = "::1".parse().unwrap();
+        r.peer_port = 40000;
+        r.ifindex = 1;
+        r.cookie = 0x1122_3344_5566_7788;
+        let m = build_exact(&r, 9, EXT_INFO);
+        assert_eq!(m.len(), 16 + INET_DIAG_REQ_LEN);
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), NLM_F_REQUEST, "no dump");
+        let b = &m[16..];
+        assert_eq!((b[0], b[1], b[2]), (libc::AF_INET6 as u8, 6, EXT_INFO));
+        assert_eq!(&b[8..12], &[0x1f, 0x90, 0x9c, 0x40]);
+        assert_eq!(
+            &b[12..28],
+            &"::ffff:127.0.0.1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+        );
+        assert_eq!(b[43], 1, "::1");
+        assert_eq!(u32::from_ne_bytes(b[44..48].try_into().unwrap()), 1);
+        assert_eq!(
+            u32::from_ne_bytes(b[48..52].try_into().unwrap()),
+            0x5566_7788
+        );
+        assert_eq!(
+            u32::from_ne_bytes(b[52..56].try_into().unwrap()),
+            0x1122_3344
+        );
     }
 
     #[test]
