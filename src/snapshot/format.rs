@@ -553,6 +553,10 @@ const MAX_FILTERS: usize = 64;
 const MAX_FILTER_TEXT: usize = 16 << 10;
 const MAX_RESERVED_PORTS_TEXT: usize = 512 << 10;
 const MAX_LISTENERS: usize = 1 << 20;
+/// Far more than the counters tw-inspect reads (16), for a newer writer's.
+const MAX_COUNTERS: usize = 256;
+/// A process name is at most 15 bytes in the kernel (TASK_COMM_LEN 16).
+const MAX_COMM: usize = 64;
 /// A dump longer than a day is not a measurement (milliseconds).
 const MAX_COLLECT_MS: f64 = 86_400_000.0;
 
@@ -673,6 +677,30 @@ impl Metadata {
                     format!("holds family '{}' with address {}", l.family, l.local),
                 ));
             }
+        }
+        for l in &self.listening {
+            if let Some(p) = &l.process {
+                check_text("listening.process.comm", &p.comm, MAX_COMM)?;
+            }
+        }
+        if let Some(c) = &self.counters {
+            if c.0.len() > MAX_COUNTERS {
+                return Err(bad_field(
+                    "counters",
+                    format!("has {} entries (limit {MAX_COUNTERS})", c.0.len()),
+                ));
+            }
+            for name in c.0.keys() {
+                check_text("counters", name, 64)?;
+            }
+        }
+        if let Some(a) = &self.close_wait_ages
+            && a.len() > MAX_CLOSE_WAIT_AGES
+        {
+            return Err(bad_field(
+                "close_wait_ages",
+                format!("has {} entries (limit {MAX_CLOSE_WAIT_AGES})", a.len()),
+            ));
         }
         if self.sections.len() > 2 {
             return Err(bad_field(
@@ -1259,6 +1287,32 @@ mod tests {
             (
                 Box::new(|v| v["sections"][0]["family"] = json!("x".repeat(10_000))),
                 "sections.family is 10000 bytes",
+            ),
+            (
+                Box::new(|v| {
+                    let many: serde_json::Map<String, serde_json::Value> = (0..300)
+                        .map(|i| (format!("TcpExtX{i}"), json!(1)))
+                        .collect();
+                    v["counters"] = json!(many);
+                }),
+                "counters has 300 entries",
+            ),
+            (
+                Box::new(|v| v["counters"] = json!({"TcpExtTW": -1})),
+                "metadata is not valid",
+            ),
+            (
+                Box::new(|v| {
+                    v["close_wait_ages"] = json!(vec![[1, 2]; MAX_CLOSE_WAIT_AGES + 1]);
+                }),
+                "close_wait_ages has 100001 entries",
+            ),
+            (
+                Box::new(|v| {
+                    v["listening"] = json!([{"family": "ipv4", "local": "1.2.3.4", "port": 80,
+                        "process": {"pid": 1, "comm": "c".repeat(100)}}])
+                }),
+                "listening.process.comm is 100 bytes",
             ),
         ];
         for (edit, want) in cases {
