@@ -49,9 +49,7 @@ pub fn run(plan: &CheckPlan) -> Result<ExitCode> {
     let mut scoped = Vec::new();
     for &m in &plan.scoped {
         let value = match (m.kind, m.scope) {
-            (Kind::PortPressure, _) => {
-                scoped_pressure(&samples, m).ok_or("no ephemeral port range")
-            }
+            (Kind::PortPressure, _) => scoped_pressure(samples, m).ok_or("no ephemeral port range"),
             (kind, Some(MetricScope::Role(role))) => role_count(&total, kind, role, &plan.query),
             _ => Ok(count_scoped(&scope, &plan.query, m)?),
         };
