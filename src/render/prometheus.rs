@@ -202,7 +202,7 @@ pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -
             let port = g.peer_port.map(|p| p.to_string()).unwrap_or_default();
             x.sample(
                 &labels(
-                    *netns,
+                    netns,
                     &[("role", "outgoing"), ("peer", &peer), ("peer_port", &port)],
                 ),
                 g.count,
@@ -210,7 +210,7 @@ pub fn list(w: &mut dyn Write, reports: &[(Option<&NsIdentity>, &ListReport)]) -
         }
         x.sample(
             &labels(
-                *netns,
+                netns,
                 &[
                     ("role", "outgoing"),
                     ("peer", "other"),
