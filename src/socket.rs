@@ -15,7 +15,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Family::V4 => "ipv4",
             Family::V6 => "ipv6",
@@ -56,7 +56,7 @@ impl Timer {
     }
 
     /// Name as `ss -o` prints it.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Timer::Off => "off",
             Timer::On => "on",
@@ -141,13 +141,20 @@ impl SocketRecord {
     }
 }
 
-/// Where consumed sockets go. A sink is filled per family on its own thread,
-/// then the two are merged with [`Sink::absorb`] (IPv4 first).
-pub trait Sink: Send {
+/// Where consumed sockets go. A sink may be filled per family on its own
+/// thread, then the two are merged with [`Sink::absorb`] (IPv4 first); a sink
+/// that writes each socket out as it comes is filled on one thread, in the
+/// kernel's order.
+pub trait Sink {
     fn push(&mut self, rec: &SocketRecord);
     fn absorb(&mut self, other: Self)
     where
         Self: Sized;
+    /// True once the sink wants no more sockets (its output is gone): the
+    /// collector may stop reading. Asked once per datagram.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 /// Collects every record; for `--sockets` and tests.

@@ -403,7 +403,8 @@ mod capture {
             ..Query::default()
         };
         let mut raw = Vec::new();
-        let stats = dump_family(family, &q, &[], Some(&mut raw), |_| {}).unwrap();
+        let mut none = Vec::<tw_inspect::socket::SocketRecord>::new();
+        let stats = dump_family(family, &q, &[], Some(&mut raw), &mut none).unwrap();
         (raw, stats.sockets)
     }
 

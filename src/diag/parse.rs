@@ -115,6 +115,15 @@ pub struct ParseStats {
     pub interrupted: bool,
 }
 
+impl ParseStats {
+    /// Adds another dump's counts (the other family's).
+    pub fn add(&mut self, o: &ParseStats) {
+        self.sockets += o.sockets;
+        self.unknown_state += o.unknown_state;
+        self.interrupted |= o.interrupted;
+    }
+}
+
 /// Whether the dump goes on after this datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -238,6 +247,45 @@ pub fn walk(
     Ok(Flow::More)
 }
 
+/// True when [`parse_datagram`] would stop at `buf`: it holds the end of the
+/// dump (`NLMSG_DONE`), a kernel error or overrun, or bytes it rejects. The
+/// receiving thread of a dump asks this of every datagram without decoding
+/// the sockets, so that it reads no further than the parser will go.
+pub fn ends_dump(buf: &[u8], seq: Option<u32>) -> bool {
+    let mut off = 0usize;
+    while off < buf.len() {
+        let have = buf.len() - off;
+        if have < NLMSG_HDRLEN {
+            return true;
+        }
+        let len = u32_ne(buf, off) as usize;
+        let padded = (len + 3) & !3;
+        if len < NLMSG_HDRLEN || padded > have {
+            return true;
+        }
+        let body = &buf[off + NLMSG_HDRLEN..off + len];
+        let ty = u16_ne(buf, off + 4);
+        let ours = seq.is_none_or(|s| s == u32_ne(buf, off + 8));
+        off += padded;
+        if !ours {
+            continue;
+        }
+        let ends = match ty {
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
+                body.len() < INET_DIAG_MSG_LEN
+                    || !matches!(body[0] as i32, libc::AF_INET | libc::AF_INET6)
+            }
+            NLMSG_DONE | NLMSG_OVERRUN => true,
+            NLMSG_ERROR => body.len() < 4 || u32_ne(body, 0) != 0,
+            _ => false,
+        };
+        if ends {
+            return true;
+        }
+    }
+    false
+}
+
 /// Decodes the fixed `inet_diag_msg` header at the start of `body`.
 /// Returns `Ok(None)` for a state number this build does not know.
 pub fn parse_inet_diag_msg(body: &[u8], offset: usize) -> Result<Option<SocketRecord>, ParseError> {
@@ -323,6 +371,7 @@ fn tcp_times(mut attrs: &[u8]) -> Option<TcpTimes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// `inet_diag_msg` of a CLOSE_WAIT socket, then the attributes the
     /// kernel puts first (INET_DIAG_SHUTDOWN, u8, padded), then INET_DIAG_INFO.
@@ -372,5 +421,86 @@ mod tests {
             parse_inet_diag_msg(&bad, 0).unwrap().unwrap().tcp_times,
             None
         );
+    }
+
+    /// One netlink message: header, then `body`, padded to 4 bytes.
+    fn msg(ty: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let len = NLMSG_HDRLEN + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        m.resize((len + 3) & !3, 0);
+        m
+    }
+
+    fn socket(family: u8) -> Vec<u8> {
+        let mut b = vec![0u8; INET_DIAG_MSG_LEN];
+        b[0] = family;
+        b[1] = 6; // TIME_WAIT
+        msg(TCPDIAG_GETSOCK, 1, &b)
+    }
+
+    fn stops(buf: &[u8], seq: Option<u32>) -> bool {
+        let mut stats = ParseStats::default();
+        !matches!(parse_datagram(buf, seq, &mut stats, |_| {}), Ok(Flow::More))
+    }
+
+    #[test]
+    fn the_end_of_a_dump_is_seen_without_parsing() {
+        let mut d = socket(libc::AF_INET as u8);
+        d.extend(socket(libc::AF_INET6 as u8));
+        assert!(!ends_dump(&d, Some(1)));
+        d.extend(msg(NLMSG_DONE, 1, &0i32.to_ne_bytes()));
+        assert!(ends_dump(&d, Some(1)));
+        // Another request's DONE does not end ours.
+        let other = msg(NLMSG_DONE, 7, &0i32.to_ne_bytes());
+        assert!(!ends_dump(&other, Some(1)));
+        assert!(ends_dump(&other, None));
+        // An error ends it; an acknowledgement (error 0) does not.
+        assert!(ends_dump(
+            &msg(NLMSG_ERROR, 1, &(-1i32).to_ne_bytes()),
+            Some(1)
+        ));
+        assert!(!ends_dump(
+            &msg(NLMSG_ERROR, 1, &0i32.to_ne_bytes()),
+            Some(1)
+        ));
+        assert!(ends_dump(&socket(99), Some(1)));
+        assert!(ends_dump(&d[..d.len() - 3], Some(1)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The receiving thread stops exactly where the parser stops.
+        #[test]
+        fn ends_where_the_parser_stops(
+            parts in proptest::collection::vec(0u8..8, 0..6),
+            cut in 0usize..64,
+            noise in proptest::collection::vec(any::<u8>(), 0..40),
+            seq in proptest::option::of(0u32..3),
+        ) {
+            let mut buf = Vec::new();
+            for p in parts {
+                buf.extend(match p {
+                    0 => socket(libc::AF_INET as u8),
+                    1 => socket(libc::AF_INET6 as u8),
+                    2 => socket(0),
+                    3 => msg(NLMSG_DONE, 1, &0i32.to_ne_bytes()),
+                    4 => msg(NLMSG_ERROR, 1, &(-13i32).to_ne_bytes()),
+                    5 => msg(NLMSG_ERROR, 1, &0i32.to_ne_bytes()),
+                    6 => msg(NLMSG_NOOP, 2, &[]),
+                    _ => msg(SOCK_DIAG_BY_FAMILY, 1, &[2u8; 10]),
+                });
+            }
+            buf.truncate(buf.len().saturating_sub(cut % 5));
+            prop_assert_eq!(ends_dump(&buf, seq), stops(&buf, seq));
+            buf.extend(noise);
+            prop_assert_eq!(ends_dump(&buf, seq), stops(&buf, seq));
+        }
     }
 }

@@ -94,7 +94,7 @@ impl std::error::Error for ProcLineError {}
 
 /// Collects from sock_diag, or from /proc when sock_diag is unavailable or
 /// `TW_INSPECT_SOURCE=proc` asks for it. The caller prints [`Source::warning`].
-pub fn collect_any<S: Sink>(
+pub fn collect_any<S: Sink + Send>(
     query: &Query,
     opts: Options,
     make: impl Fn() -> S + Sync,
@@ -120,6 +120,45 @@ pub fn collect_any<S: Sink>(
             },
         )),
         Some("netlink") => Ok((super::collect(query, opts, &make)?, Source::Netlink)),
+        Some(other) => crate::exit::usage(format!(
+            "{SOURCE_ENV}: unknown source '{other}'; valid: auto, netlink, proc"
+        )),
+    }
+}
+
+/// As [`collect_any`], into one sink in the order the sockets are read (see
+/// [`super::stream`]). The /proc fallback reads IPv4, then IPv6.
+pub fn stream_any<S: Sink>(
+    query: &Query,
+    opts: Options,
+    sink: &mut S,
+) -> Result<(super::Streamed, Source)> {
+    let choice = std::env::var_os(SOURCE_ENV);
+    let choice = choice.as_deref().map(|v| v.to_string_lossy());
+    let from_proc = |sink: &mut S, reason: String| -> Result<(super::Streamed, Source)> {
+        let start = Instant::now();
+        let stats = stream_proc(query, sink)?;
+        let streamed = super::Streamed {
+            stats,
+            elapsed: start.elapsed(),
+            raw: Vec::new(),
+        };
+        Ok((streamed, Source::Proc { reason }))
+    };
+    match choice.as_deref() {
+        None | Some("") | Some("auto") => match super::stream(query, opts, sink) {
+            Ok(s) => Ok((s, Source::Netlink)),
+            // Refusals come before the first socket: nothing was handed over.
+            Err(e) if e.is_unavailable() => {
+                let reason = short_reason(&e);
+                from_proc(sink, reason).with_context(|| {
+                    format!("sock_diag unavailable ({e}), and the /proc fallback failed")
+                })
+            }
+            Err(e) => Err(e.into()),
+        },
+        Some("proc") => from_proc(sink, format!("{SOURCE_ENV}=proc")),
+        Some("netlink") => Ok((super::stream(query, opts, sink)?, Source::Netlink)),
         Some(other) => crate::exit::usage(format!(
             "{SOURCE_ENV}: unknown source '{other}'; valid: auto, netlink, proc"
         )),
@@ -181,6 +220,29 @@ pub fn collect<S: Sink>(query: &Query, make: impl Fn() -> S) -> Result<Collectio
         elapsed: start.elapsed(),
         raw: Vec::new(),
     })
+}
+
+/// Reads both tables (as the query's families ask) into one sink, IPv4 first.
+fn stream_proc<S: Sink>(query: &Query, sink: &mut S) -> Result<ParseStats> {
+    let mut stats = ParseStats::default();
+    let families = [(query.ipv4, Family::V4), (query.ipv6, Family::V6)];
+    for (_, family) in families.iter().filter(|(on, _)| *on) {
+        if sink.stopped() {
+            break;
+        }
+        let path = table_path(*family);
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut matched = 0;
+        let s = read_table(BufReader::new(file), *family, &path, |r| {
+            if query.matches(r) {
+                matched += 1;
+                sink.push(r);
+            }
+        })?;
+        stats.sockets += matched;
+        stats.unknown_state += s.unknown_state;
+    }
+    Ok(stats)
 }
 
 /// Parses one table, calling `on_socket` for every line (before filtering).

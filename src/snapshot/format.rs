@@ -374,7 +374,11 @@ impl Snapshot {
 
     /// Replays into a sink made by `make`, shaped like a live collection. The
     /// elapsed time is the original capture's (0 when unknown).
-    pub fn collect<S: Sink>(&self, query: &Query, make: impl Fn() -> S) -> Result<Collection<S>> {
+    pub fn collect<S: Sink>(
+        &self,
+        query: &Query,
+        make: impl FnOnce() -> S,
+    ) -> Result<Collection<S>> {
         let mut sink = make();
         let stats = self
             .replay(query, &mut sink)
