@@ -56,6 +56,8 @@ const LIST_EXAMPLES: &str = "Examples:
   tw-inspect list --state close-wait --sockets -p   CLOSE_WAIT sockets with their processes
   tw-inspect list --peer 10.0.0.0/8 --port 443      only sockets to 10/8 on port 443
   tw-inspect list --format json | jq .states
+  tw-inspect list --sockets --format ndjson | jq -c 'select(.type == \"socket\")'
+  tw-inspect list --sockets --sort expires -n 20    the 20 sockets whose timers end soonest
   tw-inspect list --format prometheus --output /var/lib/node_exporter/tw.prom
   tw-inspect list --format prometheus --prom-port 443,80   ports 443 and 80 always as their own series
   tw-inspect list --watch                           redraw every second, with the TIME_WAIT arrival rate
@@ -138,10 +140,29 @@ pub enum ListFormat {
     Table,
     /// One JSON document (one line per sample with --watch)
     Json,
+    /// One JSON object per line: each socket with --sockets, then the summary ("type": "summary")
+    Ndjson,
     /// RFC 4180 CSV with a header line
     Csv,
     /// Prometheus text exposition, for node_exporter's textfile collector
     Prometheus,
+}
+
+/// The order of `--sockets` rows.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortKeyArg {
+    /// State, in the kernel's order (established first)
+    State,
+    /// Local address, then port
+    Local,
+    /// Peer address, then port
+    Peer,
+    /// Local port
+    LocalPort,
+    /// Peer port
+    PeerPort,
+    /// Time left on the timer, soonest first; sockets with no timer last
+    Expires,
 }
 
 /// Formats of `explain` and `demo`.
@@ -241,9 +262,13 @@ pub struct ListArgs {
     #[arg(short = 'n', long, value_name = "N", allow_hyphen_values = true)]
     pub top: Option<u32>,
 
-    /// One row per socket instead of a summary
+    /// One row per socket instead of a summary, written as the kernel sends them
     #[arg(long)]
     pub sockets: bool,
+
+    /// With --sockets: order the rows by KEY (ties keep the kernel's order). Holds every row in memory (about 80 bytes per socket), or N rows with --top N
+    #[arg(long, value_enum, value_name = "KEY")]
+    pub sort: Option<SortKeyArg>,
 
     /// Output format
     #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]

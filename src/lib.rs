@@ -23,6 +23,7 @@ mod output;
 mod plan;
 mod signals;
 pub mod socket;
+mod sort;
 pub mod state;
 mod wire;
 
@@ -35,6 +36,8 @@ pub mod text;
 pub mod threshold;
 
 mod render;
+/// Socket rows as `list --sockets` writes them, for the allocation test.
+pub use render::rows;
 
 pub mod demo;
 mod trace;

@@ -253,8 +253,11 @@ pub struct CloseWaitRow {
     pub process: Option<ProcessRef>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct SocketRow {
+/// One socket as `--sockets` reports it. The fields, in this order, are the
+/// JSON contract of a socket object; `render::rows` writes them as each socket
+/// arrives (and is tested to write exactly what serde writes for this struct).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct SocketRow<'a> {
     pub family: Family,
     pub state: TcpState,
     pub orphaned: bool,
@@ -273,7 +276,7 @@ pub struct SocketRow {
     pub recv_q: u32,
     pub send_q: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<ProcessRef>,
+    pub process: Option<&'a ProcessRef>,
 }
 
 /// Everything `list` reports.
@@ -320,12 +323,7 @@ pub struct ListReport {
     /// previous sample with `--watch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counters_change: Option<CounterChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sockets: Option<Vec<SocketRow>>,
     pub diagnoses: Vec<Diagnosis>,
-    /// `-p` was given: renderers show an owner column even when no owner was found.
-    #[serde(skip)]
-    pub processes: bool,
     /// Time spent collecting from the kernel, in milliseconds (for a snapshot:
     /// the original capture's, 0 when the file does not say).
     pub collect_ms: f64,
@@ -476,7 +474,8 @@ fn cut_groups(
     (rows, total, Some(others))
 }
 
-pub fn socket_row(r: &SocketRecord) -> SocketRow {
+/// The row of `r`, with its owner when one was found.
+pub fn socket_row<'a>(r: &SocketRecord, process: Option<&'a ProcessRef>) -> SocketRow<'a> {
     SocketRow {
         family: r.family,
         state: r.state,
@@ -493,21 +492,15 @@ pub fn socket_row(r: &SocketRecord) -> SocketRow {
         cookie: r.cookie,
         recv_q: r.recv_q,
         send_q: r.send_q,
-        process: None,
+        process,
     }
 }
 
 impl ListReport {
     /// Builds the report from an aggregate; `top` = 0 keeps every group.
     /// States outside `counted` get no count, whatever the aggregate holds.
-    pub fn new(
-        agg: &Aggregate,
-        top: u32,
-        sockets: Option<&[SocketRecord]>,
-        collect_ms: f64,
-        counted: Counted,
-    ) -> ListReport {
-        ListReport::new_keeping(agg, top, &[], sockets, collect_ms, counted)
+    pub fn new(agg: &Aggregate, top: u32, collect_ms: f64, counted: Counted) -> ListReport {
+        ListReport::new_keeping(agg, top, &[], collect_ms, counted)
     }
 
     /// As [`ListReport::new`], always keeping the incoming groups of `keep`
@@ -516,7 +509,6 @@ impl ListReport {
         agg: &Aggregate,
         top: u32,
         keep: &[u16],
-        sockets: Option<&[SocketRecord]>,
         collect_ms: f64,
         counted: Counted,
     ) -> ListReport {
@@ -554,9 +546,7 @@ impl ListReport {
             close_wait_oldest_ms: None,
             counters: None,
             counters_change: None,
-            sockets: sockets.map(|v| v.iter().map(socket_row).collect()),
             diagnoses: Vec::new(),
-            processes: false,
             collect_ms,
             snapshot: None,
             conntrack: None,
@@ -909,7 +899,6 @@ pub mod fixtures {
         by: GroupBy,
         group_states: StateSet,
         counted: Counted,
-        sockets: bool,
     ) -> ListReport {
         let kept: Vec<SocketRecord> = records
             .iter()
@@ -920,7 +909,7 @@ pub mod fixtures {
         for r in &kept {
             agg.push(r);
         }
-        ListReport::new(&agg, 0, sockets.then_some(&kept[..]), 1.5, counted)
+        ListReport::new(&agg, 0, 1.5, counted)
     }
 
     /// The outgoing sockets among `records` per destination.

@@ -28,7 +28,8 @@ pub struct Spec {
     pub query: Query,
     pub by: GroupBy,
     pub group_states: StateSet,
-    /// Keep every socket (`--sockets`).
+    /// Socket rows are wanted (`--sockets`): they are handed to a row sink
+    /// as they arrive (see [`stream`]), never kept here.
     pub sockets: bool,
     /// Count outgoing sockets per destination and read the ephemeral range.
     pub pressure: bool,
@@ -115,7 +116,6 @@ pub struct Sample {
     pub pressure: Pressure,
     /// Usable ephemeral ports in that namespace (when `pressure` was asked for).
     pub ephemeral_ports: Option<u64>,
-    pub sockets: Option<Vec<SocketRecord>>,
     pub tw_cookies: HashSet<u64>,
     pub elapsed: Duration,
     /// With `keep_raw`: the snapshot of this collection, facts read in its namespace.
@@ -156,14 +156,15 @@ impl Counts {
     }
 }
 
-struct SampleSink {
+struct SampleSink<'r> {
     counts: Counts,
-    sockets: Option<Vec<SocketRecord>>,
+    /// Where each socket goes on, as it comes (socket rows).
+    rows: Option<&'r mut (dyn Sink + Send)>,
     tw_cookies: Option<HashSet<u64>>,
     teardown: Option<Teardown>,
 }
 
-impl Sink for SampleSink {
+impl Sink for SampleSink<'_> {
     fn push(&mut self, r: &SocketRecord) {
         match &mut self.counts {
             Counts::Fused(f) => f.push(r),
@@ -175,8 +176,8 @@ impl Sink for SampleSink {
         if let Some(t) = &mut self.teardown {
             t.push(r);
         }
-        if let Some(v) = &mut self.sockets {
-            v.push(*r);
+        if let Some(rows) = &mut self.rows {
+            rows.push(r);
         }
         if let Some(c) = &mut self.tw_cookies
             && r.state == TcpState::TimeWait
@@ -210,12 +211,13 @@ impl Sink for SampleSink {
         if let (Some(a), Some(b)) = (&mut self.teardown, o.teardown) {
             a.absorb(b);
         }
-        if let (Some(a), Some(b)) = (&mut self.sockets, o.sockets) {
-            a.extend(b);
-        }
         if let (Some(a), Some(b)) = (&mut self.tw_cookies, o.tw_cookies) {
             a.extend(b);
         }
+        // Rows are never merged: a collection with rows uses one sink.
+    }
+    fn stopped(&self) -> bool {
+        self.rows.as_ref().is_some_and(|r| r.stopped())
     }
 }
 
@@ -226,6 +228,17 @@ pub const OVERFLOW_WINDOW: Duration = Duration::from_secs(1);
 /// Collects in the calling thread's network namespace. Sysctls are read here
 /// too: /proc/sys/net shows the namespace of the thread that reads it.
 pub fn collect(spec: &Spec) -> Result<Sample> {
+    collect_with(spec, None)
+}
+
+/// As [`collect`], handing every socket to `rows` as it arrives, in the
+/// kernel's order (`--sockets`): one sink on this thread, memory that does
+/// not grow with the sockets (with `keep_raw`, the datagrams are kept).
+pub fn stream(spec: &Spec, rows: &mut (dyn Sink + Send)) -> Result<Sample> {
+    collect_with(spec, Some(rows))
+}
+
+fn collect_with(spec: &Spec, rows: Option<&mut (dyn Sink + Send)>) -> Result<Sample> {
     let first = spec
         .counters
         .then(|| counters::read().map(|c| (c, Instant::now())))
@@ -259,22 +272,33 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     let ports: Vec<u16> = listening.iter().flatten().map(|l| l.port).collect();
     // Falls back to /proc/net/tcp when sock_diag is refused (see diag::procfs).
     let reuse = policy(sysctls.as_ref());
-    let (c, source) = diag::collect_any(&spec.query, opts, || {
-        sink(spec, range, reuse, &ports, &roles)
-    })
-    .context("reading sockets from the kernel")?;
+    let (sink_out, elapsed, raw, source) = match rows {
+        None => {
+            let (c, source) = diag::collect_any(&spec.query, opts, || {
+                sink(spec, range, reuse, &ports, &roles, None)
+            })
+            .context("reading sockets from the kernel")?;
+            (c.sink, c.elapsed, c.raw, source)
+        }
+        Some(rows) => {
+            let mut s = sink(spec, range, reuse, &ports, &roles, Some(rows));
+            let (st, source) = diag::procfs::stream_any(&spec.query, opts, &mut s)
+                .context("reading sockets from the kernel")?;
+            (s, st.elapsed, st.raw, source)
+        }
+    };
     if let Some(w) = source.warning() {
         crate::output::warn(&w);
     }
-    if spec.keep_raw && c.raw.is_empty() {
+    if spec.keep_raw && raw.is_empty() {
         return Err(crate::exit::UsageError(format!(
             "--save needs sock_diag's raw messages, but the sockets came from {}",
             source.name()
         ))
         .into());
     }
-    let (agg, pressure) = c.sink.counts.finish();
-    let mut teardown = c.sink.teardown.unwrap_or_default();
+    let (agg, pressure) = sink_out.counts.finish();
+    let mut teardown = sink_out.teardown.unwrap_or_default();
     // Ages only where there is CLOSE_WAIT to age, and only from sock_diag.
     let close_wait_aged = spec.close_wait_ages
         && source == diag::Source::Netlink
@@ -303,8 +327,7 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
     });
     let capture = if spec.keep_raw {
         // The listeners read for the diagnoses serve the snapshot too.
-        let mut captured =
-            crate::snapshot::capture(&spec.query, c.raw, c.elapsed, listening.clone())?;
+        let mut captured = crate::snapshot::capture(&spec.query, raw, elapsed, listening.clone())?;
         captured.meta.counters = counters.as_ref().map(|r| r.last.clone());
         if close_wait_aged {
             let mut ages: Vec<(u32, u32)> = teardown
@@ -328,9 +351,8 @@ pub fn collect(spec: &Spec) -> Result<Sample> {
             .as_ref()
             .filter(|_| spec.pressure)
             .and_then(|s| s.ephemeral_ports()),
-        sockets: c.sink.sockets,
-        tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
-        elapsed: c.elapsed,
+        tw_cookies: sink_out.tw_cookies.unwrap_or_default(),
+        elapsed,
         capture,
         teardown,
         facts: match spec.diagnose {
@@ -433,19 +455,20 @@ fn policy(s: Option<&Sysctls>) -> ReusePolicy {
     })
 }
 
-fn sink(
+fn sink<'r>(
     spec: &Spec,
     range: (u16, u16),
     policy: ReusePolicy,
     listening: &[u16],
     roles: &Arc<Roles>,
-) -> SampleSink {
+    rows: Option<&'r mut (dyn Sink + Send)>,
+) -> SampleSink<'r> {
     SampleSink {
         counts: Counts::new(
             Aggregate::new(spec.by, spec.group_states).with_roles(Arc::clone(roles)),
             Pressure::with_policy(range, policy),
         ),
-        sockets: spec.sockets.then(Vec::new),
+        rows,
         tw_cookies: spec.tw_cookies.then(HashSet::new),
         teardown: (spec.diagnose || spec.close_wait_ages)
             .then(|| Teardown::watching(listening.iter().copied())),
@@ -453,8 +476,13 @@ fn sink(
 }
 
 /// The same collection replayed from a snapshot; port pressure uses the
-/// snapshot's own ephemeral range, never this host's.
-pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sample> {
+/// snapshot's own ephemeral range, never this host's. With `rows`, each
+/// socket goes there too, in the file's order.
+pub fn from_snapshot(
+    snap: &crate::snapshot::Snapshot,
+    spec: &Spec,
+    rows: Option<&mut (dyn Sink + Send)>,
+) -> Result<Sample> {
     let sysctls = snap.host_facts().sysctls;
     let range = sysctls
         .as_ref()
@@ -478,7 +506,10 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         }
         false => Roles::default(),
     });
-    let c = snap.collect(&spec.query, || sink(spec, range, reuse, &ports, &roles))?;
+    let mut one = Some(sink(spec, range, reuse, &ports, &roles, rows));
+    let c = snap.collect(&spec.query, || {
+        one.take().expect("a snapshot is replayed into one sink")
+    })?;
     let (agg, pressure) = c.sink.counts.finish();
     let mut teardown = c.sink.teardown.unwrap_or_default();
     snap.apply_close_wait_ages(&mut teardown);
@@ -497,7 +528,6 @@ pub fn from_snapshot(snap: &crate::snapshot::Snapshot, spec: &Spec) -> Result<Sa
         ephemeral_ports: sysctls
             .filter(|_| spec.pressure)
             .and_then(|s| s.ephemeral_ports()),
-        sockets: c.sink.sockets,
         tw_cookies: c.sink.tw_cookies.unwrap_or_default(),
         elapsed: c.elapsed,
         capture: None,
@@ -530,7 +560,7 @@ impl Origin<'_> {
         match self {
             Origin::Live(scope) => collect_scope(scope, spec),
             Origin::Snapshot(snap) => Ok(Ran {
-                results: vec![(None, from_snapshot(snap, spec)?)],
+                results: vec![(None, from_snapshot(snap, spec, None)?)],
                 skipped: Vec::new(),
             }),
         }

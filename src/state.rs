@@ -66,7 +66,7 @@ impl TcpState {
     }
 
     /// The name `ss` accepts in a state filter (`time-wait`, `listening`, ...).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             TcpState::Established => "established",
             TcpState::SynSent => "syn-sent",

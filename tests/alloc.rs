@@ -1,8 +1,10 @@
-//! The dump loop and the streaming aggregation allocate nothing per socket:
-//! collecting 4,000 TIME_WAIT sockets allocates exactly as often as collecting
-//! 2,000, counted by a global allocator around `diag::collect`. The conntrack
-//! dump and its aggregation likewise, on the conntrack entries of the same
-//! connections (when iptables is there to make the namespace track them).
+//! The dump loop, the streaming aggregation and the socket rows of every
+//! `--sockets` format allocate nothing per socket: collecting (or writing)
+//! 4,000 TIME_WAIT sockets allocates exactly as often as 2,000, counted by a
+//! global allocator around `diag::collect` and around `diag::stream` into a
+//! row writer. The conntrack dump and its aggregation likewise, on the
+//! conntrack entries of the same connections (when iptables is there to make
+//! the namespace track them).
 //!
 //! The sockets live in a private network namespace (root only), so the count
 //! and the groups are ours alone. This file holds a single test: the counter is
@@ -20,6 +22,8 @@ use tw_inspect::aggregate::{Aggregate, GroupBy, Roles};
 use tw_inspect::diag::listen::Listener;
 use tw_inspect::diag::{self, Options};
 use tw_inspect::filter::Query;
+use tw_inspect::host::identity::{Kind, NsIdentity};
+use tw_inspect::rows::{RowFormat, RowLayout, RowWriter, Style};
 use tw_inspect::state::{StateSet, TcpState};
 
 struct Counting;
@@ -79,22 +83,79 @@ fn summary_sink() -> Aggregate {
         .with_roles(Arc::clone(roles))
 }
 
-/// Allocations made by one summary collection, and the TIME_WAIT count it saw.
-/// The fewest of three runs, so a stray allocation elsewhere cannot inflate it.
-fn counted_collect() -> (u64, u64) {
+/// Allocations made by `run`, and the TIME_WAIT count it reports. The fewest
+/// of three runs, so a stray allocation elsewhere cannot inflate it.
+fn counted(mut run: impl FnMut() -> u64) -> (u64, u64) {
     let mut best = (u64::MAX, 0);
     for _ in 0..3 {
         ALLOCS.store(0, Ordering::SeqCst);
         COUNTING.store(true, Ordering::SeqCst);
-        let c = diag::collect(&Query::default(), Options::default(), summary_sink);
+        let seen = run();
         COUNTING.store(false, Ordering::SeqCst);
-        let c = c.expect("collecting sockets");
         let n = ALLOCS.load(Ordering::SeqCst);
         if n < best.0 {
-            best = (n, c.sink.count(TcpState::TimeWait));
+            best = (n, seen);
         }
     }
     best
+}
+
+/// One summary collection.
+fn summary() -> u64 {
+    let c = diag::collect(&Query::default(), Options::default(), summary_sink);
+    c.expect("collecting sockets")
+        .sink
+        .count(TcpState::TimeWait)
+}
+
+/// The socket rows of one dump in `format`, written as they arrive (to
+/// nowhere), beside the summary's counts, as `list --sockets` does.
+fn rows(format: RowFormat) -> u64 {
+    let layout = RowLayout {
+        format,
+        style: Style::new(true),
+        explain: true,
+        processes: true,
+        ipv6: true,
+        states: StateSet::unfiltered(),
+        limit: None,
+        labelled: true,
+    };
+    let mut w = RowWriter::new(std::io::sink(), layout, None);
+    w.begin(None);
+    let blue = NsIdentity {
+        inode: 1,
+        name: "blue".into(),
+        kind: Kind::Named,
+        run_netns: Some("blue".into()),
+        container: None,
+        pod: None,
+        containers: Vec::new(),
+        process: None,
+        dev: 0,
+    };
+    w.begin_report(Some(&blue));
+    let mut sink = (summary_sink(), w);
+    diag::stream(&Query::default(), Options::default(), &mut sink).expect("collecting sockets");
+    let (agg, w) = sink;
+    w.finish().expect("writing to nowhere");
+    agg.count(TcpState::TimeWait)
+}
+
+const FORMATS: [RowFormat; 4] = [
+    RowFormat::Table,
+    RowFormat::Json,
+    RowFormat::Ndjson,
+    RowFormat::Csv,
+];
+
+/// Allocations of the summary, then of each format's rows, with the counts seen.
+fn counted_all() -> Vec<(String, (u64, u64))> {
+    let mut all = vec![("summary".to_string(), counted(summary))];
+    for f in FORMATS {
+        all.push((format!("{f:?} rows"), counted(|| rows(f))));
+    }
+    all
 }
 
 /// Allocations made by one conntrack dump into an aggregate, and the entries
@@ -182,25 +243,29 @@ fn body() {
     make_time_wait(&v4, a4, 1000);
     make_time_wait(&v6, a6, 1000);
     wait_for_time_wait(2000);
-    let (small, seen_small) = counted_collect();
+    let small = counted_all();
     let ct_small = tracking.then(counted_conntrack);
 
     make_time_wait(&v4, a4, 1000);
     make_time_wait(&v6, a6, 1000);
     wait_for_time_wait(4000);
-    let (large, seen_large) = counted_collect();
+    let large = counted_all();
     let ct_large = tracking.then(counted_conntrack);
 
-    assert_eq!((seen_small, seen_large), (2000, 4000));
-    assert!(
-        small > 0,
-        "the counting allocator saw nothing: it is not installed"
-    );
-    assert_eq!(
-        large, small,
-        "allocations grew with the socket count: {small} for 2,000 TIME_WAIT sockets, {large} for 4,000"
-    );
-    eprintln!("alloc: {small} allocations per collection, for 2,000 and for 4,000 sockets");
+    for ((what, (small, seen_small)), (_, (large, seen_large))) in small.iter().zip(&large) {
+        assert_eq!((*seen_small, *seen_large), (2000, 4000), "{what}");
+        assert!(
+            *small > 0,
+            "the counting allocator saw nothing: it is not installed"
+        );
+        assert_eq!(
+            large, small,
+            "{what}: allocations grew with the socket count: {small} for 2,000 TIME_WAIT sockets, {large} for 4,000"
+        );
+        eprintln!(
+            "alloc: {what}: {small} allocations per collection, for 2,000 and for 4,000 sockets"
+        );
+    }
     if let (Some((cs, ns)), Some((cl, nl))) = (ct_small, ct_large) {
         assert_eq!((ns, nl), (2000, 4000), "conntrack entries");
         assert!(cs > 0, "the conntrack dump allocated nothing at all");

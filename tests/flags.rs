@@ -44,6 +44,8 @@ fn refusals(tmp: &Path) -> Vec<Case> {
         by_process(&["--sockets", "--processes"], "--sockets"),
         by_process(&["--explain"], "--explain"),
         by_process(&["--format", "csv"], "--format csv"),
+        by_process(&["--format", "ndjson"], "--format ndjson"),
+        by_process(&["--sort", "state"], "--sort"),
         // list: rows and groups
         both(
             &["list", "--sockets", "--by", "peer"],
@@ -59,6 +61,39 @@ fn refusals(tmp: &Path) -> Vec<Case> {
             &["list", "--processes"],
             USAGE,
             &["--processes", "--sockets"],
+        ),
+        // --sort orders rows; groups are ordered by count.
+        both(
+            &["list", "--sort", "state"],
+            USAGE,
+            &["--sort", "--sockets"],
+        ),
+        both(
+            &["list", "--sort", "peer", "--by", "peer"],
+            USAGE,
+            &["--sort", "--sockets"],
+        ),
+        both(
+            &["list", "--sockets", "--sort", "state", "--by", "peer"],
+            USAGE,
+            &["--sockets", "--by peer"],
+        ),
+        both(
+            &[
+                "list",
+                "--sockets",
+                "--sort",
+                "state",
+                "--format",
+                "prometheus",
+            ],
+            USAGE,
+            &["--sockets", "--format prometheus"],
+        ),
+        both(
+            &["list", "--sockets", "--sort", "bogus"],
+            USAGE,
+            &["bogus", "expires"],
         ),
         both(
             &["list", "--by", "local-port", "--format", "prometheus"],
@@ -123,6 +158,11 @@ fn refusals(tmp: &Path) -> Vec<Case> {
             &["list", "--explain", "--format", "csv"],
             USAGE,
             &["--explain", "--format csv"],
+        ),
+        both(
+            &["list", "--explain", "--format", "ndjson"],
+            USAGE,
+            &["--explain", "--format ndjson"],
         ),
         both(
             &["list", "--load", &snap, "--sockets", "--processes"],
@@ -224,6 +264,11 @@ fn refusals(tmp: &Path) -> Vec<Case> {
         both(&["list", "--count", "3"], USAGE, &["--count", "--watch"]),
         both(
             &["list", "--watch", "--sockets"],
+            USAGE,
+            &["--watch", "--sockets"],
+        ),
+        both(
+            &["list", "--watch", "--sockets", "--sort", "local"],
             USAGE,
             &["--watch", "--sockets"],
         ),
@@ -494,4 +539,124 @@ fn watch_on_stdout_samples_at_the_interval_asked() {
     let dt = lines[2]["interval_s"].as_f64().unwrap();
     // At least the interval asked; a loaded machine may be late, never early.
     assert!((0.09..5.0).contains(&dt), "interval {dt}");
+}
+
+/// `--sort KEY --top N`: the N first rows in that order, out of every socket.
+#[test]
+fn sockets_sorted_and_limited() {
+    if !private_netns(module_path!(), "sockets_sorted_and_limited") {
+        return;
+    }
+    let (_, _keep) = time_wait_groups(&[("127.0.0.1:0", 6), ("[::1]:0", 3)]);
+    let lines = |args: &[&str]| -> Vec<Value> {
+        let out = run(args);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let base = [
+        "list",
+        "--state",
+        "time-wait",
+        "--sockets",
+        "--format",
+        "ndjson",
+    ];
+    let all = lines(&base);
+    let mut ports: Vec<u64> = all
+        .iter()
+        .filter(|l| l["type"] == "socket")
+        .map(|l| l["local_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 9);
+    ports.sort();
+    for key in ["local-port", "expires", "local", "state"] {
+        let got = lines(&[&base[..], &["--sort", key, "--top", "4"]].concat());
+        let (summary, rows) = got.split_last().unwrap();
+        assert_eq!(rows.len(), 4, "{key}");
+        assert_eq!(summary["total"], 9, "{key}: the total counts every socket");
+        if key == "local-port" {
+            let got: Vec<u64> = rows
+                .iter()
+                .map(|l| l["local_port"].as_u64().unwrap())
+                .collect();
+            assert_eq!(got, ports[..4], "the four lowest local ports, in order");
+        }
+        if key == "local" {
+            assert!(rows.iter().all(|l| l["family"] == "ipv4"), "IPv4 first");
+        }
+    }
+    let sorted = lines(&[&base[..], &["--sort", "expires"]].concat());
+    let left: Vec<u64> = sorted[..9]
+        .iter()
+        .map(|l| l["expires_ms"].as_u64().unwrap())
+        .collect();
+    assert!(left.windows(2).all(|w| w[0] <= w[1]), "{left:?}");
+}
+
+/// NDJSON without `--sockets` is the summary alone, one line; with `--watch`
+/// on stdout, one object per sample as with `--format json`.
+#[test]
+fn ndjson_summary_and_watch_lines() {
+    let out = run(&["list", "--format", "ndjson"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["type"], "summary");
+    assert!(v["states"].is_object() && v.get("sockets").is_none());
+    let out = run(&[
+        "list", "--watch", "0.1", "--count", "2", "--format", "ndjson",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["sample"], 2);
+}
+
+/// `--save` beside rows written as they arrive: both happen, from one dump.
+#[test]
+fn save_beside_streamed_rows() {
+    if !private_netns(module_path!(), "save_beside_streamed_rows") {
+        return;
+    }
+    let (_, _keep) = time_wait_groups(&[("127.0.0.1:0", 4), ("[::1]:0", 2)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("s.twsnap");
+    let out = run(&[
+        "list",
+        "--state",
+        "time-wait",
+        "--sockets",
+        "--format",
+        "ndjson",
+        "--save",
+        snap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("\"type\":\"socket\""))
+            .count(),
+        6
+    );
+    let loaded = json(&[
+        "list",
+        "--load",
+        snap.to_str().unwrap(),
+        "--sockets",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(loaded["sockets"].as_array().unwrap().len(), 6);
+    assert_eq!(loaded["source"], "snapshot");
 }

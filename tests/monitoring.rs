@@ -212,6 +212,85 @@ fn all_netns_reports_each_namespace_exactly() {
     );
 }
 
+/// `--sockets` over namespaces: each namespace's rows are written as its dump
+/// is read, under its label, then its summary; the totals come last.
+#[test]
+fn all_netns_streams_each_namespace_rows() {
+    if !root() {
+        return;
+    }
+    let spaces = [(NetNs::new("rows-a"), 2), (NetNs::new("rows-b"), 4)];
+    for (ns, n) in &spaces {
+        ns.run(|| make_time_wait("127.0.0.1:0", *n));
+    }
+    let args = ["list", "--all-netns", "--sockets", "--state", "time-wait"];
+    let v = json(&tw(&[&args[..], &["--format", "json"]].concat()));
+    assert!(
+        v.get("sockets").is_none(),
+        "rows are not repeated in the totals"
+    );
+    for (ns, n) in &spaces {
+        let mine: Vec<&Value> = v["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["netns"] == ns.name.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1);
+        let rows = mine[0]["sockets"].as_array().unwrap();
+        assert_eq!(rows.len(), *n, "{}", ns.name);
+        assert!(rows.iter().all(|r| r["state"] == "time-wait"));
+        assert_eq!(mine[0]["total"], *n);
+    }
+
+    let out = tw(&[&args[..], &["--format", "ndjson"]].concat());
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (ns, n) in &spaces {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["netns"] == ns.name.as_str())
+            .collect();
+        // The namespace's sockets, then its summary.
+        assert_eq!(mine.len(), n + 1, "{}", ns.name);
+        assert!(mine[..*n].iter().all(|l| l["type"] == "socket"));
+        assert_eq!(mine[*n]["type"], "summary");
+        assert_eq!(mine[*n]["total"], *n);
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert!(last.get("netns").is_none(), "the totals' line has no label");
+    let per_ns: u64 = lines
+        .iter()
+        .filter(|l| l["type"] == "summary" && l.get("netns").is_some())
+        .map(|l| l["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(last["total"].as_u64().unwrap(), per_ns);
+
+    let out = tw(&[&args[..], &["--format", "csv"]].concat());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (ns, n) in &spaces {
+        // netns, container, pod, pod_namespace, then the socket.
+        let prefix = format!("{},,,,time-wait,", ns.name);
+        assert_eq!(text.lines().filter(|l| l.starts_with(&prefix)).count(), *n);
+    }
+    let out = tw(&[&args[..], &["--top", "1"]].concat());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (ns, n) in &spaces {
+        let at = text
+            .find(&format!("Network namespace {} (", ns.name))
+            .expect("a heading per namespace");
+        assert!(
+            text[at..].contains(&format!("1 of {n} sockets shown")),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn prometheus_output_passes_promtool_with_ipv6_and_escaped_labels() {
     if !root() {

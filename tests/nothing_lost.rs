@@ -18,7 +18,7 @@ fn many_sockets() -> Vec<TcpListener> {
 #[test]
 fn head_closing_the_pipe_is_quiet() {
     let _l = many_sockets();
-    for format in ["table", "json", "csv"] {
+    for format in ["table", "json", "ndjson", "csv"] {
         let script = format!(
             "set -o pipefail; \"$0\" list --sockets --format {format} | head -1 >/dev/null"
         );
@@ -46,7 +46,10 @@ fn closed_pipe_before_the_first_write_is_quiet() {
         &["list", "--format", "csv"],
         &["list", "--sockets"],
         &["list", "--sockets", "--format", "json"],
+        &["list", "--format", "ndjson"],
+        &["list", "--sockets", "--format", "ndjson"],
         &["list", "--sockets", "--format", "csv", "--explain"],
+        &["list", "--sockets", "--sort", "expires"],
     ] {
         let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
         drop(read);

@@ -25,5 +25,6 @@ mod nothing_lost;
 mod roles;
 mod root_safe;
 mod snapshot;
+mod stream;
 mod unprivileged;
 mod who;

@@ -1,8 +1,10 @@
-//! `tw-inspect list`: collect once, aggregate, diagnose, render.
+//! `tw-inspect list`: collect once, aggregate, diagnose, render. Socket rows
+//! (`--sockets`) are written while the kernel's dump is read.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -11,13 +13,14 @@ use crate::aggregate::Role;
 use crate::diagnose::{self, Inputs};
 use crate::exit::Exit;
 use crate::host::counters::Counters;
-use crate::host::identity::Resolver;
+use crate::host::identity::{NsIdentity, Resolver};
 use crate::host::procs;
 use crate::host::sysctl::Sysctls;
 use crate::output::Output;
 use crate::plan::ListPlan;
 use crate::plan::list::{Format, Source};
 use crate::render::list::{ListFormat, ListRender};
+use crate::render::rows::{Owners, RowFormat, RowLayout, RowWriter};
 use crate::render::{self, Style};
 use crate::report::{
     ConntrackReport, Counted, CounterValues, ListDocument, ListReport, NamespaceReport,
@@ -25,6 +28,8 @@ use crate::report::{
 };
 use crate::sample::{self, CtNotRead, CtSample, CtWant, Origin, Sample};
 use crate::snapshot::{self, Snapshot};
+use crate::socket::Sink;
+use crate::sort::Sorted;
 use crate::state::{StateSet, TcpState};
 
 pub fn run(plan: &ListPlan) -> Result<ExitCode> {
@@ -64,6 +69,9 @@ pub fn publish(
     mut out: Output,
     history: &mut CounterHistory,
 ) -> Result<()> {
+    if plan.spec.sockets {
+        return publish_rows(plan, origin, save_to, out, history);
+    }
     let tty = out.is_terminal();
     let style = Style::new(plan.color.enabled(tty)).wrapped(render::wrap_width(tty));
     let mut samples = match origin.collect(&plan.spec) {
@@ -75,18 +83,8 @@ pub fn publish(
         }
         Err(e) => return Err(e),
     };
-    // With --watch: growth since the previous sample, not only within this one.
     for (label, s) in &mut samples.results {
-        if let Some(r) = &mut s.counters {
-            // By inode: a namespace made again (a restarted container) starts
-            // its counters again.
-            let key = label.as_ref().map(|id| id.inode);
-            if let Some((prev, at)) = history.get(&key) {
-                r.first = prev.clone();
-                r.first_at = *at;
-            }
-            history.insert(key, (r.last.clone(), r.last_at));
-        }
+        since_previous(history, label.as_ref(), s);
     }
     sample::warn_skipped(&samples.skipped);
     if let Some(file) = save_to {
@@ -140,16 +138,150 @@ fn counted(plan: &ListPlan, origin: &Origin, s: &Sample) -> Counted {
     }
 }
 
-fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>) -> ListReport {
-    let rows = s.sockets.as_deref().map(|v| match plan.view.rows {
-        Some(n) => &v[..v.len().min(n as usize)],
-        None => v,
-    });
+/// With `--watch`: the counters' growth since the previous sample, not only
+/// within this one.
+fn since_previous(history: &mut CounterHistory, label: Option<&NsIdentity>, s: &mut Sample) {
+    if let Some(r) = &mut s.counters {
+        // By inode: a namespace made again (a restarted container) starts
+        // its counters again.
+        let key = label.map(|id| id.inode);
+        if let Some((prev, at)) = history.get(&key) {
+            r.first = prev.clone();
+            r.first_at = *at;
+        }
+        history.insert(key, (r.last.clone(), r.last_at));
+    }
+}
+
+/// `list --sockets`: each socket is written as the dump hands it over (or,
+/// with `--sort`, once the dump has ended), then each report's summary.
+fn publish_rows(
+    plan: &ListPlan,
+    origin: &Origin,
+    save_to: Option<Output>,
+    mut out: Output,
+    history: &mut CounterHistory,
+) -> Result<()> {
+    let view = &plan.view;
+    let style = Style::new(plan.color.enabled(out.is_terminal()));
+    let snap = match origin {
+        Origin::Snapshot(s) => Some(*s),
+        Origin::Live(_) => None,
+    };
+    // Rows are written before the dump ends, so owners are looked up before
+    // it starts: a socket opened after this scan shows no owner.
+    let owners = (view.processes && snap.is_none()).then(procs::socket_owners);
+    let format = match view.format {
+        Format::Json => RowFormat::Json,
+        Format::Ndjson => RowFormat::Ndjson,
+        Format::Csv => RowFormat::Csv,
+        // Prometheus is refused with --sockets by the plan.
+        Format::Table | Format::Prometheus => RowFormat::Table,
+    };
+    let prepared = owners.as_ref().map(|o| Owners::new(o, format));
+    let layout = RowLayout {
+        format,
+        style,
+        explain: view.explain,
+        processes: view.processes,
+        ipv6: plan.spec.query.ipv6,
+        states: plan.spec.query.states,
+        limit: view.rows.map(u64::from),
+        labelled: origin.labelled(),
+    };
+    let mut writer = RowWriter::new(&mut out, layout, prepared.as_ref());
+    let preamble = snap.map(|s| render::table::snapshot_line(&s.info()));
+    writer.begin(preamble.as_deref());
+    let state = Mutex::new((writer, history));
+    // One namespace (or the snapshot): its rows, then its summary.
+    let one = |label: Option<&NsIdentity>,
+               collect: &dyn Fn(&mut (dyn Sink + Send)) -> Result<Sample>|
+     -> Result<Sample> {
+        let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (w, history) = &mut *guard;
+        w.begin_report(label);
+        let mut sample = match view.sort {
+            None => collect(w)?,
+            Some(key) => {
+                let mut sorted = Sorted::new(key, layout.limit);
+                let s = collect(&mut sorted)?;
+                sorted.drain_into(w);
+                s
+            }
+        };
+        since_previous(history, label, &mut sample);
+        w.end_report(&report(plan, origin, &sample, snap, owners.as_ref()));
+        Ok(sample)
+    };
+    let mut samples = match origin {
+        Origin::Live(scope) => {
+            scope.run_labelled(|label| one(label, &|rows| sample::stream(&plan.spec, rows)))?
+        }
+        Origin::Snapshot(s) => sample::Samples {
+            results: vec![(
+                None,
+                one(None, &|rows| {
+                    sample::from_snapshot(s, &plan.spec, Some(rows))
+                })?,
+            )],
+            skipped: Vec::new(),
+        },
+    };
+    let (mut writer, _) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    sample::warn_skipped(&samples.skipped);
+    let total = origin
+        .labelled()
+        .then(|| total_report(plan, &samples.results));
+    writer.end(total.as_ref(), &samples.skipped);
+    // A closed output ends here, before a snapshot of a dump cut short is saved.
+    writer.finish()?;
+    if let Some(file) = save_to {
+        let captured = samples
+            .results
+            .first_mut()
+            .and_then(|(_, s)| s.capture.take());
+        snapshot::save(
+            file,
+            &captured.expect("the plan keeps raw datagrams for --save"),
+        )?;
+    }
+    out.finish()
+}
+
+/// The report over every namespace (socket rows are not repeated in it).
+fn total_report(plan: &ListPlan, samples: &[(Option<NsIdentity>, Sample)]) -> ListReport {
+    let total_ms = samples
+        .iter()
+        .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
+        .sum();
+    let mut total = ListReport::new(
+        &sample::total(samples, &plan.spec),
+        plan.view.top,
+        total_ms,
+        Counted::asked(plan.spec.query.states),
+    );
+    // A listener belongs to one namespace: the totals name none.
+    for g in &mut total.groups {
+        (g.listening, g.process, g.listener_inode) = (None, None, 0);
+    }
+    total.counters = sample::total_counters(samples).map(CounterValues);
+    total
+}
+
+/// One namespace's report. `known`: the owners already found (`-p` with
+/// rows written as they arrive); else they are looked up for what the report
+/// names.
+fn report(
+    plan: &ListPlan,
+    origin: &Origin,
+    s: &Sample,
+    snap: Option<&Snapshot>,
+    known: Option<&HashMap<u32, procs::ProcessRef>>,
+) -> ListReport {
     let mut r = ListReport::new_keeping(
         &s.agg,
         plan.view.top,
         &plan.view.prom_ports,
-        rows,
         s.elapsed.as_secs_f64() * 1e3,
         counted(plan, origin, s),
     );
@@ -159,29 +291,25 @@ fn report(plan: &ListPlan, origin: &Origin, s: &Sample, snap: Option<&Snapshot>)
         r = r.with_pressure(&s.pressure, s.ephemeral_ports, plan.view.top);
     }
     r = r.with_counters(s.counters.as_ref());
-    let owners = owners(
-        &r,
-        s,
-        matches!(origin, Origin::Live(_)),
-        plan.view.processes,
-    );
+    let looked_up;
+    let owners = match known {
+        Some(o) => o,
+        None => {
+            looked_up = owners(&r, s, matches!(origin, Origin::Live(_)));
+            &looked_up
+        }
+    };
     for g in &mut r.groups {
         if g.process.is_none() && g.role == Some(Role::Incoming) {
             g.process = owners.get(&g.listener_inode).cloned();
         }
     }
     if plan.spec.close_wait_ages {
-        let groups = s.teardown.close_wait_groups(&owners, &s.agg.roles);
+        let groups = s.teardown.close_wait_groups(owners, &s.agg.roles);
         r = r.with_close_wait(&groups, s.teardown.oldest_close_wait(), plan.view.top);
     }
-    if plan.view.processes {
-        r.processes = true;
-        for row in r.sockets.iter_mut().flatten() {
-            row.process = owners.get(&row.inode).cloned();
-        }
-    }
     if plan.spec.diagnose {
-        diagnose_into(&mut r, s, &owners);
+        diagnose_into(&mut r, s, owners);
     }
     if let Some(c) = &s.conntrack {
         r.conntrack = conntrack_report(c, &r, plan);
@@ -225,15 +353,11 @@ fn conntrack_report(c: &CtSample, r: &ListReport, plan: &ListPlan) -> Option<Con
 /// What `list` says of a namespace whose conntrack table is empty.
 pub const NOT_IN_USE: &str = "conntrack not in use in this namespace: its table is empty (no firewall or NAT rule here uses connection tracking, or nothing has matched one yet)";
 
-/// The processes holding the sockets a report names: CLOSE_WAIT sockets, the
-/// listeners of incoming groups, and with `-p` every row. One scan of this
-/// host's /proc, so only for live sockets, and only when something needs it.
-fn owners(
-    r: &ListReport,
-    s: &Sample,
-    live: bool,
-    processes: bool,
-) -> HashMap<u32, procs::ProcessRef> {
+/// The processes holding the sockets a report names: CLOSE_WAIT sockets and
+/// the listeners of incoming groups (socket rows find theirs before the dump).
+/// One scan of this host's /proc, so only for live sockets, and only when
+/// something needs it.
+fn owners(r: &ListReport, s: &Sample, live: bool) -> HashMap<u32, procs::ProcessRef> {
     let mut wanted: HashSet<u32> = HashSet::new();
     if live {
         wanted.extend(s.teardown.close_wait.iter().map(|c| c.inode));
@@ -243,9 +367,6 @@ fn owners(
                 .filter(|g| g.process.is_none())
                 .map(|g| g.listener_inode),
         );
-        if processes && let Some(rows) = &r.sockets {
-            wanted.extend(rows.iter().map(|row| row.inode));
-        }
     }
     wanted.remove(&0);
     procs::owners(&wanted)
@@ -266,40 +387,17 @@ fn write_report(
         Origin::Live(_) => None,
     };
     let doc = if !origin.labelled() {
-        ListDocument::One(report(plan, origin, &samples[0].1, snap))
+        ListDocument::One(report(plan, origin, &samples[0].1, snap, None))
     } else {
         // Several namespaces: each one's report, and the totals.
         let namespaces: Vec<NamespaceReport> = samples
             .iter()
             .map(|(id, s)| {
                 let identity = id.clone().expect("a labelled origin names each namespace");
-                NamespaceReport::new(identity, report(plan, origin, s, snap))
+                NamespaceReport::new(identity, report(plan, origin, s, snap, None))
             })
             .collect();
-        let total_ms = samples
-            .iter()
-            .map(|(_, s)| s.elapsed.as_secs_f64() * 1e3)
-            .sum();
-        let mut total = ListReport::new(
-            &sample::total(samples, &plan.spec),
-            view.top,
-            None,
-            total_ms,
-            Counted::asked(plan.spec.query.states),
-        );
-        // A listener belongs to one namespace: the totals name none.
-        for g in &mut total.groups {
-            (g.listening, g.process, g.listener_inode) = (None, None, 0);
-        }
-        total.counters = sample::total_counters(samples).map(CounterValues);
-        if plan.spec.sockets {
-            total.sockets = Some(
-                namespaces
-                    .iter()
-                    .flat_map(|n| n.report.sockets.clone().unwrap_or_default())
-                    .collect(),
-            );
-        }
+        let total = total_report(plan, samples);
         ListDocument::Namespaces(NetnsListReport {
             total,
             namespaces,
@@ -309,6 +407,7 @@ fn write_report(
     let format = match view.format {
         Format::Table => ListFormat::Table,
         Format::Json => ListFormat::Json,
+        Format::Ndjson => ListFormat::Ndjson,
         Format::Csv => ListFormat::Csv,
         Format::Prometheus => ListFormat::Prometheus,
     };

@@ -190,7 +190,8 @@ fn stream(
             skipped: &ran.skipped,
         };
         match format {
-            Format::Json => render::watch::json_line(&mut w, &line)?,
+            // A JSON object per line is NDJSON already.
+            Format::Json | Format::Ndjson => render::watch::json_line(&mut w, &line)?,
             Format::Csv => render::watch::csv_row(&mut w, &line)?,
             _ if redraw => {
                 render::watch::screen(&mut w, &line, plan.interval.as_secs_f64(), style)?

@@ -203,20 +203,31 @@ they are left out (a process may be protected from inspection)"
     /// Runs `f` once per namespace (on its own thread inside it) and returns
     /// each result with the namespace's label, and the namespaces skipped.
     pub fn run<T: Send>(&self, f: impl Fn() -> Result<T> + Sync) -> Result<Ran<T>> {
+        self.run_labelled(|_| f())
+    }
+
+    /// As [`Scope::run`], telling `f` which namespace it runs in (`None` for
+    /// the current one), for output written while it runs.
+    pub fn run_labelled<T: Send>(
+        &self,
+        f: impl Fn(Option<&NsIdentity>) -> Result<T> + Sync,
+    ) -> Result<Ran<T>> {
         match self {
             Scope::Current => Ok(Ran {
-                results: vec![(None, f()?)],
+                results: vec![(None, f(None)?)],
                 skipped: Vec::new(),
             }),
             Scope::One(ns) => {
-                let r = run_in(&ns.file, &ns.ns, &f).map_err(|e| match e {
-                    Entry::Skip(SkipReason::PermissionDenied) => capability_error(
-                        format!("entering network namespace '{}'", ns.ns.label),
-                        "permission denied",
-                    ),
-                    Entry::Skip(_) => not_a_namespace(&ns.ns.path),
-                    Entry::Fail(e) => e,
-                })?;
+                let r = run_in(&ns.file, &ns.ns, || f(ns.ns.identity.as_ref())).map_err(
+                    |e| match e {
+                        Entry::Skip(SkipReason::PermissionDenied) => capability_error(
+                            format!("entering network namespace '{}'", ns.ns.label),
+                            "permission denied",
+                        ),
+                        Entry::Skip(_) => not_a_namespace(&ns.ns.path),
+                        Entry::Fail(e) => e,
+                    },
+                )?;
                 Ok(Ran {
                     results: vec![(ns.ns.identity.clone(), r)],
                     skipped: Vec::new(),
@@ -230,7 +241,7 @@ they are left out (a process may be protected from inspection)"
                 for ns in found {
                     // Open, enter, collect, close: one namespace at a time.
                     let entered = match reopen(ns) {
-                        Ok(file) => run_in(&file, ns, &f),
+                        Ok(file) => run_in(&file, ns, || f(ns.identity.as_ref())),
                         Err(e) => Err(e),
                     };
                     match entered {

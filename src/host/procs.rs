@@ -29,12 +29,25 @@ pub fn owners(wanted: &HashSet<u32>) -> HashMap<u32, ProcessRef> {
     owners_in(Path::new("/proc"), wanted)
 }
 
+/// The owner of every socket some process holds, found under `/proc`: what
+/// rows written as the kernel sends them look owners up in (the sockets are
+/// not known yet when the scan runs). Its size follows the sockets processes
+/// hold open, not the TIME_WAIT sockets, which no process holds.
+pub fn socket_owners() -> HashMap<u32, ProcessRef> {
+    scan(Path::new("/proc"), None)
+}
+
 /// As [`owners`], under another proc root (tests).
 pub fn owners_in(proc_root: &Path, wanted: &HashSet<u32>) -> HashMap<u32, ProcessRef> {
-    let mut found: HashMap<u32, ProcessRef> = HashMap::new();
     if wanted.is_empty() {
-        return found;
+        return HashMap::new();
     }
+    scan(proc_root, Some(wanted))
+}
+
+/// The owners of `wanted` (all sockets when `None`) under `proc_root`.
+fn scan(proc_root: &Path, wanted: Option<&HashSet<u32>>) -> HashMap<u32, ProcessRef> {
+    let mut found: HashMap<u32, ProcessRef> = HashMap::new();
     let Ok(dir) = fs::read_dir(proc_root) else {
         return found;
     };
@@ -56,7 +69,7 @@ pub fn owners_in(proc_root: &Path, wanted: &HashSet<u32>) -> HashMap<u32, Proces
             let Some(ino) = target.to_str().and_then(socket_inode) else {
                 continue;
             };
-            if !wanted.contains(&ino) || found.contains_key(&ino) {
+            if wanted.is_some_and(|w| !w.contains(&ino)) || found.contains_key(&ino) {
                 continue;
             }
             let name = comm.get_or_insert_with(|| {
@@ -72,7 +85,7 @@ pub fn owners_in(proc_root: &Path, wanted: &HashSet<u32>) -> HashMap<u32, Proces
                 },
             );
         }
-        if found.len() == wanted.len() {
+        if wanted.is_some_and(|w| found.len() == w.len()) {
             break;
         }
     }
@@ -104,6 +117,7 @@ mod tests {
         let comm = fs::read_to_string("/proc/self/comm").unwrap();
         assert_eq!(me.comm, comm.trim_end());
         assert!(owners(&HashSet::new()).is_empty());
+        assert_eq!(socket_owners().get(&ino), Some(me));
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::time::Duration;
 use super::values::{self, same_file};
 use super::{Color, Destination, Plan, WhoPlan, refuse};
 use crate::aggregate::GroupBy;
-use crate::cli::{GroupKeyArg, ListArgs, ListFormat};
+use crate::cli::{GroupKeyArg, ListArgs, ListFormat, SortKeyArg};
 use crate::exit::UsageError;
 use crate::filter::Query;
 use crate::host::netns::NetnsChoice;
 use crate::sample::{CtWant, Spec};
+use crate::sort::SortKey;
 use crate::state::{StateSet, TcpState};
 
 /// Groups shown when `--top` is not given.
@@ -23,6 +24,7 @@ pub const MAX_PROM_PORTS: usize = 64;
 pub enum Format {
     Table,
     Json,
+    Ndjson,
     Csv,
     Prometheus,
 }
@@ -50,6 +52,9 @@ pub struct View {
     pub processes: bool,
     /// `--prom-port`: incoming ports always given a series of their own.
     pub prom_ports: Vec<u16>,
+    /// `--sort KEY`: socket rows in this order, held until the dump ends;
+    /// `None`: written as the kernel sends them.
+    pub sort: Option<SortKey>,
 }
 
 /// `list` once.
@@ -92,8 +97,20 @@ fn format(f: ListFormat) -> Format {
     match f {
         ListFormat::Table => Format::Table,
         ListFormat::Json => Format::Json,
+        ListFormat::Ndjson => Format::Ndjson,
         ListFormat::Csv => Format::Csv,
         ListFormat::Prometheus => Format::Prometheus,
+    }
+}
+
+fn sort_key(k: SortKeyArg) -> SortKey {
+    match k {
+        SortKeyArg::State => SortKey::State,
+        SortKeyArg::Local => SortKey::Local,
+        SortKeyArg::Peer => SortKey::Peer,
+        SortKeyArg::LocalPort => SortKey::LocalPort,
+        SortKeyArg::PeerPort => SortKey::PeerPort,
+        SortKeyArg::Expires => SortKey::Expires,
     }
 }
 
@@ -171,12 +188,21 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
             "--processes shows the owner of each socket row: add --sockets".into(),
         ));
     }
+    if a.sort.is_some() && !a.sockets {
+        return Err(UsageError(
+            "--sort orders the socket rows (groups are ordered by count): add --sockets".into(),
+        ));
+    }
     if a.explain {
         match format {
-            Format::Json => {
+            Format::Json | Format::Ndjson => {
                 return refuse(
                     "--explain",
-                    "--format json",
+                    if format == Format::Json {
+                        "--format json"
+                    } else {
+                        "--format ndjson"
+                    },
                     "JSON carries state names; `tw-inspect explain --format json` gives their meanings",
                 );
             }
@@ -277,6 +303,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
         explain: a.explain,
         processes: a.processes,
         prom_ports,
+        sort: a.sort.map(sort_key),
     };
     // CLOSE_WAIT ages need a second dump, made only where CLOSE_WAIT is
     // counted and reported (not for --sockets rows).
@@ -327,6 +354,7 @@ pub fn build(a: &ListArgs, color: Color) -> Result<Plan, UsageError> {
                 let why = "--watch on stdout prints counts per state each sample; add --output FILE to rewrite the whole report instead";
                 for (given, flag) in [
                     (a.sockets, "--sockets".to_string()),
+                    (a.sort.is_some(), "--sort".to_string()),
                     (a.by.is_some(), by_flag.clone().unwrap_or_default()),
                     (a.top.is_some(), "--top".to_string()),
                     (a.explain, "--explain".to_string()),
@@ -474,6 +502,7 @@ fn format_name(f: Format) -> &'static str {
     match f {
         Format::Table => "table",
         Format::Json => "json",
+        Format::Ndjson => "ndjson",
         Format::Csv => "csv",
         Format::Prometheus => "prometheus",
     }
@@ -520,6 +549,7 @@ fn by_process(a: &ListArgs, mut query: Query, color: Color) -> Result<WhoPlan, U
         (a.load.is_some(), "--load"),
         (a.watch.is_some(), "--watch"),
         (a.sockets, "--sockets"),
+        (a.sort.is_some(), "--sort"),
         (a.processes, "--processes"),
         (a.explain, "--explain"),
         (a.conntrack, "--conntrack"),
@@ -532,10 +562,14 @@ fn by_process(a: &ListArgs, mut query: Query, color: Color) -> Result<WhoPlan, U
         ListFormat::Table => super::who::Format::Table,
         ListFormat::Json => super::who::Format::Json,
         ListFormat::Prometheus => super::who::Format::Prometheus,
-        ListFormat::Csv => {
+        ListFormat::Csv | ListFormat::Ndjson => {
             return refuse(
                 "--by process",
-                "--format csv",
+                if a.format == ListFormat::Csv {
+                    "--format csv"
+                } else {
+                    "--format ndjson"
+                },
                 "process attribution is written as table, json or prometheus",
             );
         }

@@ -39,7 +39,7 @@ const GROUP_HEADER: &[&str] = &[
 ];
 
 /// The columns of [`SocketCsv`] (without `meaning`, which `--explain` adds).
-const SOCKET_HEADER: &[&str] = &[
+pub(super) const SOCKET_HEADER: &[&str] = &[
     "state",
     "local",
     "local_port",
@@ -168,9 +168,12 @@ impl<'a> From<&'a GroupRow> for GroupCsv<'a> {
     }
 }
 
-/// One socket; `pid` and `process` are empty when no owner is known.
+/// One socket; `pid` and `process` are empty when no owner is known. The
+/// contract of a socket record: `rows` writes these fields as each socket
+/// arrives, and is tested to write exactly what the csv crate writes for this.
 #[derive(Serialize)]
-struct SocketCsv<'a> {
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) struct SocketCsv<'a> {
     state: TcpState,
     local: IpAddr,
     local_port: u16,
@@ -190,8 +193,9 @@ struct SocketCsv<'a> {
     meaning: Option<&'static str>,
 }
 
-impl SocketCsv<'_> {
-    fn new(s: &SocketRow, explain: bool) -> SocketCsv<'_> {
+#[cfg_attr(not(test), allow(dead_code))]
+impl<'a> SocketCsv<'a> {
+    pub(super) fn new(s: &SocketRow<'a>, explain: bool) -> SocketCsv<'a> {
         SocketCsv {
             state: s.state,
             local: s.local,
@@ -205,8 +209,8 @@ impl SocketCsv<'_> {
             inode: s.inode,
             cookie: s.cookie,
             orphaned: s.orphaned,
-            pid: s.process.as_ref().map(|p| p.pid),
-            process: s.process.as_ref().map(|p| visible(&p.comm)),
+            pid: s.process.map(|p| p.pid),
+            process: s.process.map(|p| visible(&p.comm)),
             meaning: explain.then(|| crate::text::short(s.state)),
         }
     }
@@ -223,7 +227,7 @@ struct Netns<'a> {
 }
 
 /// The columns of [`Netns`].
-const NETNS_HEADER: &[&str] = &["netns", "container", "pod", "pod_namespace"];
+pub(super) const NETNS_HEADER: &[&str] = &["netns", "container", "pod", "pod_namespace"];
 
 impl Netns<'_> {
     fn of(id: &NsIdentity) -> Netns<'_> {
@@ -250,19 +254,12 @@ fn writer(w: &mut dyn Write) -> Csv<'_> {
     csv::WriterBuilder::new().has_headers(false).from_writer(w)
 }
 
-fn header(out: &mut Csv, sockets: bool, explain: bool, netns: bool) -> Result<()> {
+fn header(out: &mut Csv, netns: bool) -> Result<()> {
     let mut cols: Vec<&str> = Vec::new();
     if netns {
         cols.extend(NETNS_HEADER);
     }
-    if sockets {
-        cols.extend(SOCKET_HEADER);
-        if explain {
-            cols.push("meaning");
-        }
-    } else {
-        cols.extend(GROUP_HEADER);
-    }
+    cols.extend(GROUP_HEADER);
     out.write_record(&cols).map_err(plain)
 }
 
@@ -283,19 +280,10 @@ fn plain(e: csv::Error) -> anyhow::Error {
     }
 }
 
-/// The rows of one report: its sockets when it has them, else its groups.
-fn rows(out: &mut Csv, r: &ListReport, explain: bool, netns: Option<&Netns>) -> Result<()> {
-    match &r.sockets {
-        Some(sockets) => {
-            for s in sockets {
-                row(out, netns, SocketCsv::new(s, explain))?;
-            }
-        }
-        None => {
-            for g in &r.groups {
-                row(out, netns, GroupCsv::from(g))?;
-            }
-        }
+/// The groups of one report (socket rows are written by `rows` as they arrive).
+fn rows(out: &mut Csv, r: &ListReport, netns: Option<&Netns>) -> Result<()> {
+    for g in &r.groups {
+        row(out, netns, GroupCsv::from(g))?;
     }
     Ok(())
 }
@@ -319,22 +307,21 @@ fn conntrack(w: &mut dyn Write, items: &[(Option<Netns>, &ConntrackReport)]) -> 
     Ok(())
 }
 
-/// Without `--sockets`: the groups. With it: the sockets. With `--conntrack`:
-/// the conntrack table.
-pub fn list(w: &mut dyn Write, r: &ListReport, explain: bool) -> Result<()> {
+/// The groups, or with `--conntrack` the conntrack table.
+pub fn list(w: &mut dyn Write, r: &ListReport) -> Result<()> {
     if let Some(c) = &r.conntrack {
         return conntrack(w, &[(None, c)]);
     }
     let mut out = writer(w);
-    header(&mut out, r.sockets.is_some(), explain, false)?;
-    rows(&mut out, r, explain, None)?;
+    header(&mut out, false)?;
+    rows(&mut out, r, None)?;
     out.flush()?;
     Ok(())
 }
 
-/// Several namespaces as one document: each namespace's rows, then the totals'
-/// groups under an empty `netns` (sockets are not repeated as totals).
-pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Result<()> {
+/// Several namespaces as one document: each namespace's groups, then the
+/// totals' groups under an empty `netns` (or each namespace's conntrack table).
+pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport) -> Result<()> {
     if doc.namespaces.iter().any(|n| n.report.conntrack.is_some()) {
         let items: Vec<_> = doc
             .namespaces
@@ -343,17 +330,40 @@ pub fn namespaces(w: &mut dyn Write, doc: &NetnsListReport, explain: bool) -> Re
             .collect();
         return conntrack(w, &items);
     }
-    let sockets = doc.total.sockets.is_some();
     let mut out = writer(w);
-    header(&mut out, sockets, explain, true)?;
+    header(&mut out, true)?;
     for n in &doc.namespaces {
-        rows(&mut out, &n.report, explain, Some(&Netns::of(&n.identity)))?;
+        rows(&mut out, &n.report, Some(&Netns::of(&n.identity)))?;
     }
-    if !sockets {
-        rows(&mut out, &doc.total, explain, Some(&Netns::default()))?;
-    }
+    rows(&mut out, &doc.total, Some(&Netns::default()))?;
     out.flush()?;
     Ok(())
+}
+
+/// `s` as one CSV field, quoted by the csv crate where RFC 4180 needs it.
+pub(super) fn field(s: &str) -> Vec<u8> {
+    // Two fields, so that an empty one is written empty, not as `""`.
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    out.write_record([s, ""]).expect("writing to memory");
+    let mut b = out.into_inner().expect("writing to memory");
+    b.truncate(b.len() - ",\n".len());
+    b
+}
+
+/// The leading fields of a namespace's rows (see [`NETNS_HEADER`]), each
+/// with its comma, as the csv crate writes them.
+pub(super) fn netns_fields(id: &NsIdentity) -> Vec<u8> {
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    out.serialize((Netns::of(id), ""))
+        .expect("writing to memory");
+    let mut b = out.into_inner().expect("writing to memory");
+    // The record ends with the empty field and its line end.
+    b.truncate(b.len() - "\n".len());
+    b
 }
 
 #[cfg(test)]
@@ -361,7 +371,7 @@ mod tests {
     use super::*;
     use crate::aggregate::GroupBy;
     use crate::host::identity::fixtures as identity;
-    use crate::report::{Counted, NamespaceReport, ProcessRef, fixtures};
+    use crate::report::{Counted, NamespaceReport, ProcessRef, fixtures, socket_row};
     use crate::socket::{Family, SocketRecord};
     use crate::state::StateSet;
 
@@ -390,9 +400,9 @@ mod tests {
         (head, rows)
     }
 
-    fn render(r: &ListReport, explain: bool) -> String {
+    fn render(r: &ListReport) -> String {
         let mut out = Vec::new();
-        list(&mut out, r, explain).unwrap();
+        list(&mut out, r).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -404,25 +414,23 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::all(),
             Counted::asked(StateSet::all()),
-            true,
         );
-        for (rows, head) in [
-            (
-                vec![serde_header(GroupCsv::from(&r.groups[0]))],
-                GROUP_HEADER,
-            ),
-            (
-                vec![serde_header(SocketCsv::new(
-                    &r.sockets.as_ref().unwrap()[0],
-                    false,
-                ))],
-                SOCKET_HEADER,
-            ),
-        ] {
-            assert_eq!(rows[0], head.join(","));
-        }
-        let explained = serde_header(SocketCsv::new(&r.sockets.as_ref().unwrap()[0], true));
+        assert_eq!(
+            serde_header(GroupCsv::from(&r.groups[0])),
+            GROUP_HEADER.join(",")
+        );
+        let p = ProcessRef {
+            pid: 1,
+            comm: "x".into(),
+        };
+        let row = socket_row(&records()[1], Some(&p));
+        assert_eq!(
+            serde_header(SocketCsv::new(&row, false)),
+            SOCKET_HEADER.join(",")
+        );
+        let explained = serde_header(SocketCsv::new(&row, true));
         assert_eq!(explained, format!("{},meaning", SOCKET_HEADER.join(",")));
+        assert_eq!(serde_header(Netns::default()), NETNS_HEADER.join(","));
     }
 
     /// The header line serde writes for `row`.
@@ -434,44 +442,39 @@ mod tests {
     }
 
     #[test]
-    fn groups_and_sockets_as_documented() {
+    fn groups_as_documented() {
         let r = fixtures::report(
             &records(),
             GroupBy::PEER_PORT_PAIR,
             StateSet::from_states(&[TcpState::TimeWait]),
             Counted::asked(StateSet::all()),
-            false,
         );
-        let text = render(&r, false);
+        let text = render(&r);
         assert_eq!(
             text,
             "state,peer,peer_port,local,local_port,count,soonest_ms,latest_ms,role,headroom,pid,process\n,10.0.0.1,80,,,1,30000,30000,,,,\n"
         );
+    }
 
-        let mut r = fixtures::report(
-            &records(),
-            GroupBy::PEER_PORT_PAIR,
-            StateSet::all(),
-            Counted::asked(StateSet::all()),
-            true,
-        );
-        r.sockets.as_mut().unwrap()[1].process = Some(ProcessRef {
-            pid: 42,
-            comm: "a,\"b\"".into(),
-        });
-        let (head, rows) = parse(&render(&r, true));
-        assert_eq!(head.last().unwrap(), "meaning");
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][0], "time-wait");
-        assert_eq!(rows[0][5], "timewait");
-        assert_eq!((rows[0][12].as_str(), rows[0][13].as_str()), ("", ""));
-        assert_eq!(rows[1][..3], ["close-wait", "::1", "8080"]);
-        // Quoted by RFC 4180 and read back whole.
+    #[test]
+    fn fields_are_quoted_by_rfc_4180() {
+        for s in ["plain", "", "a,\"b\"", "two\nlines", " lead"] {
+            let mut line = field(s);
+            line.extend_from_slice(b",x\n");
+            let mut rd = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&line[..]);
+            let rec = rd.records().next().unwrap().unwrap();
+            assert_eq!((&rec[0], &rec[1]), (s, "x"));
+        }
+        assert_eq!(field("plain"), b"plain");
+        assert_eq!(field("a,b"), b"\"a,b\"");
+        let mut line = netns_fields(&identity::pod("shop", "web-7f9c", &["app"]));
+        line.extend_from_slice(b"x\n");
         assert_eq!(
-            (rows[1][12].as_str(), rows[1][13].as_str()),
-            ("42", "a,\"b\"")
+            String::from_utf8(line).unwrap(),
+            "shop/web-7f9c,app,web-7f9c,shop,x\n"
         );
-        assert_eq!(rows[1][14], crate::text::short(TcpState::CloseWait));
     }
 
     #[test]
@@ -481,9 +484,8 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::all(),
             Counted::asked(StateSet::all()),
-            false,
         );
-        assert_eq!(render(&r, false), format!("{}\n", GROUP_HEADER.join(",")));
+        assert_eq!(render(&r), format!("{}\n", GROUP_HEADER.join(",")));
     }
 
     #[test]
@@ -498,18 +500,10 @@ mod tests {
             },
             StateSet::all(),
             Counted::asked(StateSet::from_states(&[TcpState::TimeWait])),
-            true,
         );
-        let text = render(&r, false);
+        let text = render(&r);
         assert!(!text.contains("close-wait"), "{text}");
         let (_, rows) = parse(&text);
-        assert_eq!(rows.len(), 1);
-        let groups = {
-            let mut r = r.clone();
-            r.sockets = None;
-            render(&r, false)
-        };
-        let (_, rows) = parse(&groups);
         assert_eq!(
             rows,
             [[
@@ -531,27 +525,26 @@ mod tests {
 
     #[test]
     fn namespaces_lead_with_netns_and_end_with_totals() {
-        let r = |sockets| {
+        let r = || {
             fixtures::report(
                 &records(),
                 GroupBy::PEER_PORT_PAIR,
                 StateSet::from_states(&[TcpState::TimeWait]),
                 Counted::asked(StateSet::all()),
-                sockets,
             )
         };
-        let doc = |sockets| NetnsListReport {
-            total: r(sockets),
+        let doc = NetnsListReport {
+            total: r(),
             namespaces: vec![
-                NamespaceReport::new(identity::named("blue"), r(sockets)),
-                NamespaceReport::new(identity::container("web,1"), r(sockets)),
-                NamespaceReport::new(identity::pod("shop", "web-7f9c", &["app"]), r(sockets)),
-                NamespaceReport::new(identity::named("evil\x1b[2J\nx"), r(sockets)),
+                NamespaceReport::new(identity::named("blue"), r()),
+                NamespaceReport::new(identity::container("web,1"), r()),
+                NamespaceReport::new(identity::pod("shop", "web-7f9c", &["app"]), r()),
+                NamespaceReport::new(identity::named("evil\x1b[2J\nx"), r()),
             ],
             skipped: Vec::new(),
         };
         let mut out = Vec::new();
-        namespaces(&mut out, &doc(false), false).unwrap();
+        namespaces(&mut out, &doc).unwrap();
         let (head, rows) = parse(&String::from_utf8(out).unwrap());
         assert_eq!(head[..4], *NETNS_HEADER);
         assert_eq!(head[4..], *GROUP_HEADER);
@@ -570,11 +563,5 @@ mod tests {
                 ["", "", "", ""],
             ]
         );
-
-        let mut out = Vec::new();
-        namespaces(&mut out, &doc(true), false).unwrap();
-        let (head, rows) = parse(&String::from_utf8(out).unwrap());
-        assert_eq!(head[4..], *SOCKET_HEADER);
-        assert_eq!(rows.len(), 8, "two sockets per namespace, no totals");
     }
 }

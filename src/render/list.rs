@@ -9,11 +9,12 @@ use super::{Style, conntrack, csv, json, prometheus, table};
 use crate::escape::Visible;
 use crate::report::{ListDocument, ListReport};
 
-/// The formats `list` writes.
+/// The formats `list` writes (its socket rows: `rows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListFormat {
     Table,
     Json,
+    Ndjson,
     Csv,
     Prometheus,
 }
@@ -31,9 +32,6 @@ pub struct ListRender {
 /// there is one, then the diagnoses (of both).
 fn table_report(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     table::summary(w, r, style, explain)?;
-    if r.sockets.is_some() {
-        return Ok(());
-    }
     if let Some(c) = &r.conntrack {
         conntrack::section(w, c, style, explain)?;
     }
@@ -41,7 +39,8 @@ fn table_report(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) 
 }
 
 /// Writes `doc`. Several namespaces: JSON is the totals with a `namespaces`
-/// array; the table is one summary per namespace under a heading that says
+/// array; NDJSON a summary line per namespace (`netns` and `identity` first),
+/// then the totals' line (with `skipped`); the table is one summary per namespace under a heading that says
 /// whose it is, then the totals (when there is more than one); CSV leads with
 /// `netns`, `container`, `pod` and `pod_namespace` columns, the totals under
 /// empty ones; Prometheus labels every series with `netns` and, where known,
@@ -55,7 +54,8 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
     match (doc, format) {
         (ListDocument::One(r), ListFormat::Table) => table_report(w, r, style, explain),
         (ListDocument::One(r), ListFormat::Json) => json::write(w, r),
-        (ListDocument::One(r), ListFormat::Csv) => csv::list(w, r, explain),
+        (ListDocument::One(r), ListFormat::Ndjson) => json::summary_line(w, r),
+        (ListDocument::One(r), ListFormat::Csv) => csv::list(w, r),
         (ListDocument::One(r), ListFormat::Prometheus) => prometheus::list(w, &[(None, r)]),
         (ListDocument::Namespaces(d), ListFormat::Table) => {
             for (i, n) in d.namespaces.iter().enumerate() {
@@ -79,7 +79,13 @@ pub fn write(w: &mut dyn Write, doc: &ListDocument, how: ListRender) -> Result<(
             table::skipped(w, &d.skipped)
         }
         (ListDocument::Namespaces(d), ListFormat::Json) => json::write(w, d),
-        (ListDocument::Namespaces(d), ListFormat::Csv) => csv::namespaces(w, d, explain),
+        (ListDocument::Namespaces(d), ListFormat::Ndjson) => {
+            for n in &d.namespaces {
+                json::summary_line(w, n)?;
+            }
+            json::summary_line(w, &json::Totals::of(d))
+        }
+        (ListDocument::Namespaces(d), ListFormat::Csv) => csv::namespaces(w, d),
         (ListDocument::Namespaces(d), ListFormat::Prometheus) => {
             let items: Vec<_> = d
                 .namespaces
@@ -107,7 +113,6 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::from_states(&[TcpState::TimeWait]),
             Counted::asked(counted),
-            false,
         )
     }
 
@@ -227,6 +232,27 @@ uid 1234abcd-0000-4000-8000-0123456789ab; containers app, side\\x1bcar; inode 40
         assert_eq!(v["states"]["time-wait"], 3);
         assert!(v.get("namespaces").is_none());
         assert!(render(&one, ListFormat::Csv).starts_with("state,peer,"));
+        let line: serde_json::Value =
+            serde_json::from_str(&render(&one, ListFormat::Ndjson)).unwrap();
+        assert_eq!(
+            (&line["type"], &line["total"]),
+            (&"summary".into(), &3.into())
+        );
+        let lines = render(&doc(&["blue", "red"], StateSet::all()), ListFormat::Ndjson);
+        let lines: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let netns: Vec<&serde_json::Value> = lines.iter().map(|l| &l["netns"]).collect();
+        assert_eq!(
+            netns,
+            [&"blue".into(), &"red".into(), &serde_json::Value::Null]
+        );
+        assert_eq!(lines[0]["identity"]["name"], "blue");
+        assert!(
+            lines[2]["skipped"].is_array(),
+            "the totals' line names what was skipped"
+        );
         let p = render(&one, ListFormat::Prometheus);
         assert!(p.contains("tw_inspect_sockets{state=\"time-wait\",family=\"ipv4\"} 3\n"));
         assert!(!p.contains("netns="));

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod json;
 pub mod list;
 pub mod prometheus;
+pub mod rows;
 pub mod table;
 pub mod watch;
 pub mod who;
@@ -58,7 +59,8 @@ pub fn human_ms(ms: u32) -> String {
     } else if ms < 10_000 {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
-        format!("{}s", (ms + 500) / 1000)
+        // u64: the kernel's u32 can be within 500 of its maximum.
+        format!("{}s", (u64::from(ms) + 500) / 1000)
     }
 }
 

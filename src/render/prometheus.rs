@@ -492,7 +492,6 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::from_states(&[TcpState::TimeWait]),
             Counted::asked(counted),
-            false,
         );
         let rest = r.groups.split_off((top as usize).min(r.groups.len()));
         r.other_groups.groups = rest.len() as u64;
@@ -612,14 +611,8 @@ mod tests {
                 agg.push(&r);
             }
         }
-        let mut r = ListReport::new_keeping(
-            &agg,
-            1,
-            &[22, 443],
-            None,
-            1.0,
-            Counted::asked(StateSet::all()),
-        );
+        let mut r =
+            ListReport::new_keeping(&agg, 1, &[22, 443], 1.0, Counted::asked(StateSet::all()));
         r = r.with_close_wait(
             &[
                 CloseWaitGroup {

@@ -5,15 +5,12 @@ use std::io::Write;
 use anyhow::Result;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table, presets};
 
-use std::net::SocketAddr;
-
 use super::{Style, human_age, human_ms};
 use crate::aggregate::Role;
 use crate::diagnose::Severity;
 use crate::escape::{Visible, visible};
 use crate::report::Skipped;
-use crate::report::{CountedBasis, GroupRow, ListReport, OtherGroups, SnapshotInfo, SocketRow};
-use crate::socket::Timer;
+use crate::report::{CountedBasis, GroupRow, ListReport, OtherGroups, SnapshotInfo};
 use crate::state::{StateSet, TcpState};
 
 /// A borderless table like `ss` prints, told explicitly whether to style.
@@ -42,7 +39,7 @@ pub fn num(n: impl ToString) -> Cell {
 }
 
 /// The states a person looks for first, colored: comfy-table's color and its ANSI code.
-fn state_color(s: TcpState) -> Option<(Color, &'static str)> {
+pub(super) fn state_color(s: TcpState) -> Option<(Color, &'static str)> {
     match s {
         TcpState::TimeWait => Some((Color::Yellow, "33")),
         TcpState::CloseWait => Some((Color::Red, "31")),
@@ -148,41 +145,12 @@ pub fn grouped_signed(n: i64) -> String {
     format!("{sign}{}", grouped(n.unsigned_abs()))
 }
 
-/// One socket row's cells, in column order.
-fn socket_cells(s: &SocketRow, with_proc: bool, explain: bool, cells: &mut Vec<String>) {
-    cells.clear();
-    let mut state = s.state.name().to_string();
-    if s.orphaned {
-        state.push_str(" (orphaned)");
-    }
-    cells.push(state);
-    cells.push(SocketAddr::new(s.local, s.local_port).to_string());
-    cells.push(SocketAddr::new(s.peer, s.peer_port).to_string());
-    cells.push(s.timer.name().to_string());
-    cells.push(if s.timer == Timer::Off {
-        "-".to_string()
-    } else {
-        human_ms(s.expires_ms)
-    });
-    cells.push(s.retransmits.to_string());
-    cells.push(s.uid.to_string());
-    cells.push(s.inode.to_string());
-    if with_proc {
-        cells.push(match &s.process {
-            Some(p) => format!("{} ({})", Visible(&p.comm), p.pid),
-            None => crate::text::no_owner(s.state, s.orphaned).to_string(),
-        });
-    }
-    if explain {
-        cells.push(crate::text::short(s.state).to_string());
-    }
-}
-
 /// A borderless table written in two passes over `rows` (column widths, then
-/// the rows), so that memory does not grow with the number of rows: `--sockets`
-/// and `--top 0` can print hundreds of thousands (comfy-table kept every styled
-/// cell: about 0.5 GB and 0.9 s for 200,000 rows). It looks like the small
-/// tables: one space of padding, bold header and colored states when styling.
+/// the rows), so that memory does not grow beyond the rows themselves: `--top
+/// 0` can print many groups (comfy-table kept every styled cell: about 0.5 GB
+/// and 0.9 s for 200,000 rows). It looks like the small tables: one space of
+/// padding, bold header and colored states when styling. (Socket rows stream
+/// through `rows`, with fixed widths.)
 fn stream_table<R>(
     w: &mut dyn Write,
     style: Style,
@@ -233,49 +201,6 @@ fn stream_table<R>(
             _ => None,
         };
         emit(w, &refs, color, false)?;
-    }
-    Ok(())
-}
-
-/// `--sockets` as a table.
-fn sockets_table(
-    w: &mut dyn Write,
-    r: &ListReport,
-    sockets: &[SocketRow],
-    style: Style,
-    explain: bool,
-) -> Result<()> {
-    let mut head = vec![
-        "State", "Local", "Peer", "Timer", "Left", "Retr", "UID", "Inode",
-    ];
-    let with_proc = r.processes || sockets.iter().any(|s| s.process.is_some());
-    if with_proc {
-        head.push("Process");
-    }
-    if explain {
-        head.push("Meaning");
-    }
-    // Numbers (Left, Retr, UID, Inode) are right-aligned.
-    let right: Vec<bool> = (0..head.len()).map(|i| (4..8).contains(&i)).collect();
-    stream_table(
-        w,
-        style,
-        &head,
-        &right,
-        sockets,
-        |s, cells| socket_cells(s, with_proc, explain, cells),
-        |s| Some(s.state),
-    )?;
-    let shown = sockets.len() as u64;
-    if shown < r.total {
-        writeln!(
-            w,
-            "{} of {} sockets shown (--top 0 shows all)",
-            grouped(shown),
-            grouped(r.total)
-        )?;
-    } else {
-        writeln!(w, "{} sockets", grouped(r.total))?;
     }
     Ok(())
 }
@@ -437,22 +362,17 @@ fn counters_line(r: &ListReport) -> Option<String> {
     ))
 }
 
-/// The default `list` view: states, top groups, diagnoses; or the socket rows.
+/// The default `list` view: states, top groups, diagnoses (socket rows are
+/// written by `rows`).
 pub fn list(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     summary(w, r, style, explain)?;
-    if r.sockets.is_none() {
-        diagnoses(w, r, style)?;
-    }
-    Ok(())
+    diagnoses(w, r, style)
 }
 
-/// The default view without its diagnoses (states and top groups), or the socket rows.
+/// The default view without its diagnoses: states and top groups.
 pub fn summary(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -> Result<()> {
     if let Some(s) = &r.snapshot {
         writeln!(w, "{}", snapshot_line(s))?;
-    }
-    if let Some(sockets) = &r.sockets {
-        return sockets_table(w, r, sockets, style, explain);
     }
 
     // A snapshot's collect_ms is its capture's; an `ss -D` dump does not say.
@@ -628,51 +548,12 @@ mod tests {
 
     use crate::aggregate::GroupBy;
     use crate::report::{Counted, fixtures};
-    use crate::socket::{Family, SocketRecord};
+    use crate::socket::{Family, SocketRecord, Timer};
 
     fn text(r: &ListReport) -> String {
         let mut out = Vec::new();
         list(&mut out, r, Style::new(false), false).unwrap();
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn socket_rows_line_up() {
-        let mut a = SocketRecord::blank(Family::V4, TcpState::TimeWait);
-        a.local = "127.0.0.1".parse().unwrap();
-        a.local_port = 40000;
-        a.peer = "127.0.0.2".parse().unwrap();
-        a.peer_port = 80;
-        a.timer = Timer::TimeWait;
-        a.expires_ms = 59_400;
-        let mut b = SocketRecord::blank(Family::V6, TcpState::Established);
-        b.local = "fe80::1".parse().unwrap();
-        b.local_port = 443;
-        b.peer = "fe80::2".parse().unwrap();
-        b.peer_port = 51000;
-        b.inode = 123_456;
-        let r = fixtures::report(
-            &[a, b],
-            GroupBy::PEER_PORT_PAIR,
-            StateSet::all(),
-            Counted::asked(StateSet::all()),
-            true,
-        );
-        let text = text(&r);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
-        assert!(!text.contains('\x1b'));
-        // Text columns start together, numbers end together.
-        let col = |l: &str, s: &str| l.find(s).unwrap();
-        assert_eq!(col(lines[0], "Local"), col(lines[1], "127.0.0.1:40000"));
-        assert_eq!(
-            col(lines[1], "127.0.0.1:40000"),
-            col(lines[2], "[fe80::1]:443")
-        );
-        let end = |l: &str, s: &str| l.find(s).unwrap() + s.len();
-        assert_eq!(end(lines[0], "Inode"), end(lines[2], "123456"));
-        assert_eq!(end(lines[0], "Left"), end(lines[1], "59s"));
-        assert_eq!(lines[3], "2 sockets");
     }
 
     /// The count cell of `state` in the state table.
@@ -693,7 +574,6 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::from_states(&[TcpState::TimeWait]),
             Counted::asked(asked),
-            false,
         );
         let t = text(&r);
         assert_eq!(count_of(&t, "time-wait"), "1");
@@ -707,7 +587,6 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::all(),
             Counted::asked(StateSet::all()),
-            false,
         );
         let t = text(&all);
         assert_eq!(count_of(&t, "close-wait"), "0");
@@ -719,7 +598,6 @@ mod tests {
             GroupBy::PEER_PORT_PAIR,
             StateSet::all(),
             Counted::found(StateSet::from_states(&[TcpState::TimeWait])),
-            false,
         );
         let t = text(&found);
         assert_eq!(count_of(&t, "established"), "-");
@@ -731,13 +609,7 @@ mod tests {
     fn colors_only_what_is_there_and_no_trailing_spaces() {
         let tw = SocketRecord::blank(Family::V4, TcpState::TimeWait);
         let all = StateSet::all();
-        let mut r = fixtures::report(
-            &[tw],
-            GroupBy::PEER_PORT_PAIR,
-            all,
-            Counted::asked(all),
-            false,
-        );
+        let mut r = fixtures::report(&[tw], GroupBy::PEER_PORT_PAIR, all, Counted::asked(all));
         r.diagnoses.push(crate::diagnose::Diagnosis {
             kind: "tw-buckets",
             severity: Severity::Critical,
@@ -809,7 +681,7 @@ mod tests {
             r.expires_ms = 30_000 + u32::from(i);
             agg.push(&r);
         }
-        let r = ListReport::new(&agg, 10, None, 1.0, Counted::asked(StateSet::unfiltered()));
+        let r = ListReport::new(&agg, 10, 1.0, Counted::asked(StateSet::unfiltered()));
         let t = text(&r);
         assert!(
             t.contains("TIME_WAIT incoming, by local port (top 1 of 1 groups, 12 sockets)"),
