@@ -342,7 +342,7 @@ _tw_inspect() {
             return 0
             ;;
         tw_inspect__subcmd__list)
-            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --prom-port --top --sockets --format --explain --processes --output --watch --count --save --load --trace --conntrack --state --color --help"
+            opts="-4 -6 -b -n -f -e -p -o -w -s -h --port --local-port --peer-port --peer --local --ipv4 --ipv6 --netns --all-netns --by --prom-port --top --sockets --sort --format --explain --processes --output --watch --count --save --load --trace --conntrack --state --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -416,12 +416,16 @@ _tw_inspect() {
                     fi
                     return 0
                     ;;
+                --sort)
+                    COMPREPLY=($(compgen -W "state local peer local-port peer-port expires" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json ndjson csv prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "table json csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json ndjson csv prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --output)

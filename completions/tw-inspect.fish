@@ -66,8 +66,15 @@ local+port\t'Local address and port'
 process\t'The process that closed the connection first (needs --trace, root)'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l prom-port -d 'With --format prometheus: these local ports\' incoming TIME_WAIT are always series of their own, beside the top N (comma-separated or repeated, at most 64)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s n -l top -d 'Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows' -r -f
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sort -d 'With --sockets: order the rows by KEY (ties keep the kernel\'s order). Holds every row in memory (about 80 bytes per socket), or N rows with --top N' -r -f -a "state\t'State, in the kernel\'s order (established first)'
+local\t'Local address, then port'
+peer\t'Peer address, then port'
+local-port\t'Local port'
+peer-port\t'Peer port'
+expires\t'Time left on the timer, soonest first; sockets with no timer last'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'One JSON document (one line per sample with --watch)'
+ndjson\t'One JSON object per line: each socket with --sockets, then the summary ("type": "summary")'
 csv\t'RFC 4180 CSV with a header line'
 prometheus\t'Prometheus text exposition, for node_exporter\'s textfile collector'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s o -l output -d 'Write to FILE atomically (temporary file, then rename) instead of stdout; FILE must be a regular file or new (a symlink, FIFO, device or directory is refused)' -r -F
@@ -101,7 +108,7 @@ never\t''"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s 4 -l ipv4 -d 'IPv4 only'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s 6 -l ipv6 -d 'IPv6 only'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l all-netns -d 'Read every network namespace on the host, each named after its container or pod and reported on its own and in total (root)'
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sockets -d 'One row per socket instead of a summary'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sockets -d 'One row per socket instead of a summary, written as the kernel sends them'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s e -l explain -d 'Add the plain meaning of each state (table; CSV with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s p -l processes -d 'Show the process owning each socket (with --sockets)'
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l conntrack -d 'Add the conntrack table: entries by conntrack state beside the socket counts, top destinations and sources, fill and drops (entries need CAP_NET_ADMIN)'
