@@ -26,6 +26,8 @@ use anyhow::{Context, Result, bail};
 /// TIME_WAIT lasts 60 s. Sockets made first must still be there when the last
 /// sample is taken, so a phase stops sampling this long after it began.
 const PHASE_BUDGET: Duration = Duration::from_secs(50);
+/// No round may end later than this after the first socket was made.
+const LAST_SAMPLE: Duration = Duration::from_secs(58);
 const ESTABLISHED_PAIRS: usize = 100;
 const V4_PORTS: [u16; 4] = [80, 443, 636, 993];
 const V6_PORTS: [u16; 4] = [81, 444, 637, 994];
@@ -53,7 +55,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut a = Args {
         sizes: vec![10_000, 200_000, 1_000_000],
-        reps: 15,
+        reps: 30,
         build: true,
         phase: None,
         run: None,
@@ -106,7 +108,7 @@ fn parse_args() -> Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "tw-bench: tw-inspect vs ss vs netstat vs dump-only clients, in private network namespaces\n\n\
-                     Usage: cargo run --release -p tw-bench -- [--sizes 10000,200000,1000000] [--reps 15] [--no-build]\n\
+                     Usage: cargo run --release -p tw-bench -- [--sizes 10000,200000,1000000] [--reps 30] [--no-build]\n\
                      \x20      cargo run --release -p tw-bench -- --containers 0,20,100 [--reps 15] [--no-build] [--baseline OLD-TW-INSPECT]\n\n\
                      Needs root. Prints markdown tables on stdout, progress on stderr."
                 );
@@ -517,6 +519,10 @@ const JSON: usize = 4;
 const TABLE: usize = 5;
 const SS: usize = 7;
 const NETSTAT: usize = 9;
+/// The commands that take a good part of a second a run at 200,000 sockets
+/// and seconds at a million (ss, its pipeline, netstat): timed every 5th
+/// round there, and once (in the first round) at a million.
+const SLOW: [usize; 3] = [SS, SS + 1, NETSTAT];
 const FLOOR_FAMILY: usize = 10;
 /// The reference: the least work any sock_diag client can do.
 const FLOOR: usize = 11;
@@ -729,15 +735,35 @@ fn phase(n: usize, reps: usize, bin_dir: &Path, run: Option<&str>) -> Result<()>
     // million sockets a round takes about 10 s of the 60 s that TIME_WAIT
     // lasts, so there only tw-inspect and the floors warm up.
     for (i, c) in cmds.iter().enumerate() {
-        if n < 1_000_000 || ![SS, SS + 1, NETSTAT].contains(&i) {
+        if n < 1_000_000 || !SLOW.contains(&i) {
             run_once(c)?;
         }
     }
     let mut done = 0;
+    let mut round = Duration::ZERO;
     while done < reps {
+        // A round that could not end before the first sockets expire is not begun.
+        if n > 0 && done > 0 && began.elapsed() + round > LAST_SAMPLE {
+            eprintln!("tw-bench: stopping at {done} rounds so no TIME_WAIT socket expires mid-run");
+            break;
+        }
+        // The next round's length: the commands it will run again.
+        round = Duration::ZERO;
         for (i, c) in cmds.iter().enumerate() {
+            // ss and netstat take a good part of a second a run at 200,000
+            // sockets (every 5th round) and seconds at a million (one sample):
+            // the rounds of the others then fit in TIME_WAIT's 60 s.
+            let slow = SLOW.contains(&i) && n >= 200_000;
+            let every = if n >= 1_000_000 { usize::MAX } else { 5 };
+            if slow && done % every != 0 {
+                continue;
+            }
+            let start = Instant::now();
             let (ms, rss, ok) = run_once(c)?;
             println!("sample\t{i}\t{ms:.3}\t{rss}\t{}", u8::from(ok));
+            if !slow {
+                round += start.elapsed();
+            }
         }
         done += 1;
         if n > 0 && began.elapsed() > PHASE_BUDGET && done >= 3 {
