@@ -66,7 +66,7 @@ local+port\t'Local address and port'
 process\t'The process that closed the connection first (needs --trace, root)'"
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l prom-port -d 'With --format prometheus: these local ports\' incoming TIME_WAIT are always series of their own, beside the top N (comma-separated or repeated, at most 64)' -r -f
 complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -s n -l top -d 'Show the N largest groups [default: 10]; 0 shows all. With --sockets: at most N rows' -r -f
-complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sort -d 'With --sockets: order the rows by KEY (ties keep the kernel\'s order). Holds every row in memory (about 80 bytes per socket), or N rows with --top N' -r -f -a "state\t'State, in the kernel\'s order (established first)'
+complete -c tw-inspect -n "__fish_tw_inspect_using_subcommand list" -l sort -d 'With --sockets: order the rows by KEY (ties keep the kernel\'s order). Holds every row in memory (80 to 160 bytes per socket: 130 MiB at a million), or N rows with --top N' -r -f -a "state\t'State, in the kernel\'s order (established first)'
 local\t'Local address, then port'
 peer\t'Peer address, then port'
 local-port\t'Local port'

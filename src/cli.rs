@@ -266,7 +266,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub sockets: bool,
 
-    /// With --sockets: order the rows by KEY (ties keep the kernel's order). Holds every row in memory (about 80 bytes per socket), or N rows with --top N
+    /// With --sockets: order the rows by KEY (ties keep the kernel's order). Holds every row in memory (80 to 160 bytes per socket: 130 MiB at a million), or N rows with --top N
     #[arg(long, value_enum, value_name = "KEY")]
     pub sort: Option<SortKeyArg>,
 

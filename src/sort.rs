@@ -3,8 +3,9 @@
 //!
 //! The first row of a sorted listing is known only once the last socket has
 //! arrived, so a sorted listing keeps its sockets until the dump ends: every
-//! record (about 80 bytes each, 80 MB for a million sockets), or only the N
-//! first in order with `--top N` (a heap of N). Ties keep the kernel's order.
+//! record (about 80 bytes each, twice that at moments while the list grows: a
+//! peak of 130 MiB for a million sockets), or only the N first in order with
+//! `--top N` (a heap of N). Ties keep the kernel's order.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
