@@ -87,16 +87,7 @@ pub fn publish(
         since_previous(history, label.as_ref(), s);
     }
     sample::warn_skipped(&samples.skipped);
-    if let Some(file) = save_to {
-        let captured = samples
-            .results
-            .first_mut()
-            .and_then(|(_, s)| s.capture.take());
-        snapshot::save(
-            file,
-            &captured.expect("the plan keeps raw datagrams for --save"),
-        )?;
-    }
+    save_capture(save_to, &mut samples)?;
     for (label, s) in &samples.results {
         if let Some(CtSample {
             entries: Err(CtNotRead::Failed(msg)),
@@ -151,6 +142,21 @@ fn since_previous(history: &mut CounterHistory, label: Option<&NsIdentity>, s: &
         }
         history.insert(key, (r.last.clone(), r.last_at));
     }
+}
+
+/// Writes the first sample's raw datagrams to `--save`'s file, when asked.
+fn save_capture(save_to: Option<Output>, samples: &mut sample::Samples) -> Result<()> {
+    let Some(file) = save_to else {
+        return Ok(());
+    };
+    let captured = samples
+        .results
+        .first_mut()
+        .and_then(|(_, s)| s.capture.take());
+    snapshot::save(
+        file,
+        &captured.expect("the plan keeps raw datagrams for --save"),
+    )
 }
 
 /// `list --sockets`: each socket is written as the dump hands it over (or,
@@ -235,16 +241,7 @@ fn publish_rows(
     writer.end(total.as_ref(), &samples.skipped);
     // A closed output ends here, before a snapshot of a dump cut short is saved.
     writer.finish()?;
-    if let Some(file) = save_to {
-        let captured = samples
-            .results
-            .first_mut()
-            .and_then(|(_, s)| s.capture.take());
-        snapshot::save(
-            file,
-            &captured.expect("the plan keeps raw datagrams for --save"),
-        )?;
-    }
+    save_capture(save_to, &mut samples)?;
     out.finish()
 }
 

@@ -12,10 +12,10 @@ use std::io;
 use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
-use super::RECV_BUF;
 use super::conntrack_parse::{CT_GET, CtParseStats, parse_datagram};
 use super::parse::{Flow, ParseError};
 use super::request::message;
+use super::{RECV_BUF, recv_datagram};
 use crate::conntrack::CtEntry;
 
 /// A failure to dump the conntrack table.
@@ -79,22 +79,9 @@ pub fn dump(mut on_entry: impl FnMut(&CtEntry)) -> Result<CtParseStats, Conntrac
     let mut buf = vec![0u8; RECV_BUF];
     let mut stats = CtParseStats::default();
     loop {
-        let n = loop {
-            let mut slice = &mut buf[..];
-            match sock.recv(&mut slice, libc::MSG_TRUNC) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("recv", e)),
-            }
-        };
+        let n = recv_datagram(&sock, &mut buf).map_err(|e| io_err("recv", e))?;
         if n > buf.len() {
             return Err(ConntrackError::Truncated { len: n });
-        }
-        if n == 0 {
-            return Err(io_err(
-                "recv",
-                io::Error::from(io::ErrorKind::UnexpectedEof),
-            ));
         }
         match parse_datagram(&buf[..n], Some(seq), &mut stats, &mut on_entry) {
             Ok(Flow::More) => {}

@@ -261,14 +261,25 @@ fn recv_one(sock: &Socket, family: Family, buf: &mut [u8]) -> Result<usize, Diag
         family: Some(family),
         err,
     };
+    match recv_datagram(sock, buf) {
+        Ok(n) if n > RECV_BUF.min(buf.len()) => Err(DiagError::Truncated { family, len: n }),
+        Ok(n) => Ok(n),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// One netlink datagram into `buf`, retried when a signal interrupts the wait.
+/// The length is the datagram's whole length (`MSG_TRUNC`), more than
+/// `buf.len()` when it did not fit; a zero-length read is an error, since every
+/// reply carries at least a header.
+pub(crate) fn recv_datagram(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         let mut slice = &mut buf[..];
         return match sock.recv(&mut slice, libc::MSG_TRUNC) {
-            Ok(n) if n > RECV_BUF.min(buf.len()) => Err(DiagError::Truncated { family, len: n }),
-            Ok(0) => Err(io_err(io::Error::from(io::ErrorKind::UnexpectedEof))),
+            Ok(0) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(io_err(e)),
+            Err(e) => Err(e),
         };
     }
 }
@@ -506,14 +517,7 @@ pub fn lookup_each(
         let req = request::build_exact(id, seq, opts.ext());
         sock.send_to(&req, &SocketAddr::new(0, 0), 0)
             .map_err(|e| io_err("send", e))?;
-        let n = loop {
-            let mut slice = &mut buf[..];
-            match sock.recv(&mut slice, libc::MSG_TRUNC) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("recv", e)),
-            }
-        };
+        let n = recv_datagram(&sock, &mut buf).map_err(|e| io_err("recv", e))?;
         if n > buf.len() {
             return Err(DiagError::Truncated {
                 family: id.family,

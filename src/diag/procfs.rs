@@ -188,34 +188,13 @@ pub fn table_path(family: Family) -> PathBuf {
     }
 }
 
-/// Reads both tables (as the query's families ask) into sinks made by `make`.
+/// Reads both tables (as the query's families ask) into one sink made by `make`.
 pub fn collect<S: Sink>(query: &Query, make: impl Fn() -> S) -> Result<Collection<S>> {
     let start = Instant::now();
-    let mut out: Option<S> = None;
-    let mut stats = ParseStats::default();
-    // /proc cannot narrow the families by address, so read what `ipv4`/`ipv6` allow.
-    let families = [(query.ipv4, Family::V4), (query.ipv6, Family::V6)];
-    for (_, family) in families.iter().filter(|(on, _)| *on) {
-        let path = table_path(*family);
-        let mut sink = make();
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut matched = 0;
-        let s = read_table(BufReader::new(file), *family, &path, |r| {
-            if query.matches(r) {
-                matched += 1;
-                sink.push(r);
-            }
-        })?;
-        // Like the netlink path, count what passed the filter.
-        stats.sockets += matched;
-        stats.unknown_state += s.unknown_state;
-        match out.as_mut() {
-            None => out = Some(sink),
-            Some(o) => o.absorb(sink),
-        }
-    }
+    let mut sink = make();
+    let stats = stream_proc(query, &mut sink)?;
     Ok(Collection {
-        sink: out.unwrap_or_else(make),
+        sink,
         stats,
         elapsed: start.elapsed(),
         raw: Vec::new(),
@@ -225,6 +204,7 @@ pub fn collect<S: Sink>(query: &Query, make: impl Fn() -> S) -> Result<Collectio
 /// Reads both tables (as the query's families ask) into one sink, IPv4 first.
 fn stream_proc<S: Sink>(query: &Query, sink: &mut S) -> Result<ParseStats> {
     let mut stats = ParseStats::default();
+    // /proc cannot narrow the families by address, so read what `ipv4`/`ipv6` allow.
     let families = [(query.ipv4, Family::V4), (query.ipv6, Family::V6)];
     for (_, family) in families.iter().filter(|(on, _)| *on) {
         if sink.stopped() {
@@ -239,6 +219,7 @@ fn stream_proc<S: Sink>(query: &Query, sink: &mut S) -> Result<ParseStats> {
                 sink.push(r);
             }
         })?;
+        // Like the netlink path, count what passed the filter.
         stats.sockets += matched;
         stats.unknown_state += s.unknown_state;
     }

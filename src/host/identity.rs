@@ -637,7 +637,8 @@ pub fn find<'a>(ids: &'a [NsIdentity], arg: &str) -> Found<'a> {
 pub mod fixtures {
     use super::*;
 
-    fn blank(name: &str, kind: Kind, inode: u64) -> NsIdentity {
+    /// An identity with nothing known but its name, kind and inode.
+    pub fn blank(name: &str, kind: Kind, inode: u64) -> NsIdentity {
         NsIdentity {
             inode,
             name: name.into(),
@@ -705,19 +706,7 @@ pub mod fixtures {
 mod tests {
     use super::*;
 
-    fn ident(name: &str, kind: Kind, inode: u64) -> NsIdentity {
-        NsIdentity {
-            inode,
-            name: name.into(),
-            kind,
-            run_netns: None,
-            container: None,
-            pod: None,
-            containers: Vec::new(),
-            process: None,
-            dev: 4,
-        }
-    }
+    use super::fixtures::blank as ident;
 
     fn ctr(id: char, name: Option<&str>, rt: Runtime) -> ContainerRef {
         ContainerRef {
