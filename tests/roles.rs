@@ -210,7 +210,7 @@ http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path
     let table = in_ns(&srv.ns, &[BIN, "list"]);
     assert!(
         table.contains(&format!(
-            "TIME_WAIT incoming, by local port (top 1 of 1 groups, {} sockets)",
+            "TIME_WAIT incoming, by local port (top 1 of 1 group, {} sockets)",
             on_80.to_string().replace("000", ",000")
         )),
         "{table}"

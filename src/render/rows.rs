@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 
 pub use super::Style;
-use super::table::grouped;
+use super::table::{counted, grouped};
 use super::{csv as csv_out, human_ms, json};
 use crate::escape::visible;
 use crate::host::identity::NsIdentity;
@@ -416,11 +416,11 @@ impl<'o, W: Write> RowWriter<'o, W> {
             RowFormat::Table => {
                 let line = match self.report.shown < r.total {
                     true => format!(
-                        "{} of {} sockets shown (--top 0 shows all)\n",
+                        "{} of {} shown (--top 0 shows all)\n",
                         grouped(self.report.shown),
-                        grouped(r.total)
+                        counted(r.total, "socket")
                     ),
-                    false => format!("{} sockets\n", grouped(r.total)),
+                    false => format!("{}\n", counted(r.total, "socket")),
                 };
                 self.buf.extend_from_slice(line.as_bytes());
             }
@@ -465,9 +465,9 @@ impl<'o, W: Write> RowWriter<'o, W> {
                 // One namespace: its report is the total.
                 if self.reports > 1 {
                     let text = format!(
-                        "\nAll {} network namespaces\n{} sockets\n",
+                        "\nAll {} network namespaces\n{}\n",
                         self.reports,
-                        grouped(t.total)
+                        counted(t.total, "socket")
                     );
                     self.buf.extend_from_slice(text.as_bytes());
                 }

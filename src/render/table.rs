@@ -135,6 +135,14 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
+/// A count with its noun, singular for one: `1 socket`, `4,565 sockets`.
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{} {noun}s", grouped(n)),
+    }
+}
+
 /// A change with its sign and thousands separators: `+1,204`, `-3`, `0`.
 pub fn grouped_signed(n: i64) -> String {
     let sign = match n {
@@ -290,19 +298,19 @@ fn role_tables(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<()> {
         let total = rows.iter().map(|g| g.count).sum::<u64>() + other.count;
         writeln!(
             w,
-            "{states} {}, {how} (top {} of {} groups, {} sockets)",
+            "{states} {}, {how} (top {} of {}, {})",
             role.name(),
             rows.len(),
-            rows.len() as u64 + other.groups,
-            grouped(total)
+            counted(rows.len() as u64 + other.groups, "group"),
+            counted(total, "socket")
         )?;
         groups_table(w, &rows, style)?;
         if other.groups > 0 {
             writeln!(
                 w,
-                "... and {} more groups with {} sockets (--top 0 shows all)",
-                grouped(other.groups),
-                grouped(other.count)
+                "... and {} more with {} (--top 0 shows all)",
+                counted(other.groups, "group"),
+                counted(other.count, "socket")
             )?;
         }
     }
@@ -319,8 +327,8 @@ fn close_wait_table(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<(
     writeln!(w)?;
     writeln!(
         w,
-        "CLOSE_WAIT by local port and process ({} sockets; oldest: time since the peer closed)",
-        grouped(total)
+        "CLOSE_WAIT by local port and process ({}; oldest: time since the peer closed)",
+        counted(total, "socket")
     )?;
     let head = ["Local port", "Process", "Count", "Oldest"];
     let right = [true, false, true, true];
@@ -337,9 +345,9 @@ fn close_wait_table(w: &mut dyn Write, r: &ListReport, style: Style) -> Result<(
     if other.groups > 0 {
         writeln!(
             w,
-            "... and {} more with {} sockets (--top 0 shows all)",
+            "... and {} more with {} (--top 0 shows all)",
             grouped(other.groups),
-            grouped(other.count)
+            counted(other.count, "socket")
         )?;
     }
     Ok(())
@@ -422,20 +430,20 @@ pub fn summary(w: &mut dyn Write, r: &ListReport, style: Style, explain: bool) -
     } else {
         writeln!(
             w,
-            "{} by {} (top {} of {} groups, {} sockets)",
+            "{} by {} (top {} of {}, {})",
             states,
             r.group_by,
             r.groups.len(),
-            r.groups.len() as u64 + r.other_groups.groups,
-            grouped(grouped_total)
+            counted(r.groups.len() as u64 + r.other_groups.groups, "group"),
+            counted(grouped_total, "socket")
         )?;
         groups_table(w, &r.groups, style)?;
         if r.other_groups.groups > 0 {
             writeln!(
                 w,
-                "... and {} more groups with {} sockets (--top 0 shows all)",
-                grouped(r.other_groups.groups),
-                grouped(r.other_groups.count)
+                "... and {} more with {} (--top 0 shows all)",
+                counted(r.other_groups.groups, "group"),
+                counted(r.other_groups.count, "socket")
             )?;
         }
     }
@@ -545,6 +553,13 @@ pub fn snapshot_line(s: &SnapshotInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_of_one_is_singular() {
+        assert_eq!(counted(1, "socket"), "1 socket");
+        assert_eq!(counted(0, "socket"), "0 sockets");
+        assert_eq!(counted(4565, "group"), "4,565 groups");
+    }
 
     use crate::aggregate::GroupBy;
     use crate::report::{Counted, fixtures};
@@ -684,7 +699,7 @@ mod tests {
         let r = ListReport::new(&agg, 10, 1.0, Counted::asked(StateSet::unfiltered()));
         let t = text(&r);
         assert!(
-            t.contains("TIME_WAIT incoming, by local port (top 1 of 1 groups, 12 sockets)"),
+            t.contains("TIME_WAIT incoming, by local port (top 1 of 1 group, 12 sockets)"),
             "{t}"
         );
         let row = t
