@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -24,37 +24,6 @@ fn need(tool: &str) -> bool {
         eprintln!("SKIP: {tool} is needed (installed by .ci/run)");
     }
     found
-}
-
-/// A server started in a network namespace of its own; killed on drop.
-struct NsServer {
-    child: Child,
-    ns: String,
-}
-
-impl Drop for NsServer {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `args` in the namespace `ns`; its stdout.
-fn in_ns(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={ns}"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `ss -tanH state time-wait FILTER | wc -l` in `ns`.
@@ -111,29 +80,10 @@ http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path
         ),
     )
     .unwrap();
-    let child = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            &format!(
-                "ip link set lo up && exec nginx -p {d} -c {} -g 'daemon off;'",
-                conf.display()
-            ),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let srv = NsServer {
-        ns: format!("/proc/{}/ns/net", child.id()),
-        child,
-    };
-    wait_for(30, "nginx listening", || {
-        let out = in_ns(&srv.ns, &["ss", "-tlnH", "sport = :8081"]);
-        (!out.trim().is_empty()).then_some(())
-    });
+    let srv = ns_server(
+        &format!("nginx -p {d} -c {} -g 'daemon off;'", conf.display()),
+        8081,
+    );
     let ab = in_ns(
         &srv.ns,
         &[

@@ -40,6 +40,16 @@ fn mixed_states() -> Mixed {
     assert_eq!(s.read(&mut [0u8; 4]).unwrap(), 0);
     drop(c);
     keep.push(s);
+    // The server is in CLOSE_WAIT as soon as it reads the end, but the kernel
+    // may delay the ACK of that FIN (pingpong mode), so the client's move from
+    // FIN_WAIT1 to FIN_WAIT2 is awaited.
+    wait_for(10, "the client's FIN acknowledged (FIN_WAIT2)", || {
+        let out = Command::new("ss")
+            .args(["-tanH", "state", "fin-wait-2"])
+            .output()
+            .unwrap();
+        (!out.stdout.is_empty()).then_some(())
+    });
     // A dual-stack listener and an IPv4 client.
     let dual = listen("[::]:0");
     let port = dual.local_addr().unwrap().port();

@@ -218,3 +218,59 @@ pub fn norm_endpoint(e: &str) -> String {
     };
     format!("{host}:{port}")
 }
+
+/// A server started in a private network namespace of its own (`lo` up),
+/// killed on drop. `ns` is its /proc/PID/ns/net.
+pub struct NsServer {
+    pub child: std::process::Child,
+    pub ns: String,
+}
+
+impl Drop for NsServer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` (a shell command line that execs the server) in a new network
+/// namespace and waits until `port` listens there.
+pub fn ns_server(cmd: &str, port: u16) -> NsServer {
+    let child = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            &format!("ip link set lo up && exec {cmd}"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns = format!("/proc/{}/ns/net", child.id());
+    let srv = NsServer { child, ns };
+    wait_for(30, &format!("port {port} listening"), || {
+        let out = in_ns(&srv.ns, &["ss", "-tlnH", &format!("sport = :{port}")]);
+        (!out.trim().is_empty()).then_some(())
+    });
+    srv
+}
+
+/// Runs `args` in the network namespace `ns` (a path); its stdout, asserting success.
+pub fn in_ns(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -19,6 +19,8 @@ use tw_inspect::filter::{Cond, PortRange, Query, Side};
 use tw_inspect::socket::SocketRecord;
 use tw_inspect::state::{StateSet, TcpState};
 
+use crate::util::{in_ns, ns_server};
+
 const BIN: &str = env!("CARGO_BIN_EXE_tw-inspect");
 const WORKER_ENV: &str = "TW_WHO_TEST_WORKER";
 
@@ -566,68 +568,12 @@ fn promtool(text: &str) {
     assert!(out.status.success(), "promtool: {msg}\n{text}");
 }
 
-/// A server started in a private network namespace of its own (`lo` up),
-/// killed on drop. `ns` is its /proc/PID/ns/net.
-struct NsServer {
-    child: Child,
-    ns: String,
-}
-
-impl Drop for NsServer {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
 fn need(tool: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(found, "{tool} is needed (installed by .ci/run)");
-}
-
-/// Starts `cmd` (a shell command line that execs the server) in a new network
-/// namespace and waits until `port` listens there.
-fn ns_server(cmd: &str, port: u16) -> NsServer {
-    let child = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            &format!("ip link set lo up && exec {cmd}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ns = format!("/proc/{}/ns/net", child.id());
-    let srv = NsServer { child, ns };
-    crate::util::wait_for(30, &format!("port {port} listening"), || {
-        let out = in_ns(&srv.ns, &["ss", "-tlnH", &format!("sport = :{port}")]);
-        (!out.trim().is_empty()).then_some(())
-    });
-    srv
-}
-
-/// Runs `args` inside the namespace `ns` and returns its stdout.
-fn in_ns(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={ns}"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Stops a `who --duration 0` with SIGINT and parses its JSON.
