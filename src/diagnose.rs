@@ -593,7 +593,7 @@ mod tests {
 
     use crate::aggregate::{GroupBy, ReusePolicy, Teardown};
     use crate::host::procs::ProcessRef;
-    use crate::socket::{Family, Sink, SocketRecord};
+    use crate::socket::{Family, Sink};
     use crate::state::StateSet;
 
     fn sysctls(range: (u16, u16), max_tw: u64) -> Sysctls {
@@ -607,14 +607,7 @@ mod tests {
         }
     }
 
-    fn rec(state: TcpState, local: &str, lport: u16, peer: &str, pport: u16) -> SocketRecord {
-        let mut r = SocketRecord::blank(Family::V4, state);
-        r.local = local.parse().unwrap();
-        r.local_port = lport;
-        r.peer = peer.parse().unwrap();
-        r.peer_port = pport;
-        r
-    }
+    use crate::socket::fixtures::v4 as rec;
 
     fn agg() -> Aggregate {
         Aggregate::new(

@@ -456,12 +456,7 @@ mod tests {
     }
 
     fn record(family: Family, local: &str, lport: u16, peer: &str, pport: u16) -> SocketRecord {
-        let mut r = SocketRecord::blank(family, TcpState::TimeWait);
-        r.local = local.parse().unwrap();
-        r.peer = peer.parse().unwrap();
-        r.local_port = lport;
-        r.peer_port = pport;
-        r
+        crate::socket::fixtures::record(family, TcpState::TimeWait, local, lport, peer, pport)
     }
 
     fn port(side: Side, p: u16) -> Cond {

@@ -189,6 +189,34 @@ pub fn canonical(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// Records for unit tests elsewhere.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    /// A record with these endpoints and state, every other field zero.
+    pub fn record(
+        family: Family,
+        state: TcpState,
+        local: &str,
+        lport: u16,
+        peer: &str,
+        pport: u16,
+    ) -> SocketRecord {
+        let mut r = SocketRecord::blank(family, state);
+        r.local = local.parse().unwrap();
+        r.local_port = lport;
+        r.peer = peer.parse().unwrap();
+        r.peer_port = pport;
+        r
+    }
+
+    /// The same, IPv4.
+    pub fn v4(state: TcpState, local: &str, lport: u16, peer: &str, pport: u16) -> SocketRecord {
+        record(Family::V4, state, local, lport, peer, pport)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -205,16 +205,8 @@ impl Teardown {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::Family;
 
-    fn rec(state: TcpState, local: &str, lport: u16, peer: &str, pport: u16) -> SocketRecord {
-        let mut r = SocketRecord::blank(Family::V4, state);
-        r.local = local.parse().unwrap();
-        r.local_port = lport;
-        r.peer = peer.parse().unwrap();
-        r.peer_port = pport;
-        r
-    }
+    use crate::socket::fixtures::v4 as rec;
 
     #[test]
     fn time_wait_counts_on_listening_ports_only() {
