@@ -328,23 +328,30 @@ fn remove_stale(dir: &OwnedFd, dir_path: &Path, name: &OsStr) {
     }
 }
 
+impl Replacement {
+    /// A write error that names the file (a full disk says which one).
+    fn named(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("writing '{}': {e}", self.path.display()))
+    }
+}
+
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
-            Output::File(r) => r.w.write(buf),
+            Output::File(r) => r.w.write(buf).map_err(|e| r.named(e)),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.write_all(buf),
-            Output::File(r) => r.w.write_all(buf),
+            Output::File(r) => r.w.write_all(buf).map_err(|e| r.named(e)),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
-            Output::File(r) => r.w.flush(),
+            Output::File(r) => r.w.flush().map_err(|e| r.named(e)),
         }
     }
 }

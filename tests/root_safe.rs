@@ -367,6 +367,64 @@ fn every_stop_signal_during_a_write_removes_the_temporary_file() {
     eprintln!("{tried} writes interrupted ({renamed} inside the rename, whole)");
 }
 
+/// A small tmpfs mounted on a temporary directory, unmounted on drop.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs");
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// A disk that fills during the write: exit 1, one line naming the file,
+/// no temporary file left, and a file already at the path untouched.
+#[test]
+fn a_full_disk_fails_the_write_by_name_and_keeps_the_old_file() {
+    if !root()
+        || !private_netns(
+            module_path!(),
+            "a_full_disk_fails_the_write_by_name_and_keeps_the_old_file",
+        )
+    {
+        return;
+    }
+    let _keep = busy_namespace();
+    let fs_ = SmallFs::mount("64k");
+    let dir = fs_.0.path();
+    let target = dir.join("out");
+    fs::write(&target, b"old\n").unwrap();
+    let t = target.to_str().unwrap();
+    for args in [
+        vec!["list", "--sockets", "--format", "json", "-o", t],
+        vec!["list", "--sockets", "--format", "csv", "-o", t],
+        vec!["list", "--state", "all", "--save", t],
+    ] {
+        let out = tw(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("'{t}'")) && err.contains("No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert!(temps(dir).is_empty(), "{args:?}: {:?}", names(dir));
+        assert_eq!(fs::read(&target).unwrap(), b"old\n", "{args:?}");
+    }
+}
+
 /// `--watch --output` takes SIGTERM or SIGHUP as the end of the run: the
 /// sample being written is finished, the file is whole, exit 0. A second
 /// signal exits at once with 128 + signal, and still leaves no temporary file.
