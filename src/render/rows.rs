@@ -913,6 +913,11 @@ impl Line {
                 self.u8(z);
             }
             IpAddr::V6(a) => {
+                // As `Display`: an IPv4-mapped address keeps its dotted tail.
+                if let Some(v4) = a.to_ipv4_mapped() {
+                    self.lit(b"::ffff:");
+                    return self.ip(IpAddr::V4(v4));
+                }
                 let s = a.segments();
                 let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
                 for (i, seg) in s.iter().enumerate() {
@@ -1031,6 +1036,8 @@ mod tests {
         prop_oneof![
             any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
             any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            // IPv4-mapped, which `Display` writes with a dotted tail.
+            any::<u32>().prop_map(|a| IpAddr::V6(Ipv4Addr::from(a).to_ipv6_mapped())),
             // Zero runs of every length and place.
             (any::<[u16; 8]>(), any::<u8>()).prop_map(|(mut s, mask)| {
                 for (i, seg) in s.iter_mut().enumerate() {
